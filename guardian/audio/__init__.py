@@ -1,0 +1,29 @@
+"""Audio input and output: decoding with limits, encoding, resampling."""
+
+from guardian.audio._edits import flip_wav_sample, wav_data_span
+from guardian.audio._formats import Container, sniff
+from guardian.audio._synth import speechlike
+from guardian.audio._io import (
+    DEFAULT_MAX_SECONDS,
+    Audio,
+    OutputFormat,
+    decode_bytes,
+    encode_bytes,
+    read_audio,
+    resample,
+)
+
+__all__ = [
+    "DEFAULT_MAX_SECONDS",
+    "Audio",
+    "Container",
+    "OutputFormat",
+    "decode_bytes",
+    "encode_bytes",
+    "flip_wav_sample",
+    "read_audio",
+    "resample",
+    "sniff",
+    "speechlike",
+    "wav_data_span",
+]

@@ -1,0 +1,6 @@
+"""Hash-chained, signed, append-only audit log."""
+
+from guardian.audit._chain import AuditProblem, AuditReport
+from guardian.audit._log import AuditLog
+
+__all__ = ["AuditLog", "AuditProblem", "AuditReport"]

@@ -1,0 +1,71 @@
+"""Configuration: one settings object, read once from ``GUARDIAN_*`` variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Guardian's settings.
+
+    Every field can be set through an environment variable with the ``GUARDIAN_``
+    prefix, for example ``GUARDIAN_HOME`` or ``GUARDIAN_MAX_AUDIO_SECONDS``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GUARDIAN_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".guardian")
+    """Directory holding the database, keys, vault and audit head."""
+
+    database_url: str | None = None
+    """SQLAlchemy URL; defaults to SQLite inside ``home``."""
+
+    master_key: str | None = Field(default=None, repr=False)
+    """Base64 (url-safe) 32-byte master key; else ``home/master.key`` is used."""
+
+    max_audio_seconds: float = 600.0
+    """Inputs longer than this are refused."""
+
+    max_input_bytes: int = 512 * 1024 * 1024
+    """Files larger than this are refused before decoding."""
+
+    mp3_bitrate_kbps: int = 192
+    """Bitrate used when ``label`` writes MP3."""
+
+    organization: str = "Guardian"
+    """Organisation name written into certificates and manifests."""
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, with the embedded SQLite default filled in."""
+        return self.database_url or f"sqlite:///{self.home / 'guardian.db'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.home / "master.key"
+
+    @property
+    def audit_head_path(self) -> Path:
+        return self.home / "audit.head"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment."""
+    return Settings()
+
+
+__all__ = ["Settings", "get_settings"]

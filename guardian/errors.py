@@ -1,0 +1,127 @@
+"""Guardian's error hierarchy.
+
+Every error that Guardian raises on purpose derives from :class:`GuardianError`.
+Front ends (CLI, HTTP API) catch only this root: the CLI maps ``exit_code`` to its
+process exit status, the API maps it to an HTTP problem response.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of the ``guardian`` command (DESIGN.md §3)."""
+
+    OK = 0
+    NOT_FOUND = 1
+    USAGE = 2
+    TAMPERED = 3
+    UNREADABLE = 4
+    FAILURE = 5
+
+
+class GuardianError(Exception):
+    """Root of every error Guardian raises deliberately."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+    http_status: int = 500
+
+    def diagnostics(self) -> str:
+        """One human-readable line that names the problem."""
+        return str(self) or type(self).__name__
+
+
+class UsageError(GuardianError):
+    """The request itself is malformed (bad option, bad path, bad id)."""
+
+    exit_code = ExitCode.USAGE
+    http_status = 400
+
+
+class NotFoundError(GuardianError):
+    """A named object (key, label, subject) does not exist."""
+
+    exit_code = ExitCode.NOT_FOUND
+    http_status = 404
+
+
+class ConfigError(GuardianError):
+    """The configuration or the Guardian home is unusable."""
+
+
+# --- audio -------------------------------------------------------------------------
+
+
+class AudioError(GuardianError):
+    """Base for audio input problems."""
+
+    exit_code = ExitCode.UNREADABLE
+    http_status = 422
+
+
+class UnreadableAudioError(AudioError):
+    """The input cannot be read or decoded as audio."""
+
+
+class AudioTooLongError(AudioError):
+    """The input exceeds the configured duration limit."""
+
+
+class InvalidSamplesError(AudioError):
+    """The decoded samples are unusable (NaN, inf, no frames)."""
+
+
+# --- keys --------------------------------------------------------------------------
+
+
+class KeyError_(GuardianError):
+    """Base for signing-identity problems (named to avoid shadowing ``KeyError``)."""
+
+
+class NoSigningKeyError(KeyError_):
+    """There is no usable signing key."""
+
+    exit_code = ExitCode.USAGE
+    http_status = 409
+
+
+class MasterKeyError(KeyError_):
+    """The master key is missing, malformed or cannot decrypt the keystore."""
+
+
+# --- provenance --------------------------------------------------------------------
+
+
+class ProvenanceError(GuardianError):
+    """Base for manifest signing and reading problems."""
+
+
+class SigningError(ProvenanceError):
+    """Embedding or signing a C2PA manifest failed."""
+
+
+# --- audit -------------------------------------------------------------------------
+
+
+class AuditError(GuardianError):
+    """The audit log cannot be written or read."""
+
+
+__all__ = [
+    "AudioError",
+    "AudioTooLongError",
+    "AuditError",
+    "ConfigError",
+    "ExitCode",
+    "GuardianError",
+    "InvalidSamplesError",
+    "KeyError_",
+    "MasterKeyError",
+    "NoSigningKeyError",
+    "NotFoundError",
+    "ProvenanceError",
+    "SigningError",
+    "UnreadableAudioError",
+    "UsageError",
+]

@@ -1,0 +1,86 @@
+"""Engine creation and in-place schema upgrades with Alembic."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, create_engine
+
+from guardian.errors import ConfigError
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return cfg
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout."""
+    is_sqlite = url.startswith("sqlite")
+    connect_args = {"timeout": 30} if is_sqlite else {}
+    try:
+        engine = create_engine(url, connect_args=connect_args, pool_pre_ping=not is_sqlite)
+    except (SQLAlchemyError, ImportError, ValueError) as e:
+        raise ConfigError(f"cannot use database URL ({type(e).__name__}: {e})") from e
+    if is_sqlite:
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+    return engine
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_alembic_config_static()).get_current_head()
+
+
+def _alembic_config_static() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return cfg
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the schema to the newest revision; a no-op when already there."""
+    try:
+        if current_revision(engine) == head_revision():
+            return
+        cfg = _alembic_config(engine)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    except SQLAlchemyError as e:
+        raise ConfigError(f"cannot open or upgrade the database: {e.__class__.__name__}: {e}") from e
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

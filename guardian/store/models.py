@@ -1,0 +1,111 @@
+"""Database tables. Every change to them goes through an Alembic migration."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+
+from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, Text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+class KeyRole(str, Enum):
+    ROOT = "root"
+    SIGNER = "signer"
+    AUDIT = "audit"
+
+
+class KeyStatus(str, Enum):
+    ACTIVE = "active"
+    RETIRED = "retired"
+    REVOKED = "revoked"
+
+
+class SigningKey(SQLModel, table=True):
+    """Public half and lifecycle of a key; the sealed private half is a key file."""
+
+    __tablename__ = "signing_key"
+
+    kid: str = Field(primary_key=True, max_length=64)
+    role: KeyRole = Field(index=True)
+    status: KeyStatus = Field(index=True)
+    public_pem: str = Field(sa_column=Column(Text, nullable=False))
+    serial: str | None = Field(default=None, index=True, max_length=64)
+    issuer_kid: str | None = Field(default=None, max_length=64)
+    created_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    not_after: dt.datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    revoked_at: dt.datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    revocation_reason: str | None = None
+
+
+class Label(SQLModel, table=True):
+    """One labeled clip in the provenance registry."""
+
+    __tablename__ = "label"
+
+    id: str = Field(primary_key=True, max_length=40)
+    manifest_id: str = Field(index=True, unique=True, max_length=120)
+    content_sha256: str = Field(index=True, max_length=64)
+    fingerprint: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    duration_s: float
+    sample_rate: int
+    channels: int
+    format: str = Field(max_length=8)
+    signer_kid: str = Field(foreign_key="signing_key.kid", max_length=64)
+    purpose: str | None = None
+    voice_id: str | None = Field(default=None, index=True, max_length=64)
+    consent_id: str | None = Field(default=None, max_length=64)
+    assertion_json: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class FingerprintHash(SQLModel, table=True):
+    """Inverted index from a 32-bit sub-fingerprint to where it occurs."""
+
+    __tablename__ = "fingerprint_hash"
+
+    id: int | None = Field(default=None, primary_key=True)
+    hash: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    label_id: str = Field(foreign_key="label.id", index=True, max_length=40)
+    frame: int
+
+
+class AuditEntry(SQLModel, table=True):
+    """One link of the hash-chained, signed audit log."""
+
+    __tablename__ = "audit_entry"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: str = Field(max_length=40)
+    action: str = Field(index=True, max_length=64)
+    target: str | None = Field(default=None, max_length=200)
+    details_json: str = Field(sa_column=Column(Text, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    entry_hash: str = Field(max_length=64)
+    kid: str = Field(max_length=64)
+    signature: str = Field(max_length=200)
+
+
+__all__ = [
+    "AuditEntry",
+    "FingerprintHash",
+    "KeyRole",
+    "KeyStatus",
+    "Label",
+    "SigningKey",
+    "as_utc",
+    "utcnow",
+]

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from guardian.app import Guardian, init_keys, list_keys, revoke_key, rotate_key
+from guardian.errors import MasterKeyError, NoSigningKeyError, NotFoundError, UsageError
+from guardian.keys import load_master_key, parse_master_key
+from guardian.store import KeyRole, KeyStatus, SigningKey
+from tests.conftest import tree_bytes
+
+
+def test_master_key_file_is_created_0600(tmp_path: Path) -> None:
+    path = tmp_path / "h" / "master.key"
+    key = load_master_key(env_value=None, path=path, create=True)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = load_master_key(env_value=None, path=path, create=False)
+    assert again.material == key.material
+    assert "redacted" in repr(key)
+
+
+def test_master_key_refuses_group_readable_file(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    load_master_key(env_value=None, path=path, create=True)
+    os.chmod(path, 0o644)
+    with pytest.raises(MasterKeyError, match="chmod 600"):
+        load_master_key(env_value=None, path=path, create=False)
+
+
+def test_master_key_from_env_and_bad_env() -> None:
+    raw = os.urandom(32)
+    assert parse_master_key(base64.b64encode(raw).decode()).material == raw
+    with pytest.raises(MasterKeyError):
+        parse_master_key("c2hvcnQ=")
+    with pytest.raises(MasterKeyError):
+        parse_master_key("not base64 at all!!")
+
+
+def test_init_creates_root_signer_audit_and_is_idempotent(g: Guardian) -> None:
+    created = init_keys(g)
+    assert sorted(k.role.value for k in created) == ["audit", "root", "signer"]
+    assert init_keys(g) == []
+    assert len(list_keys(g)) == 3
+
+
+def test_signer_certificate_is_acceptable_to_c2pa(g: Guardian) -> None:
+    init_keys(g)
+    with g.reading() as s:
+        leaf_row = s.exec(
+            __import__("sqlmodel").select(SigningKey).where(SigningKey.role == KeyRole.SIGNER)
+        ).one()
+    leaf = x509.load_pem_x509_certificate(leaf_row.public_pem.encode())
+    assert leaf.issuer != leaf.subject, "C2PA rejects self-signed leaves"
+    ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert ku.digital_signature
+    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.EMAIL_PROTECTION in eku
+    assert leaf.public_key().curve.name == "secp256r1"  # type: ignore[union-attr]
+
+
+def test_no_private_key_is_stored_in_clear(g: Guardian, settings) -> None:  # type: ignore[no-untyped-def]
+    init_keys(g)
+    with g.reading() as s:
+        signer = g.keys.manifest_signer(s)
+    der = signer._key.private_bytes(  # noqa: SLF001 - reading the key under test
+        __import__("cryptography").hazmat.primitives.serialization.Encoding.DER,
+        __import__("cryptography").hazmat.primitives.serialization.PrivateFormat.PKCS8,
+        __import__("cryptography").hazmat.primitives.serialization.NoEncryption(),
+    )
+    everything = tree_bytes(settings.home)
+    assert b"PRIVATE KEY" not in everything
+    scalar = signer._key.private_numbers().private_value.to_bytes(32, "big")  # noqa: SLF001
+    assert der not in everything and scalar not in everything
+    for key_file in settings.keys_dir.glob("*.key"):
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_wrong_master_key_cannot_open_keys(g: Guardian, settings) -> None:  # type: ignore[no-untyped-def]
+    from guardian.keys import KeyStore, MasterKey
+
+    init_keys(g)
+    other = KeyStore(keys_dir=settings.keys_dir, master=MasterKey(os.urandom(32)),
+                     organization="x")  # fmt: skip
+    with g.reading() as s, pytest.raises(MasterKeyError, match="wrong master key"):
+        other.manifest_signer(s)
+
+
+def test_rotate_retires_and_revoke_marks(g: Guardian) -> None:
+    init_keys(g)
+    old = next(k for k in list_keys(g) if k.role is KeyRole.SIGNER)
+    new = rotate_key(g)
+    statuses = {k.kid: k.status for k in list_keys(g)}
+    assert statuses[old.kid] is KeyStatus.RETIRED and statuses[new.kid] is KeyStatus.ACTIVE
+    revoked = revoke_key(g, new.kid, reason="compromised")
+    assert revoked.status is KeyStatus.REVOKED and revoked.revoked_at is not None
+    with g.reading() as s, pytest.raises(NoSigningKeyError, match="rotate"):
+        g.keys.manifest_signer(s)
+
+
+def test_revoke_errors(g: Guardian) -> None:
+    init_keys(g)
+    root = next(k for k in list_keys(g) if k.role is KeyRole.ROOT)
+    with pytest.raises(UsageError, match="only signer keys"):
+        revoke_key(g, root.kid, reason="x")
+    with pytest.raises(NotFoundError):
+        revoke_key(g, "sig-doesnotexist", reason="x")
