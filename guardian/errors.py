@@ -101,6 +101,17 @@ class SigningError(ProvenanceError):
     """Embedding or signing a C2PA manifest failed."""
 
 
+# --- watermark ---------------------------------------------------------------------
+
+
+class WatermarkError(GuardianError):
+    """Base for watermark embedding and detection problems."""
+
+
+class WatermarkModelError(WatermarkError):
+    """A watermark model cannot be found, verified or loaded."""
+
+
 # --- audit -------------------------------------------------------------------------
 
 
@@ -124,4 +135,6 @@ __all__ = [
     "SigningError",
     "UnreadableAudioError",
     "UsageError",
+    "WatermarkError",
+    "WatermarkModelError",
 ]

@@ -36,8 +36,14 @@ def g(settings: Settings) -> Iterator[Guardian]:
     guardian.engine.dispose()
 
 
-def write_clip(path: Path, *, seconds: float = 4.0, seed: int = 1, rate: int = 16000,
-               fmt: OutputFormat = OutputFormat.WAV) -> Path:  # fmt: skip
+def write_clip(
+    path: Path,
+    *,
+    seconds: float = 4.0,
+    seed: int = 1,
+    rate: int = 16000,
+    fmt: OutputFormat = OutputFormat.WAV,
+) -> Path:
     samples = speechlike(seconds, sample_rate=rate, seed=seed)
     path.write_bytes(encode_bytes(Audio(samples[:, None], rate), fmt))
     return path

@@ -2,7 +2,6 @@
 
 from guardian.audio._edits import flip_wav_sample, wav_data_span
 from guardian.audio._formats import Container, sniff
-from guardian.audio._synth import speechlike
 from guardian.audio._io import (
     DEFAULT_MAX_SECONDS,
     Audio,
@@ -12,6 +11,7 @@ from guardian.audio._io import (
     read_audio,
     resample,
 )
+from guardian.audio._synth import speechlike
 
 __all__ = [
     "DEFAULT_MAX_SECONDS",

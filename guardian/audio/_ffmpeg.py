@@ -87,16 +87,24 @@ _ENCODERS: dict[str, list[str]] = {
 }
 
 
-def encode(
-    samples: np.ndarray, sample_rate: int, *, codec: str, bitrate_kbps: int
-) -> bytes:
+def encode(samples: np.ndarray, sample_rate: int, *, codec: str, bitrate_kbps: int) -> bytes:
     """Encode float32 ``(frames, channels)`` samples with a lossy codec."""
     if codec not in _ENCODERS:
         raise ValueError(f"unsupported codec {codec!r}")
     channels = samples.shape[1]
     raw = np.ascontiguousarray(samples, dtype="<f4").tobytes()
     args = [
-        "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels), "-i", "pipe:0",
-        *_ENCODERS[codec], "-b:a", f"{bitrate_kbps}k", "pipe:1",
-    ]  # fmt: skip
+        "-f",
+        "f32le",
+        "-ar",
+        str(sample_rate),
+        "-ac",
+        str(channels),
+        "-i",
+        "pipe:0",
+        *_ENCODERS[codec],
+        "-b:a",
+        f"{bitrate_kbps}k",
+        "pipe:1",
+    ]
     return _run(args, raw)

@@ -64,7 +64,7 @@ class Audio:
 
     def mono(self) -> np.ndarray:
         """The channel average as a 1-D float32 array."""
-        return self.samples.mean(axis=1, dtype=np.float32)
+        return np.asarray(self.samples.mean(axis=1, dtype=np.float32))
 
     def pcm16(self) -> bytes:
         """Samples quantised to little-endian int16, the form WAV and FLAC store."""
@@ -126,7 +126,9 @@ def read_audio(
     return decode_bytes(data, name=name, max_seconds=max_seconds)
 
 
-def decode_bytes(data: bytes, *, name: str = "input", max_seconds: float = DEFAULT_MAX_SECONDS) -> Audio:
+def decode_bytes(
+    data: bytes, *, name: str = "input", max_seconds: float = DEFAULT_MAX_SECONDS
+) -> Audio:
     """Decode an in-memory audio file (WAV, FLAC, MP3, Ogg/Opus, MP4/AAC, ADTS)."""
     if not data:
         raise UnreadableAudioError(f"{name}: empty file (0 bytes)")
@@ -145,9 +147,7 @@ def decode_bytes(data: bytes, *, name: str = "input", max_seconds: float = DEFAU
         raise UnreadableAudioError(msg if msg.startswith(name) else f"{name}: {msg}") from e
     audio = _make(samples, rate, container, name)
     if audio.duration > max_seconds:
-        raise AudioTooLongError(
-            f"{name}: audio is longer than the {max_seconds:g} s limit"
-        )
+        raise AudioTooLongError(f"{name}: audio is longer than the {max_seconds:g} s limit")
     return audio
 
 
@@ -162,9 +162,7 @@ def _read_soundfile(data: bytes, name: str, max_seconds: float) -> tuple[np.ndar
     try:
         with sf.SoundFile(io.BytesIO(data)) as f:
             if f.frames > (max_seconds + 1.0) * f.samplerate:
-                raise AudioTooLongError(
-                    f"{name}: audio is longer than the {max_seconds:g} s limit"
-                )
+                raise AudioTooLongError(f"{name}: audio is longer than the {max_seconds:g} s limit")
             samples = f.read(dtype="float32", always_2d=True)
             return samples, int(f.samplerate)
     except (sf.LibsndfileError, RuntimeError) as e:
@@ -196,8 +194,9 @@ def encode_bytes(audio: Audio, fmt: OutputFormat | str, *, bitrate_kbps: int = 1
     name = fmt.value if isinstance(fmt, OutputFormat) else fmt
     if name in ("wav", "flac"):
         buf = io.BytesIO()
-        sf.write(buf, _to_int16(audio.samples), audio.sample_rate, format=name.upper(),
-                 subtype="PCM_16")
+        sf.write(
+            buf, _to_int16(audio.samples), audio.sample_rate, format=name.upper(), subtype="PCM_16"
+        )
         return buf.getvalue()
     return _ffmpeg.encode(audio.samples, audio.sample_rate, codec=name, bitrate_kbps=bitrate_kbps)
 

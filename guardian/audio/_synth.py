@@ -11,8 +11,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-_VOWELS = [(730, 1090, 2440), (270, 2290, 3010), (530, 1840, 2480), (300, 870, 2240),
-           (660, 1720, 2410), (440, 1020, 2240), (490, 1350, 1690)]  # fmt: skip
+_VOWELS = [
+    (730, 1090, 2440),
+    (270, 2290, 3010),
+    (530, 1840, 2480),
+    (300, 870, 2240),
+    (660, 1720, 2410),
+    (440, 1020, 2240),
+    (490, 1350, 1690),
+]
 
 
 def _resonator(x: np.ndarray, freq: float, bw: float, sr: int) -> np.ndarray:

@@ -6,7 +6,7 @@ import base64
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
@@ -19,9 +19,15 @@ def entry_digest(
     *, seq: int, at: str, action: str, target: str | None, details: Mapping[str, Any], prev: str
 ) -> str:
     """SHA-256 over the RFC 8785 canonical JSON of an entry and its predecessor's hash."""
-    body = {"seq": seq, "at": at, "action": action, "target": target,
-            "details": dict(details), "prev": prev}  # fmt: skip
-    return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+    body = {
+        "seq": seq,
+        "at": at,
+        "action": action,
+        "target": target,
+        "details": dict(details),
+        "prev": prev,
+    }
+    return hashlib.sha256(rfc8785.dumps(cast(Any, body))).hexdigest()
 
 
 def head_message(seq: int, entry_hash: str) -> bytes:
@@ -97,16 +103,25 @@ def check_chain(
     for expected, e in enumerate(entries, start=1):
         if e.seq != expected:
             problems.append(AuditProblem(expected, f"entry {expected} is missing (found {e.seq})"))
-        digest = entry_digest(seq=e.seq, at=e.at, action=e.action, target=e.target,
-                              details=e.details, prev=e.prev_hash)  # fmt: skip
+        digest = entry_digest(
+            seq=e.seq,
+            at=e.at,
+            action=e.action,
+            target=e.target,
+            details=e.details,
+            prev=e.prev_hash,
+        )
         if digest != e.entry_hash:
             problems.append(AuditProblem(e.seq, f"entry {e.seq} was modified"))
         elif not _sig_ok(keys, e.kid, e.signature, bytes.fromhex(e.entry_hash)):
             problems.append(AuditProblem(e.seq, f"entry {e.seq} has an invalid signature"))
         if e.prev_hash != prev_hash:
             problems.append(
-                AuditProblem(e.seq, f"entry {e.seq} does not follow entry {e.seq - 1} "
-                                    "(an entry was deleted, inserted or reordered)")  # fmt: skip
+                AuditProblem(
+                    e.seq,
+                    f"entry {e.seq} does not follow entry {e.seq - 1} "
+                    "(an entry was deleted, inserted or reordered)",
+                )
             )
         prev_hash = e.entry_hash
     if head is not None:
@@ -127,9 +142,11 @@ def _check_head(
         return
     if head.seq > len(entries):
         problems.append(
-            AuditProblem(len(entries) + 1,
-                         f"entries {len(entries) + 1}..{head.seq} were deleted (log truncated)")
-        )  # fmt: skip
+            AuditProblem(
+                len(entries) + 1,
+                f"entries {len(entries) + 1}..{head.seq} were deleted (log truncated)",
+            )
+        )
         return
     if head.seq >= 1 and entries[head.seq - 1].entry_hash != head.entry_hash:
         problems.append(AuditProblem(head.seq, f"entry {head.seq} differs from the signed head"))

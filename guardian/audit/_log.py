@@ -95,10 +95,16 @@ class AuditLog:
         """Check every entry, the chain links, the signatures and the head file."""
         stored = [
             StoredEntry(
-                seq=e.seq, at=e.at, action=e.action, target=e.target,
-                details=json.loads(e.details_json), prev_hash=e.prev_hash,
-                entry_hash=e.entry_hash, kid=e.kid, signature=e.signature,
-            )  # fmt: skip
+                seq=e.seq,
+                at=e.at,
+                action=e.action,
+                target=e.target,
+                details=json.loads(e.details_json),
+                prev_hash=e.prev_hash,
+                entry_hash=e.entry_hash,
+                kid=e.kid,
+                signature=e.signature,
+            )
             for e in self.entries(session)
         ]
         return check_chain(stored, self._keys.audit_public_keys(session), self._read_head())
@@ -108,7 +114,8 @@ class AuditLog:
             return None
         try:
             doc = json.loads(self._head_path.read_text())
-            return Head(int(doc["seq"]), str(doc["entry_hash"]), str(doc["kid"]),
-                        str(doc["signature"]))  # fmt: skip
+            return Head(
+                int(doc["seq"]), str(doc["entry_hash"]), str(doc["kid"]), str(doc["signature"])
+            )
         except (ValueError, KeyError, TypeError) as e:
             raise AuditError(f"the audit head file {self._head_path} is corrupt") from e

@@ -102,9 +102,7 @@ def load_master_key(*, env_value: str | None, path: Path, create: bool) -> Maste
         return parse_master_key(env_value)
     if path.exists():
         if path.stat().st_mode & 0o077:
-            raise MasterKeyError(
-                f"{path} is readable by other users; run: chmod 600 {path}"
-            )
+            raise MasterKeyError(f"{path} is readable by other users; run: chmod 600 {path}")
         return parse_master_key(path.read_text())
     if not create:
         raise MasterKeyError(

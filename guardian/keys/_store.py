@@ -116,7 +116,7 @@ class KeyStore:
 
     # -- queries -----------------------------------------------------------------
 
-    def list(self, session: Session) -> list[KeyInfo]:
+    def all(self, session: Session) -> list[KeyInfo]:
         rows = session.exec(select(SigningKey).order_by(col(SigningKey.created_at))).all()
         return [_info(r) for r in rows]
 
@@ -288,9 +288,12 @@ class KeyStore:
         )
         self._write_private(kid, der)
         row = SigningKey(
-            kid=kid, role=KeyRole.AUDIT, status=KeyStatus.ACTIVE, public_pem=pub.decode(),
+            kid=kid,
+            role=KeyRole.AUDIT,
+            status=KeyStatus.ACTIVE,
+            public_pem=pub.decode(),
             created_at=now,
-        )  # fmt: skip
+        )
         session.add(row)
         session.flush()
         return row
@@ -313,9 +316,7 @@ class KeyStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _load_private(
-        self, kid: str
-    ) -> ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey:
+    def _load_private(self, kid: str) -> ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey:
         path = self._key_path(kid)
         try:
             sealed = path.read_bytes()

@@ -71,7 +71,9 @@ def migrate(engine: Engine) -> None:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except SQLAlchemyError as e:
-        raise ConfigError(f"cannot open or upgrade the database: {e.__class__.__name__}: {e}") from e
+        raise ConfigError(
+            f"cannot open or upgrade the database: {e.__class__.__name__}: {e}"
+        ) from e
 
 
 @contextmanager

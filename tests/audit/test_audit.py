@@ -48,8 +48,14 @@ def test_rehashed_modification_fails_the_signature(logged: Guardian) -> None:
     with logged.reading() as s:
         e = s.get(AuditEntry, 5)
         assert e is not None
-        forged = entry_digest(seq=5, at=e.at, action="forged", target=e.target,
-                              details=json.loads(e.details_json), prev=e.prev_hash)  # fmt: skip
+        forged = entry_digest(
+            seq=5,
+            at=e.at,
+            action="forged",
+            target=e.target,
+            details=json.loads(e.details_json),
+            prev=e.prev_hash,
+        )
     _sql(logged, "UPDATE audit_entry SET action='forged', entry_hash=:h WHERE seq=5", h=forged)
     problems = _problems(logged)
     assert (5, "entry 5 has an invalid signature") in problems
@@ -77,8 +83,9 @@ def test_inserted_entry_is_detected(logged: Guardian) -> None:
         "INSERT INTO audit_entry (seq, at, action, target, details_json, prev_hash, entry_hash,"
         " kid, signature) VALUES (3, '2026-01-01T00:00:00.000000Z', 'evil', NULL, '{}', :p, :h,"
         " 'audit-x', 'AAAA')",
-        p="0" * 64, h="1" * 64,
-    )  # fmt: skip
+        p="0" * 64,
+        h="1" * 64,
+    )
     problems = _problems(logged)
     assert any(seq == 3 for seq, _ in problems)
 

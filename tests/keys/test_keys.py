@@ -68,14 +68,14 @@ def test_no_private_key_is_stored_in_clear(g: Guardian, settings) -> None:  # ty
     init_keys(g)
     with g.reading() as s:
         signer = g.keys.manifest_signer(s)
-    der = signer._key.private_bytes(  # noqa: SLF001 - reading the key under test
+    der = signer._key.private_bytes(
         __import__("cryptography").hazmat.primitives.serialization.Encoding.DER,
         __import__("cryptography").hazmat.primitives.serialization.PrivateFormat.PKCS8,
         __import__("cryptography").hazmat.primitives.serialization.NoEncryption(),
     )
     everything = tree_bytes(settings.home)
     assert b"PRIVATE KEY" not in everything
-    scalar = signer._key.private_numbers().private_value.to_bytes(32, "big")  # noqa: SLF001
+    scalar = signer._key.private_numbers().private_value.to_bytes(32, "big")
     assert der not in everything and scalar not in everything
     for key_file in settings.keys_dir.glob("*.key"):
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -85,8 +85,7 @@ def test_wrong_master_key_cannot_open_keys(g: Guardian, settings) -> None:  # ty
     from guardian.keys import KeyStore, MasterKey
 
     init_keys(g)
-    other = KeyStore(keys_dir=settings.keys_dir, master=MasterKey(os.urandom(32)),
-                     organization="x")  # fmt: skip
+    other = KeyStore(keys_dir=settings.keys_dir, master=MasterKey(os.urandom(32)), organization="x")
     with g.reading() as s, pytest.raises(MasterKeyError, match="wrong master key"):
         other.manifest_signer(s)
 

@@ -1,0 +1,216 @@
+"""Entry point of the ``guardian`` command (DESIGN.md §3 is the contract)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli._output import JSON_OPTION, emit_json, guarded, setup_logging
+from guardian import app as usecases
+from guardian.app import LabelRequest, open_guardian
+
+app = typer.Typer(
+    name="guardian",
+    help="Consent, provenance and privacy for voice cloning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(
+    help="Manage the signing identity (root CA, signer, audit key).", no_args_is_help=True
+)
+audit_app = typer.Typer(help="Inspect and check the audit log.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log details to stderr.")
+    ] = False,
+) -> None:
+    setup_logging(verbose)
+
+
+# --- keys ----------------------------------------------------------------------------
+
+
+@keys_app.command("init")
+@guarded
+def keys_init(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
+    """Create the root CA, the signing certificate and the audit key (idempotent)."""
+    created = usecases.init_keys(open_guardian())
+    if as_json:
+        emit_json({"created": [k.to_dict() for k in created]})
+    elif created:
+        for k in created:
+            typer.echo(f"created {k.role.value:6} {k.kid}  {k.subject}")
+    else:
+        typer.echo("signing identity already initialised")
+
+
+@keys_app.command("rotate")
+@guarded
+def keys_rotate(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
+    """Retire the signing certificate (old clips still verify) and issue a new one."""
+    new = usecases.rotate_key(open_guardian())
+    if as_json:
+        emit_json({"active": new.to_dict()})
+    else:
+        typer.echo(f"new signing key {new.kid}; the previous one is retired and still verifies")
+
+
+@keys_app.command("list")
+@guarded
+def keys_list(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
+    """List every key with its role and status."""
+    keys = usecases.list_keys(open_guardian())
+    if as_json:
+        emit_json({"keys": [k.to_dict() for k in keys]})
+        return
+    if not keys:
+        typer.echo("no keys yet: run `guardian keys init`")
+    for k in keys:
+        revoked = f"  revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else ""
+        typer.echo(
+            f"{k.kid:24} {k.role.value:6} {k.status.value:8} {k.created_at:%Y-%m-%d %H:%M}{revoked}"
+        )
+
+
+@keys_app.command("revoke")
+@guarded
+def keys_revoke(
+    kid: Annotated[str, typer.Argument(help="Key id, as shown by `guardian keys list`.")],
+    reason: Annotated[str, typer.Option(help="Why the key is revoked.")] = "unspecified",
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Revoke a signing key: clips it signs from now on fail verification."""
+    info = usecases.revoke_key(open_guardian(), kid, reason=reason)
+    if as_json:
+        emit_json({"revoked": info.to_dict()})
+    else:
+        typer.echo(
+            f"revoked {info.kid} at {info.revoked_at:%Y-%m-%dT%H:%M:%SZ}; "
+            "run `guardian keys rotate` to sign again"
+        )
+
+
+# --- label / verify ----------------------------------------------------------------------
+
+
+@app.command("label")
+@guarded
+def label(
+    source: Annotated[Path, typer.Argument(help="Audio to label (WAV, FLAC, MP3, Ogg, AAC).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .wav, .flac or .mp3.")],
+    purpose: Annotated[str | None, typer.Option(help="Declared purpose of the clip.")] = None,
+    voice_id: Annotated[str | None, typer.Option(help="Pseudonymous voice id.")] = None,
+    consent_id: Annotated[str | None, typer.Option(help="Consent record id.")] = None,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Sign AUDIO with a C2PA manifest and record it in the registry."""
+    request = LabelRequest(
+        source=source, output=output, purpose=purpose, voice_id=voice_id, consent_id=consent_id
+    )
+    result = usecases.label_file(open_guardian(), request)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        typer.echo(f"labeled {result.output} ({result.duration_s:.1f} s, {result.format})")
+        typer.echo(f"  label    {result.label_id}")
+        typer.echo(f"  manifest {result.manifest_id}")
+        typer.echo(f"  signer   {result.signer_kid}")
+
+
+@app.command("verify")
+@guarded
+def verify(
+    clip: Annotated[Path, typer.Argument(help="Audio clip to check.")],
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Say where CLIP came from. Exit 0 verified/traced, 1 not found, 3 tampered, 4 unreadable."""
+    result = usecases.verify_file(open_guardian(), clip)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        typer.echo(f"{result.verdict.value.upper()}: {clip}")
+        for reason in result.reasons:
+            typer.echo(f"  - {reason}")
+        for name in ("label_id", "voice_id", "consent_id", "purpose", "generated_at", "signer_kid"):
+            value = getattr(result, name)
+            if value is not None:
+                typer.echo(f"  {name:13} {value}")
+    raise typer.Exit(int(result.exit_code))
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+@guarded
+def audit_verify(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
+    """Check every audit entry, the hash chain, the signatures and the signed head."""
+    report = usecases.verify_audit(open_guardian())
+    if as_json:
+        emit_json(
+            {
+                "ok": bool(report),
+                "entries": report.entries,
+                "head": report.head_hash,
+                "problems": [{"seq": p.seq, "reason": p.reason} for p in report.problems],
+            }
+        )
+    elif report:
+        typer.echo(f"audit log intact: {report.entries} entries, head {report.head_hash[:16]}")
+    else:
+        typer.echo(f"audit log BROKEN ({len(report.problems)} problems):")
+        for p in report.problems:
+            typer.echo(f"  entry {p.seq}: {p.reason}")
+    raise typer.Exit(0 if report else 3)
+
+
+@audit_app.command("show")
+@guarded
+def audit_show(
+    limit: Annotated[int, typer.Option(min=1, help="Newest entries to show.")] = 20,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Show the newest audit entries."""
+    entries = usecases.recent_audit(open_guardian(), limit=limit)
+    if as_json:
+        emit_json({"entries": entries})
+        return
+    for e in entries:
+        typer.echo(f"{e['seq']:>6} {e['at']} {e['action']:16} {e['target'] or ''}")
+
+
+# --- demo ------------------------------------------------------------------------------------
+
+
+@app.command("demo")
+@guarded
+def demo(
+    workdir: Annotated[Path | None, typer.Option(help="Keep the demo home and clips here.")] = None,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Run the whole chain on a fresh, temporary Guardian home and report each step."""
+    from guardian.app.demo import run_demo
+
+    report = run_demo(workdir=workdir, progress=None if as_json else typer.echo)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        typer.echo(report.summary())
+    raise typer.Exit(0 if report.ok else 5)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,78 @@
+"""Wiring: one object that holds the services a use-case needs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from guardian.audit import AuditLog
+from guardian.config import Settings, get_settings
+from guardian.errors import ConfigError
+from guardian.keys import KeyStore, load_master_key
+from guardian.provenance import Registry
+from guardian.store import make_engine, migrate, session_scope
+
+log = logging.getLogger("guardian")
+
+
+@dataclass
+class Guardian:
+    """Services bound to one Guardian home and database."""
+
+    settings: Settings
+    engine: Engine
+    keys: KeyStore
+    audit: AuditLog
+    registry: Registry
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A unit of work: commits atomically, then advances the audit head."""
+        with session_scope(self.engine) as session:
+            yield session
+        with Session(self.engine) as session:
+            self.audit.write_head(session)
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def ensure_keys(self) -> None:
+        """Create the signing identity on first use, recording it in the audit log."""
+        with self.reading() as s:
+            if self.keys.is_initialized(s):
+                return
+        with self.transaction() as s:
+            created = self.keys.init(s)
+            if created:
+                self.audit.append(s, "keys.init", details={"created": [k.kid for k in created]})
+                log.info("created signing identity: %s", ", ".join(k.kid for k in created))
+
+
+def _prepare_home(home: Path) -> None:
+    try:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        raise ConfigError(f"cannot create GUARDIAN_HOME {home}: {e.strerror or e}") from e
+
+
+def open_guardian(settings: Settings | None = None) -> Guardian:
+    """Open (creating and upgrading as needed) the Guardian home and database."""
+    settings = settings or get_settings()
+    _prepare_home(settings.home)
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    master = load_master_key(
+        env_value=settings.master_key, path=settings.master_key_path, create=True
+    )
+    keys = KeyStore(keys_dir=settings.keys_dir, master=master, organization=settings.organization)
+    audit = AuditLog(keystore=keys, head_path=settings.audit_head_path)
+    return Guardian(settings=settings, engine=engine, keys=keys, audit=audit, registry=Registry())

@@ -1,0 +1,215 @@
+"""Use-case: add a signed C2PA manifest (and, later, a watermark) to audio."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from guardian import __version__
+from guardian.app._context import Guardian
+from guardian.audio import Audio, OutputFormat, decode_bytes, encode_bytes, read_audio
+from guardian.errors import SigningError, UsageError
+from guardian.provenance import (
+    GuardianAssertion,
+    ManifestState,
+    build_manifest,
+    content_hash,
+    embed,
+    fingerprint_of,
+    read,
+)
+from guardian.store import Label
+
+log = logging.getLogger("guardian")
+
+
+class AudioStage(Protocol):
+    """A signal-level step run before signing (the watermark embedder is one).
+
+    ``apply`` returns the new audio and the fields it adds to the Guardian
+    assertion, so that whatever a stage did is covered by the signature.
+    """
+
+    name: str
+
+    def apply(self, audio: Audio, *, label_id: str) -> tuple[Audio, Mapping[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class LabelRequest:
+    source: Path
+    output: Path
+    purpose: str | None = None
+    voice_id: str | None = None
+    consent_id: str | None = None
+    requester: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    label_id: str
+    manifest_id: str
+    output: Path
+    format: str
+    duration_s: float
+    sample_rate: int
+    channels: int
+    content_sha256: str
+    signer_kid: str
+    created_at: str
+    fingerprinted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label_id": self.label_id,
+            "manifest_id": self.manifest_id,
+            "output": str(self.output),
+            "format": self.format,
+            "duration_s": round(self.duration_s, 3),
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "content_sha256": self.content_sha256,
+            "signer_kid": self.signer_kid,
+            "created_at": self.created_at,
+            "fingerprinted": self.fingerprinted,
+        }
+
+
+def check_output_path(source: Path | None, output: Path) -> OutputFormat:
+    """Refuse unusable output paths before any work is done."""
+    fmt = OutputFormat.from_path(output)
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{output}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{output}: directory {parent} is not writable")
+    if output.is_dir():
+        raise UsageError(f"{output}: is a directory")
+    if source is not None and output.exists() and source.resolve() == output.resolve():
+        raise UsageError(f"{output}: output would overwrite the input")
+    return fmt
+
+
+def new_label_id() -> str:
+    return f"lbl_{secrets.token_hex(10)}"
+
+
+def label_audio(
+    g: Guardian,
+    audio: Audio,
+    request: LabelRequest,
+    *,
+    fmt: OutputFormat,
+    stages: Sequence[AudioStage] = (),
+) -> LabelResult:
+    """Run the stages, encode, sign, register, audit, then publish the file."""
+    g.ensure_keys()
+    label_id = new_label_id()
+    extra: dict[str, Any] = dict(request.extra)
+    for stage in stages:
+        audio, fields = stage.apply(audio, label_id=label_id)
+        extra.update(fields)
+    encoded = encode_bytes(audio, fmt, bitrate_kbps=g.settings.mp3_bitrate_kbps)
+    # Hash and fingerprint what a verifier will decode, not what we started from.
+    published = decode_bytes(encoded, name=request.output.name)
+    digest = content_hash(published)
+    fingerprint = fingerprint_of(published)
+    created = dt.datetime.now(dt.UTC)
+    assertion = GuardianAssertion(
+        label_id=label_id,
+        created_at=created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        software=f"guardian/{__version__}",
+        purpose=request.purpose,
+        voice_id=request.voice_id,
+        consent_id=request.consent_id,
+        requester=request.requester,
+        extra=extra,
+    )
+    manifest = build_manifest(assertion, title=request.output.name, mime=fmt.container.mime)
+    part = request.output.with_name(f".{request.output.name}.{secrets.token_hex(4)}.part")
+    try:
+        with g.transaction() as s:
+            signer = g.keys.manifest_signer(s)
+            signed = embed(encoded, mime=fmt.container.mime, manifest=manifest, signer=signer)
+            anchors = g.keys.trust_anchors_pem(s)
+            check = read(signed, mime=fmt.container.mime, trust_anchors_pem=anchors)
+            if check.state is not ManifestState.TRUSTED or check.manifest_id is None:
+                raise SigningError(f"the signed output does not validate ({check.failures})")
+            row = Label(
+                id=label_id,
+                manifest_id=check.manifest_id,
+                content_sha256=digest,
+                fingerprint=fingerprint.to_bytes() if fingerprint else b"",
+                created_at=created,
+                duration_s=published.duration,
+                sample_rate=published.sample_rate,
+                channels=published.channels,
+                format=fmt.value,
+                signer_kid=signer.kid,
+                purpose=request.purpose,
+                voice_id=request.voice_id,
+                consent_id=request.consent_id,
+                assertion_json=json.dumps(assertion.to_dict(), sort_keys=True),
+            )
+            g.registry.add(s, row, fingerprint)
+            g.audit.append(
+                s,
+                "label.create",
+                target=label_id,
+                details={
+                    "manifest_id": check.manifest_id,
+                    "content_sha256": digest,
+                    "signer": signer.kid,
+                    "purpose": request.purpose,
+                    "format": fmt.value,
+                },
+            )
+            _write_new(part, signed)
+        # Only a committed label becomes visible under the requested name.
+        os.replace(part, request.output)
+    except OSError as e:
+        raise UsageError(f"{request.output}: cannot write ({e.strerror or e})") from e
+    finally:
+        part.unlink(missing_ok=True)
+    log.info("labeled %s -> %s (%s)", request.source.name, request.output, label_id)
+    return LabelResult(
+        label_id=label_id,
+        manifest_id=check.manifest_id,
+        output=request.output,
+        format=fmt.value,
+        duration_s=published.duration,
+        sample_rate=published.sample_rate,
+        channels=published.channels,
+        content_sha256=digest,
+        signer_kid=signer.kid,
+        created_at=assertion.created_at,
+        fingerprinted=fingerprint is not None,
+    )
+
+
+def label_file(
+    g: Guardian, request: LabelRequest, *, stages: Sequence[AudioStage] = ()
+) -> LabelResult:
+    """``guardian label IN -o OUT``: validate the paths and the audio, then label."""
+    fmt = check_output_path(request.source, request.output)
+    audio = read_audio(
+        request.source,
+        max_seconds=g.settings.max_audio_seconds,
+        max_bytes=g.settings.max_input_bytes,
+    )
+    return label_audio(g, audio, request, fmt=fmt, stages=stages)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    with open(path, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())

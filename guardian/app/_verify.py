@@ -1,0 +1,229 @@
+"""Use-case: say where a clip came from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session
+
+from guardian.app._context import Guardian
+from guardian.audio import Audio, Container, decode_bytes
+from guardian.errors import ExitCode, UnreadableAudioError
+from guardian.provenance import ManifestReading, ManifestState, content_hash, fingerprint_of, read
+from guardian.store import Label, as_utc
+
+# Containers into which Guardian (and c2pa-python) embed manifests.
+_C2PA_CONTAINERS = {Container.WAV, Container.FLAC, Container.MP3, Container.MP4}
+
+
+class Verdict(str, Enum):
+    """DESIGN.md §3 verdicts."""
+
+    VERIFIED = "verified"  # valid, trusted manifest from Guardian
+    TRACED = "traced"  # no usable manifest, found in the registry
+    WATERMARKED = "watermarked"  # Guardian watermark present, no registry match
+    TAMPERED = "tampered"  # manifest broken, forged, or signed by a revoked key
+    NOT_FOUND = "not_found"  # no evidence of Guardian provenance
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return {
+            Verdict.VERIFIED: ExitCode.OK,
+            Verdict.TRACED: ExitCode.OK,
+            Verdict.WATERMARKED: ExitCode.OK,
+            Verdict.TAMPERED: ExitCode.TAMPERED,
+            Verdict.NOT_FOUND: ExitCode.NOT_FOUND,
+        }[self]
+
+
+@dataclass(frozen=True)
+class WatermarkInfo:
+    detected: bool = False
+    score: float | None = None
+    payload: str | None = None
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    present: bool = False
+    valid: bool = False
+    trusted: bool = False
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Everything ``guardian verify`` reports; ``to_dict`` is the JSON contract."""
+
+    verdict: Verdict
+    reasons: list[str]
+    manifest: ManifestInfo
+    watermark: WatermarkInfo = field(default_factory=WatermarkInfo)
+    match: str | None = None
+    label_id: str | None = None
+    voice_id: str | None = None
+    consent_id: str | None = None
+    purpose: str | None = None
+    generated_at: str | None = None
+    epsilon: float | None = None
+    fingerprint_ber: float | None = None
+    signer_kid: str | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return self.verdict.exit_code
+
+    def __bool__(self) -> bool:
+        return self.exit_code is ExitCode.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "reasons": self.reasons,
+            "watermark": vars(self.watermark).copy(),
+            "manifest": vars(self.manifest).copy(),
+            "match": self.match,
+            "label_id": self.label_id,
+            "voice_id": self.voice_id,
+            "consent_id": self.consent_id,
+            "purpose": self.purpose,
+            "generated_at": self.generated_at,
+            "epsilon": self.epsilon,
+            "fingerprint_ber": self.fingerprint_ber,
+            "signer_kid": self.signer_kid,
+        }
+
+
+def _manifest_info(reading: ManifestReading) -> ManifestInfo:
+    return ManifestInfo(
+        present=reading.present,
+        valid=reading.state in (ManifestState.TRUSTED, ManifestState.UNTRUSTED),
+        trusted=reading.state is ManifestState.TRUSTED,
+        id=reading.manifest_id,
+    )
+
+
+def _from_label(label: Label) -> dict[str, Any]:
+    assertion = json.loads(label.assertion_json)
+    eps = assertion.get("epsilon")
+    return {
+        "label_id": label.id,
+        "voice_id": label.voice_id,
+        "consent_id": label.consent_id,
+        "purpose": label.purpose,
+        "generated_at": as_utc(label.created_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "epsilon": float(eps) if eps is not None else None,
+        "signer_kid": label.signer_kid,
+    }
+
+
+def _from_assertion(data: dict[str, Any]) -> dict[str, Any]:
+    eps = data.get("epsilon")
+    return {
+        "label_id": data.get("label_id"),
+        "voice_id": data.get("voice_id"),
+        "consent_id": data.get("consent_id"),
+        "purpose": data.get("purpose"),
+        "generated_at": data.get("created_at"),
+        "epsilon": float(eps) if isinstance(eps, int | float) else None,
+    }
+
+
+def verify_bytes(g: Guardian, data: bytes, *, name: str = "clip") -> VerifyResult:
+    """Check the manifest, then the registry by content hash, then by fingerprint."""
+    audio = decode_bytes(data, name=name, max_seconds=g.settings.max_audio_seconds)
+    with g.reading() as s:
+        reading = ManifestReading(ManifestState.ABSENT)
+        if audio.container in _C2PA_CONTAINERS and audio.container is not None:
+            reading = read(
+                data, mime=audio.container.mime, trust_anchors_pem=g.keys.trust_anchors_pem(s)
+            )
+        info = _manifest_info(reading)
+        if reading.state is ManifestState.TRUSTED:
+            return _trusted(g, s, reading, info)
+        if reading.state is ManifestState.INVALID:
+            fields = _from_assertion(reading.guardian) if reading.guardian else {}
+            reasons = [
+                "the manifest does not match the audio or its signature is broken: "
+                + ", ".join(reading.failures or ["invalid manifest"])
+            ]
+            return VerifyResult(Verdict.TAMPERED, reasons, info, match="manifest", **fields)
+        if reading.state is ManifestState.UNTRUSTED and reading.guardian is not None:
+            reasons = [
+                "forged manifest: a Guardian assertion signed by a certificate that "
+                "does not chain to Guardian's trust anchors"
+            ]
+            return VerifyResult(Verdict.TAMPERED, reasons, info)
+        return _lookup(g, s, audio, info, reading)
+
+
+def verify_file(g: Guardian, path: Path) -> VerifyResult:
+    """``guardian verify CLIP``."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError as e:
+        raise UnreadableAudioError(f"{path.name}: is a directory, not an audio file") from e
+    except FileNotFoundError as e:
+        raise UnreadableAudioError(f"{path.name}: no such file") from e
+    except PermissionError as e:
+        raise UnreadableAudioError(f"{path.name}: permission denied") from e
+    except OSError as e:
+        raise UnreadableAudioError(f"{path.name}: cannot read ({e.strerror or e})") from e
+    return verify_bytes(g, data, name=path.name)
+
+
+def _trusted(g: Guardian, s: Session, reading: ManifestReading, info: ManifestInfo) -> VerifyResult:
+    label = g.registry.by_manifest_id(s, reading.manifest_id) if reading.manifest_id else None
+    fields = _from_label(label) if label else _from_assertion(reading.guardian or {})
+    key = g.keys.find_signer_by_serial(s, reading.signer_serial_hex or "")
+    reasons = ["valid C2PA manifest signed by Guardian's signing identity"]
+    if key is not None:
+        fields["signer_kid"] = key.kid
+        if key.revoked_at is not None:
+            signed_before = label is not None and as_utc(label.created_at) < key.revoked_at
+            if not signed_before:
+                why = (
+                    f"signed with key {key.kid}, revoked at "
+                    f"{key.revoked_at.strftime('%Y-%m-%dT%H:%M:%SZ')}, and the registry has "
+                    "no record of it being signed before that"
+                )
+                return VerifyResult(Verdict.TAMPERED, [why], info, match="manifest", **fields)
+            reasons.append(f"signed before key {key.kid} was revoked")
+    return VerifyResult(Verdict.VERIFIED, reasons, info, match="manifest", **fields)
+
+
+def _lookup(
+    g: Guardian, s: Session, audio: Audio, info: ManifestInfo, reading: ManifestReading
+) -> VerifyResult:
+    prefix = [] if not reading.present else ["a manifest from an unknown signer was ignored"]
+    label = g.registry.by_content_hash(s, content_hash(audio))
+    if label is not None:
+        reasons = [*prefix, "no Guardian manifest; the audio is identical to a registered clip"]
+        return VerifyResult(
+            Verdict.TRACED, reasons, info, match="content_hash", **_from_label(label)
+        )
+    query = fingerprint_of(audio)
+    if query is not None:
+        found = g.registry.by_fingerprint(s, query)
+        if found is not None:
+            reasons = [
+                *prefix,
+                "no Guardian manifest; the audio fingerprint matches a "
+                f"registered clip (bit error rate {found.ber:.3f})",
+            ]
+            return VerifyResult(
+                Verdict.TRACED,
+                reasons,
+                info,
+                match="fingerprint",
+                fingerprint_ber=found.ber,
+                **_from_label(found.label),
+            )
+    reasons = [*prefix, "no Guardian manifest, and no registered clip matches this audio"]
+    if query is None:
+        reasons.append("the clip is too short to fingerprint")
+    return VerifyResult(Verdict.NOT_FOUND, reasons, info)

@@ -1,0 +1,104 @@
+"""The provenance registry: every labeled clip, findable without its metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from guardian.audio import Audio
+from guardian.provenance import fingerprint as fp
+from guardian.store.models import FingerprintHash, Label
+
+_IN_CHUNK = 500
+
+
+def content_hash(audio: Audio) -> str:
+    """SHA-256 of the 16-bit PCM signal, its rate and channel count.
+
+    It ignores the container and its metadata, so the same samples in a
+    metadata-stripped WAV or a FLAC copy hash alike.
+    """
+    h = hashlib.sha256(b"guardian-pcm16-v1")
+    h.update(struct.pack("<II", audio.sample_rate, audio.channels))
+    h.update(audio.pcm16())
+    return h.hexdigest()
+
+
+def fingerprint_of(audio: Audio) -> fp.Fingerprint | None:
+    """The robust fingerprint, or ``None`` for clips too short to carry one."""
+    try:
+        return fp.compute(audio.samples, audio.sample_rate)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class RegistryMatch:
+    """A registry row found for a clip, and how it was found."""
+
+    label: Label
+    method: str  # "manifest", "content_hash" or "fingerprint"
+    ber: float | None = None
+
+
+class Registry:
+    """Queries and inserts over the ``label`` and ``fingerprint_hash`` tables."""
+
+    def add(self, session: Session, label: Label, fingerprint: fp.Fingerprint | None) -> None:
+        session.add(label)
+        session.flush()  # the index rows reference the label
+        if fingerprint is not None:
+            session.add_all(
+                FingerprintHash(hash=h, label_id=label.id, frame=f)
+                for h, f in fingerprint.index_keys()
+            )
+        session.flush()
+
+    def by_manifest_id(self, session: Session, manifest_id: str) -> Label | None:
+        return session.exec(select(Label).where(Label.manifest_id == manifest_id)).first()
+
+    def by_content_hash(self, session: Session, digest: str) -> Label | None:
+        stmt = select(Label).where(Label.content_sha256 == digest).order_by(col(Label.created_at))
+        return session.exec(stmt).first()
+
+    def by_fingerprint(self, session: Session, query: fp.Fingerprint) -> RegistryMatch | None:
+        """Exact sub-fingerprint hits, votes by time offset, then a bit-error check."""
+        keys = query.index_keys()
+        by_hash: dict[int, list[int]] = {}
+        for h, frame in keys:
+            by_hash.setdefault(h, []).append(frame)
+        hits: dict[str, list[tuple[int, int]]] = {}
+        values = list(by_hash)
+        for i in range(0, len(values), _IN_CHUNK):
+            chunk = values[i : i + _IN_CHUNK]
+            rows = session.exec(
+                select(FingerprintHash.hash, FingerprintHash.label_id, FingerprintHash.frame).where(
+                    col(FingerprintHash.hash).in_(chunk)
+                )
+            ).all()
+            for h, label_id, ref_frame in rows:
+                for q_frame in by_hash[h]:
+                    hits.setdefault(label_id, []).append((q_frame, ref_frame))
+        if not hits:
+            return None
+        cache: dict[str, Label] = {}
+
+        def load(label_id: str) -> fp.Fingerprint:
+            row = session.get(Label, label_id)
+            if row is None:  # the foreign key makes this unreachable
+                raise LookupError(label_id)
+            cache[label_id] = row
+            return fp.Fingerprint.from_bytes(row.fingerprint)
+
+        ranked = fp.rank_candidates(query, hits, load)
+        if not ranked:
+            return None
+        label_id, match = ranked[0]
+        return RegistryMatch(cache[label_id], "fingerprint", ber=match.ber)
+
+    def labels_for_voice(self, session: Session, voice_id: str) -> Sequence[Label]:
+        return session.exec(select(Label).where(Label.voice_id == voice_id)).all()

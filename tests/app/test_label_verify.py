@@ -1,0 +1,202 @@
+"""Label then verify, end to end, with real c2pa, SQLite, key files and ffmpeg."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlmodel import func, select
+
+from guardian.app import (
+    Guardian,
+    LabelRequest,
+    Verdict,
+    init_keys,
+    label_file,
+    open_guardian,
+    revoke_key,
+    rotate_key,
+    verify_audit,
+    verify_bytes,
+    verify_file,
+)
+from guardian.audio import (
+    Audio,
+    OutputFormat,
+    decode_bytes,
+    encode_bytes,
+    flip_wav_sample,
+    resample,
+)
+from guardian.config import Settings
+from guardian.errors import AudioTooLongError, ExitCode, UnreadableAudioError, UsageError
+from guardian.store import AuditEntry, Label
+from tests.conftest import write_clip
+
+
+def _label(g: Guardian, src: Path, out: Path, **kw: object) -> Path:
+    label_file(g, LabelRequest(source=src, output=out, **kw))  # type: ignore[arg-type]
+    return out
+
+
+def _counts(g: Guardian) -> tuple[int, int]:
+    with g.reading() as s:
+        labels = s.exec(select(func.count()).select_from(Label)).one()
+        audits = s.exec(select(func.count()).select_from(AuditEntry)).one()
+    return int(labels), int(audits)
+
+
+@pytest.mark.parametrize("fmt", list(OutputFormat))
+def test_label_then_verify_is_verified(
+    g: Guardian, clip: Path, tmp_path: Path, fmt: OutputFormat
+) -> None:
+    out = _label(g, clip, tmp_path / f"out.{fmt.value}", purpose="test")
+    result = verify_file(g, out)
+    assert result.verdict is Verdict.VERIFIED, result.reasons
+    assert result.exit_code is ExitCode.OK
+    assert result.manifest.present and result.manifest.valid and result.manifest.trusted
+    assert result.purpose == "test" and result.label_id and result.label_id.startswith("lbl_")
+
+
+def test_stereo_and_44k_input(g: Guardian, tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "st.flac", rate=44100, fmt=OutputFormat.FLAC)
+    data = decode_bytes(src.read_bytes())
+    stereo = Audio(np.repeat(data.samples, 2, axis=1), data.sample_rate)
+    (tmp_path / "st.wav").write_bytes(encode_bytes(stereo, OutputFormat.WAV))
+    out = _label(g, tmp_path / "st.wav", tmp_path / "st.out.wav")
+    assert verify_file(g, out).verdict is Verdict.VERIFIED
+
+
+def test_reencoded_clip_is_traced(g: Guardian, clip: Path, tmp_path: Path) -> None:
+    out = _label(g, clip, tmp_path / "out.wav")
+    mp3 = decode_bytes(encode_bytes(decode_bytes(out.read_bytes()), "mp3", bitrate_kbps=128))
+    up = Audio(np.clip(resample(mp3.samples, mp3.sample_rate, 44100), -1, 1), 44100)
+    stripped = encode_bytes(up, OutputFormat.WAV)
+    result = verify_bytes(g, stripped)
+    assert result.verdict is Verdict.TRACED, result.reasons
+    assert result.match == "fingerprint"
+    assert not result.manifest.present
+
+
+def test_stripped_lossless_copy_is_traced_by_content_hash(
+    g: Guardian, clip: Path, tmp_path: Path
+) -> None:
+    out = _label(g, clip, tmp_path / "out.wav")
+    copy = encode_bytes(decode_bytes(out.read_bytes()), OutputFormat.FLAC)  # no manifest
+    result = verify_bytes(g, copy)
+    assert result.verdict is Verdict.TRACED and result.match == "content_hash"
+
+
+@pytest.mark.parametrize("position", [0.0, 0.25, 0.5, 0.999])
+def test_one_flipped_sample_is_tampered(
+    g: Guardian, clip: Path, tmp_path: Path, position: float
+) -> None:
+    out = _label(g, clip, tmp_path / "out.wav")
+    result = verify_bytes(g, flip_wav_sample(out.read_bytes(), position=position))
+    assert result.verdict is Verdict.TAMPERED
+    assert result.exit_code is ExitCode.TAMPERED
+
+
+def test_unrelated_clip_is_not_found(g: Guardian, clip: Path, tmp_path: Path) -> None:
+    _label(g, clip, tmp_path / "out.wav")
+    other = write_clip(tmp_path / "other.wav", seed=77)
+    result = verify_file(g, other)
+    assert result.verdict is Verdict.NOT_FOUND and result.exit_code is ExitCode.NOT_FOUND
+
+
+def test_rotation_keeps_old_clips_verifiable(g: Guardian, clip: Path, tmp_path: Path) -> None:
+    old = _label(g, clip, tmp_path / "old.wav")
+    rotate_key(g)
+    new = _label(g, clip, tmp_path / "new.wav")
+    assert verify_file(g, old).verdict is Verdict.VERIFIED
+    assert verify_file(g, new).verdict is Verdict.VERIFIED
+    assert verify_file(g, old).signer_kid != verify_file(g, new).signer_kid
+
+
+def test_revocation_fails_clips_signed_after_it(g: Guardian, clip: Path, tmp_path: Path) -> None:
+    before = _label(g, clip, tmp_path / "before.wav")
+    kid = verify_file(g, before).signer_kid
+    assert kid is not None
+    # A clip signed with the key after revocation (e.g. by someone holding the
+    # stolen key) has no registry record from before the revocation.
+    with g.reading() as s:
+        signer = g.keys.manifest_signer(s)
+    revoke_key(g, kid, reason="key compromise")
+    from guardian.provenance import GuardianAssertion, build_manifest, embed
+
+    data = encode_bytes(decode_bytes(clip.read_bytes()), OutputFormat.WAV)
+    forged = embed(
+        data,
+        mime="audio/wav",
+        signer=signer,
+        manifest=build_manifest(
+            GuardianAssertion(label_id="lbl_x", created_at="2020-01-01T00:00:00Z", software="x"),
+            title="x.wav",
+            mime="audio/wav",
+        ),
+    )
+    after = verify_bytes(g, forged)
+    assert after.verdict is Verdict.TAMPERED and "revoked" in after.reasons[0]
+    kept = verify_file(g, before)
+    assert kept.verdict is Verdict.VERIFIED
+    assert any("before key" in r for r in kept.reasons)
+
+
+def test_manifest_from_another_guardian_is_a_forgery(
+    g: Guardian, clip: Path, tmp_path: Path
+) -> None:
+    other = open_guardian(Settings(home=tmp_path / "rogue", database_url=None, master_key=None))
+    forged = _label(other, clip, tmp_path / "forged.wav")
+    init_keys(g)
+    result = verify_file(g, forged)
+    assert result.verdict is Verdict.TAMPERED and "forged" in result.reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (b"", UnreadableAudioError),
+        (b"just some text, not audio" * 20, UnreadableAudioError),
+        ("truncated", UnreadableAudioError),
+        ("long", AudioTooLongError),
+    ],
+)
+def test_bad_input_writes_nothing(
+    g: Guardian, clip: Path, tmp_path: Path, content: object, error: type[Exception]
+) -> None:
+    init_keys(g)
+    before = _counts(g)
+    src = tmp_path / "bad.wav"
+    if content == "truncated":
+        data = clip.read_bytes()
+        src.write_bytes(data[: len(data) // 3])
+    elif content == "long":
+        write_clip(src, seconds=3.0)
+        g.settings.max_audio_seconds = 2.0
+    else:
+        assert isinstance(content, bytes)
+        src.write_bytes(content)
+    out = tmp_path / "out.wav"
+    with pytest.raises(error):
+        label_file(g, LabelRequest(source=src, output=out))
+    assert not out.exists()
+    assert _counts(g) == before
+    assert not list(tmp_path.glob(".out.wav*"))
+
+
+def test_bad_output_paths_are_usage_errors(g: Guardian, clip: Path, tmp_path: Path) -> None:
+    for out, why in [
+        (tmp_path / "x.ogg", "unsupported output format"),
+        (tmp_path / "missing" / "x.wav", "does not exist"),
+        (clip, "overwrite the input"),
+    ]:
+        with pytest.raises(UsageError, match=why):
+            label_file(g, LabelRequest(source=clip, output=out))
+
+
+def test_every_label_is_audited(g: Guardian, clip: Path, tmp_path: Path) -> None:
+    _label(g, clip, tmp_path / "a.wav")
+    _label(g, clip, tmp_path / "b.flac")
+    report = verify_audit(g)
+    assert report and report.entries == 3  # keys.init + two labels

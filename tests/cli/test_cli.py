@@ -1,0 +1,98 @@
+"""The command line as a user runs it: real processes, exit codes, JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_clip
+
+GUARDIAN = [sys.executable, "-m", "cli.main"]
+
+
+def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDIAN_")}
+    env["GUARDIAN_HOME"] = str(home)
+    return subprocess.run(
+        [*GUARDIAN, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+def test_label_verify_json_contract(home: Path, tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "in.wav")
+    out = tmp_path / "out.mp3"
+    r = run(home, "label", str(clip), "-o", str(out), "--purpose", "ad", "--json")
+    assert r.returncode == 0, r.stderr
+    labeled = json.loads(r.stdout)
+    assert labeled["output"] == str(out) and labeled["format"] == "mp3"
+    r = run(home, "verify", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["verdict"] == "verified"
+    assert set(doc["watermark"]) == {"detected", "score", "payload"}
+    assert set(doc["manifest"]) == {"present", "valid", "trusted", "id"}
+    assert doc["manifest"]["trusted"] is True
+    for key in ("voice_id", "consent_id", "generated_at", "epsilon"):
+        assert key in doc
+    assert doc["label_id"] == labeled["label_id"]
+
+
+def test_exit_codes(home: Path, tmp_path: Path) -> None:
+    other = write_clip(tmp_path / "other.wav", seed=42)
+    assert run(home, "verify", str(other)).returncode == 1
+    junk = tmp_path / "junk.wav"
+    junk.write_text("hello")
+    r = run(home, "verify", str(junk))
+    assert r.returncode == 4
+    assert r.stderr.count("\n") == 1 and "not an audio file" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run(home, "verify", str(tmp_path / "missing.wav"), "--json")
+    assert r.returncode == 4 and json.loads(r.stdout)["error"]["exit_code"] == 4
+    assert run(home, "verify").returncode == 2
+    assert run(home, "label", str(other), "-o", str(tmp_path / "x.txt")).returncode == 2
+
+
+def test_tampered_exit_code(home: Path, tmp_path: Path) -> None:
+    from guardian.audio import flip_wav_sample
+
+    clip = write_clip(tmp_path / "in.wav")
+    out = tmp_path / "out.wav"
+    assert run(home, "label", str(clip), "-o", str(out)).returncode == 0
+    out.write_bytes(flip_wav_sample(out.read_bytes(), position=0.1))
+    r = run(home, "verify", str(out), "--json")
+    assert r.returncode == 3 and json.loads(r.stdout)["verdict"] == "tampered"
+
+
+def test_keys_and_audit_commands(home: Path) -> None:
+    r = run(home, "keys", "init", "--json")
+    assert r.returncode == 0 and len(json.loads(r.stdout)["created"]) == 3
+    r = run(home, "keys", "rotate", "--json")
+    kid = json.loads(r.stdout)["active"]["kid"]
+    r = run(home, "keys", "revoke", kid, "--reason", "test", "--json")
+    assert json.loads(r.stdout)["revoked"]["status"] == "revoked"
+    keys = json.loads(run(home, "keys", "list", "--json").stdout)["keys"]
+    assert {k["status"] for k in keys} == {"active", "retired", "revoked"}
+    r = run(home, "audit", "verify", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["entries"] == 3
+    r = run(home, "keys", "revoke", "sig-unknown")
+    assert r.returncode == 1 and "no key" in r.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    r = run(tmp_path / "unused", "demo", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["ok"]
+    verdicts = [s["got"] for s in report["steps"]]
+    for v in ("verified", "traced", "tampered", "not_found"):
+        assert v in verdicts
