@@ -19,10 +19,11 @@ from guardian.errors import ConfigError
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def _alembic_config(engine: Engine) -> Config:
+def _alembic_config() -> Config:
+    """Alembic runs on the connection Guardian hands it; no URL goes through its config
+    (whose parser would also choke on ``%`` in URLs)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     return cfg
 
 
@@ -47,13 +48,7 @@ def make_engine(url: str) -> Engine:
 
 
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(_alembic_config_static()).get_current_head()
-
-
-def _alembic_config_static() -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    return cfg
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -66,7 +61,7 @@ def migrate(engine: Engine) -> None:
     try:
         if current_revision(engine) == head_revision():
             return
-        cfg = _alembic_config(engine)
+        cfg = _alembic_config()
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
