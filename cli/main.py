@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -22,8 +24,10 @@ keys_app = typer.Typer(
     help="Manage the signing identity (root CA, signer, audit key).", no_args_is_help=True
 )
 audit_app = typer.Typer(help="Inspect and check the audit log.", no_args_is_help=True)
+wm_app = typer.Typer(help="Train, export and inspect watermark models.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(wm_app, name="watermark")
 
 
 @app.callback()
@@ -185,6 +189,121 @@ def audit_show(
         return
     for e in entries:
         typer.echo(f"{e['seq']:>6} {e['at']} {e['action']:16} {e['target'] or ''}")
+
+
+# --- watermark ---------------------------------------------------------------------------
+
+
+@wm_app.command("info")
+@guarded
+def wm_info(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
+    """Show the watermark model in use (GUARDIAN_WATERMARK_MODEL, default: shipped)."""
+    info = usecases.watermark_info(open_guardian())
+    if as_json:
+        emit_json(info)
+        return
+    for key in ("model_id", "source", "weights_sha256", "threshold", "can_embed"):
+        typer.echo(f"{key:15} {info[key]}")
+
+
+@wm_app.command("corpus")
+@guarded
+def wm_corpus(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the WAV files.")],
+    count: Annotated[int, typer.Option(help="Number of sentences.")] = 500,
+    seed: Annotated[int, typer.Option(help="Sentence and voice seed.")] = 777,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Synthesise offline training speech (Piper joe + espeak-ng voices)."""
+    with _bar("synthesising", count, enabled=not as_json) as tick:
+        paths = usecases.make_corpus(out, count=count, seed=seed,
+                                     progress=lambda done, _total: tick(done))  # fmt: skip
+    if as_json:
+        emit_json({"out": str(out), "files": len(paths)})
+    else:
+        typer.echo(f"wrote {len(paths)} clips to {out}")
+
+
+@wm_app.command("train")
+@guarded
+def wm_train(
+    data: Annotated[list[Path], typer.Option("--data", help="Audio file or directory (repeat).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints, log).")],
+    config: Annotated[Path, typer.Option(help="Training recipe (YAML).")] = Path(
+        "guardian/watermark/weights/train-v1.yaml"
+    ),
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    steps: Annotated[int | None, typer.Option(help="Override the recipe's step count.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = True,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Train Guardian's AudioSeal model; Ctrl-C stops after a checkpoint."""
+    import signal
+
+    stop = {"now": False}
+    signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    total = steps or usecases.load_train_config(config).steps
+    with _bar("training", total, enabled=not as_json) as tick:
+        ckpt = usecases.train_watermark(
+            config_path=config, data=data, out=out, device=device, steps=steps, resume=resume,
+            progress=lambda st: tick(st.step, f"det {st.losses['det_acc']:.2f} "
+                                               f"bits {st.losses['bit_acc']:.2f}"),
+            should_stop=lambda: stop["now"],
+        )  # fmt: skip
+    if as_json:
+        emit_json({"checkpoint": str(ckpt), "stopped_early": stop["now"]})
+    else:
+        typer.echo(
+            f"checkpoint: {ckpt}" + (" (stopped early; rerun to resume)" if stop["now"] else "")
+        )
+
+
+@wm_app.command("export")
+@guarded
+def wm_export(
+    run: Annotated[Path, typer.Option(help="Training run directory.")],
+    card: Annotated[Path, typer.Option(help="Model card to write (weights go beside it).")],
+    model_id: Annotated[str, typer.Option(help="Model id recorded in manifests.")],
+    negatives: Annotated[
+        list[Path] | None, typer.Option(help="Unwatermarked audio for calibration.")
+    ] = None,
+    count: Annotated[int, typer.Option(help="Negative 2 s segments for calibration.")] = 1500,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Pin the weights by SHA-256 and calibrate the threshold for FPR <= 1e-3."""
+    path = usecases.export_watermark(run_dir=run, card=card, model_id=model_id,
+                                     negatives=negatives or [], count=count)  # fmt: skip
+    if as_json:
+        emit_json({"card": str(path)})
+    else:
+        typer.echo(f"wrote {path}")
+
+
+@contextmanager
+def _bar(label: str, total: int, *, enabled: bool) -> Iterator[Callable[..., None]]:
+    """A progress bar on stderr (never on stdout, which carries --json)."""
+    if not enabled:
+        yield lambda *_a, **_k: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn(), TextColumn("{task.fields[info]}"))  # fmt: skip
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task(label, total=total, info="")
+
+        def tick(done: int, info: str = "") -> None:
+            progress.update(task, completed=done, info=info)
+
+        yield tick
 
 
 # --- demo ------------------------------------------------------------------------------------

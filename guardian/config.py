@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     mp3_bitrate_kbps: int = 192
     """Bitrate used when ``label`` writes MP3."""
 
+    watermark_model: str | None = None
+    """Watermark model: unset for the shipped model, a model card path, or an official
+    AudioSeal card name (see ``guardian.watermark.load_model``)."""
+
     organization: str = "Guardian"
     """Organisation name written into certificates and manifests."""
 

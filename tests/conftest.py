@@ -7,15 +7,49 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+from hypothesis import settings as hypothesis_settings
 
 from guardian.app import Guardian, open_guardian
 from guardian.audio import Audio, OutputFormat, encode_bytes, speechlike
 from guardian.config import Settings, get_settings
 
 
+# Timing is measured by benchmarks, not by tests: no per-example deadline on a busy box.
+hypothesis_settings.register_profile("guardian", deadline=None)
+hypothesis_settings.load_profile("guardian")
+
+
+@pytest.fixture(scope="session")
+def tiny_watermark_card(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small, untrained model of the real architecture, made by the project itself.
+
+    Provenance tests use it so that they do not depend on the shipped weights; its
+    threshold is calibrated on unwatermarked audio, so it never claims a watermark.
+    """
+    from guardian.watermark import ArchConfig, EmbedConfig, WatermarkModel, calibrate, write_card
+    from guardian.watermark._model import build_detector, build_generator, state_bytes
+
+    torch.manual_seed(0)
+    arch = ArchConfig(n_filters=4, dimension=8, lstm=1)
+    gen, det = build_generator(arch), build_detector(arch)
+    root = tmp_path_factory.mktemp("wm")
+    weights = root / "tiny.pt"
+    weights.write_bytes(state_bytes(gen, det))
+    model = WatermarkModel("tiny-test", arch, EmbedConfig(), gen, det, weights_sha256="")
+    negatives = [Audio(speechlike(3.0, seed=s)[:, None], 16000) for s in range(100, 106)]
+    write_card(root / "tiny.yaml", model_id="tiny-test", arch=arch, embed=EmbedConfig(),
+               weights_file=weights, threshold=calibrate(model, negatives))
+    return root / "tiny.yaml"
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _isolated_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_watermark_card: Path
+) -> Iterator[None]:
     """No test may touch the real ~/.guardian or inherit a master key."""
+    monkeypatch.setenv("GUARDIAN_WATERMARK_MODEL", str(tiny_watermark_card))
     monkeypatch.setenv("GUARDIAN_HOME", str(tmp_path / "env-home"))
     monkeypatch.delenv("GUARDIAN_MASTER_KEY", raising=False)
     monkeypatch.delenv("GUARDIAN_DATABASE_URL", raising=False)
@@ -25,8 +59,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", database_url=None, master_key=None)
+def settings(tmp_path: Path, tiny_watermark_card: Path) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=None, master_key=None,
+                    watermark_model=str(tiny_watermark_card))
 
 
 @pytest.fixture

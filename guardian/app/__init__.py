@@ -12,6 +12,13 @@ from guardian.app._verify import (
     verify_bytes,
     verify_file,
 )
+from guardian.app._wm_admin import (
+    export_watermark,
+    load_train_config,
+    make_corpus,
+    train_watermark,
+    watermark_info,
+)
 
 __all__ = [
     "AudioStage",
@@ -22,15 +29,20 @@ __all__ = [
     "Verdict",
     "VerifyResult",
     "WatermarkInfo",
+    "export_watermark",
     "init_keys",
     "label_audio",
     "label_file",
     "list_keys",
+    "load_train_config",
+    "make_corpus",
     "open_guardian",
     "recent_audit",
     "revoke_key",
     "rotate_key",
+    "train_watermark",
     "verify_audit",
     "verify_bytes",
     "verify_file",
+    "watermark_info",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -17,6 +17,7 @@ from guardian.errors import ConfigError
 from guardian.keys import KeyStore, load_master_key
 from guardian.provenance import Registry
 from guardian.store import make_engine, migrate, session_scope
+from guardian.watermark import WatermarkModel, deployment_tag, load_model
 
 log = logging.getLogger("guardian")
 
@@ -30,6 +31,20 @@ class Guardian:
     keys: KeyStore
     audit: AuditLog
     registry: Registry
+    _watermark: WatermarkModel | None = field(default=None, repr=False)
+
+    @property
+    def watermark(self) -> WatermarkModel:
+        """The watermark model, loaded (and hash-checked) on first use."""
+        if self._watermark is None:
+            self._watermark = load_model(self.settings.watermark_model)
+        return self._watermark
+
+    def deployment_tag(self) -> int:
+        """4-bit tag of this deployment's first root certificate (see watermark payload)."""
+        self.ensure_keys()
+        with self.reading() as s:
+            return deployment_tag(self.keys.first_root_pem(s))
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

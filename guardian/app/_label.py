@@ -1,4 +1,4 @@
-"""Use-case: add a signed C2PA manifest (and, later, a watermark) to audio."""
+"""Use-case: watermark audio, embed a signed C2PA manifest, register it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from guardian import __version__
 from guardian.app._context import Guardian
+from guardian.app._watermarking import WatermarkStage, watermark_columns
 from guardian.audio import Audio, OutputFormat, decode_bytes, encode_bytes, read_audio
 from guardian.errors import SigningError, UsageError
 from guardian.provenance import (
@@ -66,6 +67,7 @@ class LabelResult:
     signer_kid: str
     created_at: str
     fingerprinted: bool
+    watermark: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +82,7 @@ class LabelResult:
             "signer_kid": self.signer_kid,
             "created_at": self.created_at,
             "fingerprinted": self.fingerprinted,
+            "watermark": dict(self.watermark),
         }
 
 
@@ -158,6 +161,7 @@ def label_audio(
                 voice_id=request.voice_id,
                 consent_id=request.consent_id,
                 assertion_json=json.dumps(assertion.to_dict(), sort_keys=True),
+                **watermark_columns(extra, label_id),
             )
             g.registry.add(s, row, fingerprint)
             g.audit.append(
@@ -192,11 +196,17 @@ def label_audio(
         signer_kid=signer.kid,
         created_at=assertion.created_at,
         fingerprinted=fingerprint is not None,
+        watermark=extra.get("watermark", {}),
     )
 
 
+def default_stages(g: Guardian) -> list[AudioStage]:
+    """Every clip Guardian outputs carries its watermark."""
+    return [WatermarkStage(g.watermark, deployment=g.deployment_tag())]
+
+
 def label_file(
-    g: Guardian, request: LabelRequest, *, stages: Sequence[AudioStage] = ()
+    g: Guardian, request: LabelRequest, *, stages: Sequence[AudioStage] | None = None
 ) -> LabelResult:
     """``guardian label IN -o OUT``: validate the paths and the audio, then label."""
     fmt = check_output_path(request.source, request.output)
@@ -205,7 +215,8 @@ def label_file(
         max_seconds=g.settings.max_audio_seconds,
         max_bytes=g.settings.max_input_bytes,
     )
-    return label_audio(g, audio, request, fmt=fmt, stages=stages)
+    chosen = default_stages(g) if stages is None else stages
+    return label_audio(g, audio, request, fmt=fmt, stages=chosen)
 
 
 def _write_new(path: Path, data: bytes) -> None:

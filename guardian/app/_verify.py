@@ -11,10 +11,12 @@ from typing import Any
 from sqlmodel import Session
 
 from guardian.app._context import Guardian
-from guardian.audio import Audio, Container, decode_bytes
-from guardian.errors import ExitCode, UnreadableAudioError
+from guardian.app._watermarking import assisted_lookup
+from guardian.audio import Audio, Container, decode_bytes, read_input_bytes
+from guardian.errors import ExitCode
 from guardian.provenance import ManifestReading, ManifestState, content_hash, fingerprint_of, read
 from guardian.store import Label, as_utc
+from guardian.watermark import Detection, detect
 
 # Containers into which Guardian (and c2pa-python) embed manifests.
 _C2PA_CONTAINERS = {Container.WAV, Container.FLAC, Container.MP3, Container.MP4}
@@ -45,6 +47,23 @@ class WatermarkInfo:
     detected: bool = False
     score: float | None = None
     payload: str | None = None
+    payload_confident: bool = False
+    segments: list[list[float]] = field(default_factory=list)
+    """Watermarked stretches as ``[start_s, end_s]`` pairs (localization)."""
+    model_id: str | None = None
+    note: str | None = None
+
+    @classmethod
+    def from_detection(cls, d: Detection, model_id: str) -> WatermarkInfo:
+        return cls(
+            detected=d.detected,
+            score=round(d.score, 4),
+            payload=d.payload.hex() if d.payload is not None else None,
+            payload_confident=d.payload_confident,
+            segments=[[round(s.start_s, 2), round(s.end_s, 2)] for s in d.segments],
+            model_id=model_id,
+            note=d.note,
+        )
 
 
 @dataclass(frozen=True)
@@ -136,6 +155,8 @@ def _from_assertion(data: dict[str, Any]) -> dict[str, Any]:
 def verify_bytes(g: Guardian, data: bytes, *, name: str = "clip") -> VerifyResult:
     """Check the manifest, then the registry by content hash, then by fingerprint."""
     audio = decode_bytes(data, name=name, max_seconds=g.settings.max_audio_seconds)
+    detection = detect(g.watermark, audio)
+    wm = WatermarkInfo.from_detection(detection, g.watermark.model_id)
     with g.reading() as s:
         reading = ManifestReading(ManifestState.ABSENT)
         if audio.container in _C2PA_CONTAINERS and audio.container is not None:
@@ -144,39 +165,32 @@ def verify_bytes(g: Guardian, data: bytes, *, name: str = "clip") -> VerifyResul
             )
         info = _manifest_info(reading)
         if reading.state is ManifestState.TRUSTED:
-            return _trusted(g, s, reading, info)
+            return _trusted(g, s, reading, info, wm)
         if reading.state is ManifestState.INVALID:
             fields = _from_assertion(reading.guardian) if reading.guardian else {}
             reasons = [
                 "the manifest does not match the audio or its signature is broken: "
                 + ", ".join(reading.failures or ["invalid manifest"])
             ]
-            return VerifyResult(Verdict.TAMPERED, reasons, info, match="manifest", **fields)
+            return VerifyResult(Verdict.TAMPERED, reasons, info, wm, match="manifest", **fields)
         if reading.state is ManifestState.UNTRUSTED and reading.guardian is not None:
             reasons = [
                 "forged manifest: a Guardian assertion signed by a certificate that "
                 "does not chain to Guardian's trust anchors"
             ]
-            return VerifyResult(Verdict.TAMPERED, reasons, info)
-        return _lookup(g, s, audio, info, reading)
+            return VerifyResult(Verdict.TAMPERED, reasons, info, wm)
+        return _lookup(g, s, audio, info, reading, detection, wm)
 
 
 def verify_file(g: Guardian, path: Path) -> VerifyResult:
     """``guardian verify CLIP``."""
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError as e:
-        raise UnreadableAudioError(f"{path.name}: is a directory, not an audio file") from e
-    except FileNotFoundError as e:
-        raise UnreadableAudioError(f"{path.name}: no such file") from e
-    except PermissionError as e:
-        raise UnreadableAudioError(f"{path.name}: permission denied") from e
-    except OSError as e:
-        raise UnreadableAudioError(f"{path.name}: cannot read ({e.strerror or e})") from e
+    data = read_input_bytes(path, max_bytes=g.settings.max_input_bytes)
     return verify_bytes(g, data, name=path.name)
 
 
-def _trusted(g: Guardian, s: Session, reading: ManifestReading, info: ManifestInfo) -> VerifyResult:
+def _trusted(
+    g: Guardian, s: Session, reading: ManifestReading, info: ManifestInfo, wm: WatermarkInfo
+) -> VerifyResult:
     label = g.registry.by_manifest_id(s, reading.manifest_id) if reading.manifest_id else None
     fields = _from_label(label) if label else _from_assertion(reading.guardian or {})
     key = g.keys.find_signer_by_serial(s, reading.signer_serial_hex or "")
@@ -191,20 +205,26 @@ def _trusted(g: Guardian, s: Session, reading: ManifestReading, info: ManifestIn
                     f"{key.revoked_at.strftime('%Y-%m-%dT%H:%M:%SZ')}, and the registry has "
                     "no record of it being signed before that"
                 )
-                return VerifyResult(Verdict.TAMPERED, [why], info, match="manifest", **fields)
+                return VerifyResult(Verdict.TAMPERED, [why], info, wm, match="manifest", **fields)
             reasons.append(f"signed before key {key.kid} was revoked")
-    return VerifyResult(Verdict.VERIFIED, reasons, info, match="manifest", **fields)
+    return VerifyResult(Verdict.VERIFIED, reasons, info, wm, match="manifest", **fields)
 
 
 def _lookup(
-    g: Guardian, s: Session, audio: Audio, info: ManifestInfo, reading: ManifestReading
+    g: Guardian,
+    s: Session,
+    audio: Audio,
+    info: ManifestInfo,
+    reading: ManifestReading,
+    detection: Detection,
+    wm: WatermarkInfo,
 ) -> VerifyResult:
     prefix = [] if not reading.present else ["a manifest from an unknown signer was ignored"]
     label = g.registry.by_content_hash(s, content_hash(audio))
     if label is not None:
         reasons = [*prefix, "no Guardian manifest; the audio is identical to a registered clip"]
         return VerifyResult(
-            Verdict.TRACED, reasons, info, match="content_hash", **_from_label(label)
+            Verdict.TRACED, reasons, info, wm, match="content_hash", **_from_label(label)
         )
     query = fingerprint_of(audio)
     if query is not None:
@@ -212,18 +232,50 @@ def _lookup(
         if found is not None:
             reasons = [
                 *prefix,
-                "no Guardian manifest; the audio fingerprint matches a "
-                f"registered clip (bit error rate {found.ber:.3f})",
+                "no Guardian manifest; the audio fingerprint matches a registered clip "
+                f"(bit error rate {found.ber:.3f})",
             ]
             return VerifyResult(
                 Verdict.TRACED,
                 reasons,
                 info,
+                wm,
                 match="fingerprint",
                 fingerprint_ber=found.ber,
                 **_from_label(found.label),
             )
-    reasons = [*prefix, "no Guardian manifest, and no registered clip matches this audio"]
+    assisted = assisted_lookup(s, g.registry, detection, query, deployment=g.deployment_tag())
+    if assisted is not None:
+        reasons = [
+            *prefix,
+            f"Guardian watermark (payload {wm.payload}) names a registered clip whose "
+            f"fingerprint confirms it (bit error rate {assisted.ber:.3f})",
+        ]
+        return VerifyResult(
+            Verdict.TRACED,
+            reasons,
+            info,
+            wm,
+            match="watermark",
+            fingerprint_ber=assisted.ber,
+            **_from_label(assisted.label),
+        )
+    if detection.detected:
+        if not detection.payload_confident:
+            whose = "a Guardian watermark (payload not decodable with confidence)"
+        elif detection.payload is not None and detection.payload.deployment == g.deployment_tag():
+            whose = f"this deployment's watermark (payload {wm.payload})"
+        else:
+            whose = f"another Guardian deployment's watermark (payload {wm.payload})"
+        reasons = [
+            *prefix,
+            f"{whose} is present (score {detection.score:.2f}), but no registered clip "
+            "matches: provenance unknown beyond the watermark",
+        ]
+        return VerifyResult(Verdict.WATERMARKED, reasons, info, wm)
+    reasons = [*prefix, "no Guardian manifest, no watermark, and no registered clip matches"]
     if query is None:
         reasons.append("the clip is too short to fingerprint")
-    return VerifyResult(Verdict.NOT_FOUND, reasons, info)
+    if detection.note:
+        reasons.append(detection.note)
+    return VerifyResult(Verdict.NOT_FOUND, reasons, info, wm)

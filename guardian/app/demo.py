@@ -24,7 +24,6 @@ from guardian.audio import (
     encode_bytes,
     flip_wav_sample,
     resample,
-    speechlike,
 )
 from guardian.config import Settings
 
@@ -47,6 +46,7 @@ class DemoStep:
 @dataclass
 class DemoReport:
     home: str
+    kept: bool = False
     steps: list[DemoStep] = field(default_factory=list)
 
     @property
@@ -71,11 +71,14 @@ class DemoReport:
         }
 
     def summary(self) -> str:
-        lines = [f"{'step':44} {'expected':10} {'got':10} {'time':>8}"]
+        lines = [f"{'step':58} {'expected':11} {'got':11} {'time':>8}"]
         for s in self.steps:
             mark = "ok" if s.ok else "FAIL"
-            lines.append(f"{s.name:44} {s.expected:10} {s.got:10} {s.seconds * 1000:6.0f}ms {mark}")
-        lines.append("demo " + ("passed" if self.ok else "FAILED") + f"; home: {self.home}")
+            lines.append(f"{s.name:58} {s.expected:11} {s.got:11} {s.seconds * 1000:6.0f}ms {mark}")
+            if s.detail:
+                lines.append(f"    {s.detail[:150]}")
+        where = self.home if self.kept else f"{self.home} (temporary, removed)"
+        lines.append("demo " + ("passed" if self.ok else "FAILED") + f"; home: {where}")
         return "\n".join(lines)
 
 
@@ -100,7 +103,7 @@ def run_demo(*, workdir: Path | None = None, progress: Progress | None = None) -
     with _workspace(workdir) as work:
         home = work / "home"
         g = open_guardian(Settings(home=home, database_url=None, master_key=None))
-        report = DemoReport(home=str(home))
+        report = DemoReport(home=str(home), kept=workdir is not None)
 
         def step(name: str, expected: str, fn: Callable[[], tuple[str, str]]) -> None:
             say(f"- {name} ...")
@@ -113,14 +116,14 @@ def run_demo(*, workdir: Path | None = None, progress: Progress | None = None) -
             "created",
             lambda: ("created", ", ".join(k.kid for k in init_keys(g))),
         )
-        original = _write(work / "speech.wav", Audio(speechlike(10.0, seed=7)[:, None], 16000))
+        original = _write(work / "speech.wav", _asset("demo-speech.flac"))
         labeled = work / "speech.labeled.wav"
 
         def do_label() -> tuple[str, str]:
             r = label_file(g, LabelRequest(source=original, output=labeled, purpose="demo"))
             return "labeled", r.label_id
 
-        step("label a 10 s clip (C2PA manifest + registry)", "labeled", do_label)
+        step("label a speech clip (watermark, C2PA manifest, registry)", "labeled", do_label)
         _verify_step(g, step, "verify the labeled clip", labeled, Verdict.VERIFIED)
         reencoded = _reencode(labeled, work / "speech.reencoded.wav")
         _verify_step(
@@ -129,8 +132,12 @@ def run_demo(*, workdir: Path | None = None, progress: Progress | None = None) -
         tampered = work / "speech.tampered.wav"
         tampered.write_bytes(flip_wav_sample(labeled.read_bytes(), position=0.37))
         _verify_step(g, step, "verify with one sample flipped", tampered, Verdict.TAMPERED)
-        other = _write(work / "other.wav", Audio(speechlike(6.0, seed=99)[:, None], 16000))
+        other_audio = _asset("other-speech.flac")
+        other = _write(work / "other.wav", other_audio)
         _verify_step(g, step, "verify an unrelated clip", other, Verdict.NOT_FOUND)
+        spliced = _write(work / "spliced.wav", _splice(labeled, other_audio))
+        _verify_step(g, step, "verify 3 s of it spliced into other speech", spliced,
+                     Verdict.WATERMARKED)  # fmt: skip
         step("rotate the signing key", "rotated", lambda: ("rotated", rotate_key(g).kid))
         _verify_step(g, step, "verify the old clip after rotation", labeled, Verdict.VERIFIED)
 
@@ -152,9 +159,25 @@ def _verify_step(
 ) -> None:
     def run() -> tuple[str, str]:
         r = verify_file(g, path)
-        return r.verdict.value, "; ".join(r.reasons)
+        wm = r.watermark
+        marks = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in wm.segments)
+        seen = f"watermark score {wm.score:.2f}" + (f" at {marks}" if marks else "")
+        return r.verdict.value, "; ".join([*r.reasons, seen])
 
     step(name, expected.value, run)
+
+
+def _asset(name: str) -> Audio:
+    return decode_bytes((Path(__file__).with_name("assets") / name).read_bytes(), name=name)
+
+
+def _splice(labeled: Path, other: Audio) -> Audio:
+    """3 s cut from the labeled clip, inserted 2 s into unrelated speech."""
+    marked = decode_bytes(labeled.read_bytes())
+    rate = other.sample_rate
+    excerpt = marked.samples[2 * rate : 5 * rate]
+    mixed = np.concatenate([other.samples[: 2 * rate], excerpt, other.samples[2 * rate :]])
+    return Audio(mixed, rate)
 
 
 def _reencode(src: Path, dst: Path) -> Path:

@@ -9,6 +9,7 @@ from guardian.audio._io import (
     decode_bytes,
     encode_bytes,
     read_audio,
+    read_input_bytes,
     resample,
 )
 from guardian.audio._synth import speechlike
@@ -22,6 +23,7 @@ __all__ = [
     "encode_bytes",
     "flip_wav_sample",
     "read_audio",
+    "read_input_bytes",
     "resample",
     "sniff",
     "speechlike",

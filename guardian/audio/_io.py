@@ -99,15 +99,12 @@ def _to_int16(samples: np.ndarray) -> np.ndarray:
     return np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2")
 
 
-def read_audio(
-    path: Path, *, max_seconds: float = DEFAULT_MAX_SECONDS, max_bytes: int | None = None
-) -> Audio:
-    """Read an audio file, naming the problem in one line when it cannot.
+def read_input_bytes(path: Path, *, max_bytes: int | None = None) -> bytes:
+    """Read an input file, naming the problem in one line when it cannot.
 
     Raises:
-        UnreadableAudioError: missing, unreadable, empty, truncated or non-audio input.
-        AudioTooLongError: longer than ``max_seconds``.
-        InvalidSamplesError: NaN or infinite samples.
+        UnreadableAudioError: missing, unreadable or a directory.
+        AudioTooLongError: larger than ``max_bytes``.
     """
     name = path.name or str(path)
     try:
@@ -116,14 +113,27 @@ def read_audio(
         size = path.stat().st_size
         if max_bytes is not None and size > max_bytes:
             raise AudioTooLongError(f"{name}: file is {size} bytes, over the {max_bytes} limit")
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError as e:
         raise UnreadableAudioError(f"{name}: no such file") from e
     except PermissionError as e:
         raise UnreadableAudioError(f"{name}: permission denied") from e
     except OSError as e:
         raise UnreadableAudioError(f"{name}: cannot read ({e.strerror or e})") from e
-    return decode_bytes(data, name=name, max_seconds=max_seconds)
+
+
+def read_audio(
+    path: Path, *, max_seconds: float = DEFAULT_MAX_SECONDS, max_bytes: int | None = None
+) -> Audio:
+    """Read and decode an audio file (see :func:`read_input_bytes`, :func:`decode_bytes`).
+
+    Raises:
+        UnreadableAudioError: missing, unreadable, empty, truncated or non-audio input.
+        AudioTooLongError: longer than ``max_seconds`` or larger than ``max_bytes``.
+        InvalidSamplesError: NaN or infinite samples.
+    """
+    data = read_input_bytes(path, max_bytes=max_bytes)
+    return decode_bytes(data, name=path.name or str(path), max_seconds=max_seconds)
 
 
 def decode_bytes(

@@ -134,6 +134,18 @@ class KeyStore:
         rows = session.exec(select(SigningKey).where(SigningKey.role == KeyRole.ROOT)).all()
         return "".join(r.public_pem for r in rows)
 
+    def first_root_pem(self, session: Session) -> str:
+        """The oldest root certificate: a stable identity for the deployment."""
+        stmt = (
+            select(SigningKey)
+            .where(SigningKey.role == KeyRole.ROOT)
+            .order_by(col(SigningKey.created_at))
+        )
+        row = session.exec(stmt).first()
+        if row is None:
+            raise NoSigningKeyError("no signing identity yet: run `guardian keys init`")
+        return row.public_pem
+
     def find_signer_by_serial(self, session: Session, serial_hex: str) -> KeyInfo | None:
         stmt = select(SigningKey).where(
             SigningKey.role == KeyRole.SIGNER, SigningKey.serial == serial_hex.lower()

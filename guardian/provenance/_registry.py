@@ -100,5 +100,11 @@ class Registry:
         label_id, match = ranked[0]
         return RegistryMatch(cache[label_id], "fingerprint", ber=match.ber)
 
+    def by_wm_tags(self, session: Session, tags: Sequence[int]) -> Sequence[Label]:
+        """Labels whose watermark label tag is one of ``tags``."""
+        if not tags:
+            return []
+        return session.exec(select(Label).where(col(Label.wm_tag).in_(list(tags)))).all()
+
     def labels_for_voice(self, session: Session, voice_id: str) -> Sequence[Label]:
         return session.exec(select(Label).where(Label.voice_id == voice_id)).all()

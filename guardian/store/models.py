@@ -70,6 +70,11 @@ class Label(SQLModel, table=True):
     voice_id: str | None = Field(default=None, index=True, max_length=64)
     consent_id: str | None = Field(default=None, max_length=64)
     assertion_json: str = Field(sa_column=Column(Text, nullable=False))
+    wm_payload: int | None = None
+    """The 16-bit watermark message embedded in the clip (None: not watermarked)."""
+    wm_tag: int | None = Field(default=None, index=True)
+    """The payload's 12-bit label tag, indexed to narrow watermark-led look-ups."""
+    wm_model: str | None = Field(default=None, max_length=80)
 
 
 class FingerprintHash(SQLModel, table=True):

@@ -15,9 +15,10 @@ from tests.conftest import write_clip
 GUARDIAN = [sys.executable, "-m", "cli.main"]
 
 
-def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run(home: Path, *args: str, model: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDIAN_")}
     env["GUARDIAN_HOME"] = str(home)
+    env["GUARDIAN_WATERMARK_MODEL"] = model or os.environ["GUARDIAN_WATERMARK_MODEL"]
     return subprocess.run(
         [*GUARDIAN, *args], capture_output=True, text=True, env=env, timeout=120, check=False
     )
@@ -39,7 +40,7 @@ def test_label_verify_json_contract(home: Path, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["verdict"] == "verified"
-    assert set(doc["watermark"]) == {"detected", "score", "payload"}
+    assert {"detected", "score", "payload", "segments"} <= set(doc["watermark"])
     assert set(doc["manifest"]) == {"present", "valid", "trusted", "id"}
     assert doc["manifest"]["trusted"] is True
     for key in ("voice_id", "consent_id", "generated_at", "epsilon"):
@@ -89,10 +90,13 @@ def test_keys_and_audit_commands(home: Path) -> None:
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    r = run(tmp_path / "unused", "demo", "--json")
+    from guardian.watermark import SHIPPED_CARD
+
+    trained = os.environ.get("GUARDIAN_TEST_TRAINED_CARD", str(SHIPPED_CARD))
+    r = run(tmp_path / "unused", "demo", "--json", model=trained)
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
     assert report["ok"]
     verdicts = [s["got"] for s in report["steps"]]
-    for v in ("verified", "traced", "tampered", "not_found"):
+    for v in ("verified", "traced", "tampered", "not_found", "watermarked"):
         assert v in verdicts

@@ -12,7 +12,6 @@ from sqlalchemy import create_engine, inspect, text
 from guardian.app import (
     LabelRequest,
     Verdict,
-    init_keys,
     label_file,
     open_guardian,
     verify_audit,
@@ -33,18 +32,28 @@ def test_fresh_database_is_migrated_to_head(tmp_path: Path) -> None:
 
 
 def test_existing_home_upgrades_in_place_and_keeps_data(tmp_path: Path) -> None:
+    from alembic import command
+
+    from guardian.store.db import _alembic_config
+
     settings = Settings(home=tmp_path / "h", database_url=None, master_key=None)
+    settings.home.mkdir(parents=True)
+    old = make_engine(settings.resolved_database_url)
+    cfg = _alembic_config()
+    with old.begin() as conn:  # a home created by the first release
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(text("INSERT INTO audit_entry (seq, at, action, details_json, prev_hash,"
+                          " entry_hash, kid, signature) VALUES (1, 't', 'old', '{}', '', '',"
+                          " 'k', 's')"))
+    assert current_revision(old) == "0001"
+    assert "wm_tag" not in {c["name"] for c in inspect(old).get_columns("label")}
+    old.dispose()
     g = open_guardian(settings)
-    init_keys(g)
-    g.engine.dispose()
-    # Simulate a home from before versioning: drop the alembic stamp.
-    raw = create_engine(settings.resolved_database_url)
-    with raw.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
-    raw.dispose()
-    again = open_guardian(settings)
-    assert current_revision(again.engine) == head_revision()
-    assert verify_audit(again)
+    assert current_revision(g.engine) == head_revision()
+    assert "wm_tag" in {c["name"] for c in inspect(g.engine).get_columns("label")}
+    with g.engine.connect() as conn:
+        assert conn.execute(text("SELECT action FROM audit_entry")).scalar_one() == "old"
 
 
 def _postgres_url() -> str | None:

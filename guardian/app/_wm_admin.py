@@ -1,0 +1,113 @@
+"""Use-cases: build training audio, train, export and inspect watermark models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from guardian.app._context import Guardian
+from guardian.audio import Audio, read_audio, resample, speechlike
+from guardian.errors import UsageError
+from guardian.watermark._synthetic import random_nonspeech
+from guardian.watermark._train import TrainConfig, TrainStatus, iter_audio_files, train
+
+SEGMENT_S = 2.0
+
+
+def make_corpus(
+    out: Path, *, count: int, seed: int, progress: Callable[[int, int], None] | None = None
+) -> list[Path]:
+    """``guardian watermark corpus``: synthesise training speech offline."""
+    from guardian.corpus import write_speech_corpus
+
+    if count < 1:
+        raise UsageError("--count must be at least 1")
+    return write_speech_corpus(out, count=count, seed=seed, progress=progress)
+
+
+def load_train_config(path: Path) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(yaml.safe_load(path.read_text()) or {})
+    except FileNotFoundError as e:
+        raise UsageError(f"{path}: no such training config") from e
+    except (yaml.YAMLError, TypeError) as e:
+        raise UsageError(f"{path}: not a valid training config ({e})") from e
+
+
+def train_watermark(
+    *,
+    config_path: Path,
+    data: list[Path],
+    out: Path,
+    device: str,
+    steps: int | None,
+    resume: bool,
+    progress: Callable[[TrainStatus], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Path:
+    """``guardian watermark train``: resumable training; returns the checkpoint path."""
+    import torch
+
+    config = load_train_config(config_path)
+    if steps is not None:
+        config.steps = steps
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA GPU is available on this machine")
+    files = list(iter_audio_files(data))
+    if not files:
+        raise UsageError("no training audio found under " + ", ".join(map(str, data)))
+    return train(files, out, config=config, device=device, resume=resume,
+                 progress=progress, should_stop=should_stop)  # fmt: skip
+
+
+def _negatives(dirs: list[Path], *, limit: int, seed: int) -> list[Audio]:
+    """2 s unwatermarked segments: from files when given, else generated."""
+    out: list[Audio] = []
+    for path in iter_audio_files(dirs):
+        audio = read_audio(path)
+        mono = resample(audio.mono(), audio.sample_rate, 16000)
+        step = int(SEGMENT_S * 16000)
+        for start in range(0, len(mono) - step + 1, step):
+            out.append(Audio(mono[start : start + step, None], 16000))
+        if len(out) >= limit:
+            return out[:limit]
+    rng = np.random.default_rng(seed)
+    while len(out) < limit:
+        n = int(SEGMENT_S * 16000)
+        sig = (speechlike(SEGMENT_S, seed=int(rng.integers(1 << 30))) if len(out) % 2
+               else random_nonspeech(rng, n, 16000))  # fmt: skip
+        out.append(Audio(sig[:, None], 16000))
+    return out
+
+
+def export_watermark(
+    *, run_dir: Path, card: Path, model_id: str, negatives: list[Path], count: int
+) -> Path:
+    """``guardian watermark export``: pin, calibrate and publish a model card."""
+    from guardian.watermark._export import export
+
+    checkpoint = run_dir / "checkpoint.pt"
+    if not checkpoint.exists():
+        raise UsageError(f"{run_dir}: no checkpoint.pt (train first)")
+    config = load_train_config(run_dir / "train_config.json")
+    return export(checkpoint, card, model_id=model_id, config=config,
+                  negatives=_negatives(negatives, limit=count, seed=7))  # fmt: skip
+
+
+def watermark_info(g: Guardian) -> dict[str, Any]:
+    """``guardian watermark info``: which model is in use, with its pinned hash."""
+    m = g.watermark
+    return {
+        "model_id": m.model_id,
+        "source": m.source,
+        "weights_sha256": m.weights_sha256,
+        "threshold": m.threshold,
+        "arch": m.arch.to_dict(),
+        "embed": m.embed.to_dict(),
+        "can_embed": m.generator is not None,
+        **m.extra,
+    }

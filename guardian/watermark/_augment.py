@@ -1,0 +1,197 @@
+"""Training-time attacks: differentiable where possible, straight-through for codecs.
+
+Every augmentation maps ``(audio, labels)`` to ``(audio, labels)`` with shapes
+(B, 1, T); time-changing ones (speed) resample the labels with the audio so that
+localization stays supervised. Codec round-trips run the real ffmpeg encoders on
+CPU and pass gradients straight through (``x + (codec(x) - x).detach()``).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from guardian.watermark._model import SAMPLE_RATE
+
+Aug = Callable[[torch.Tensor, torch.Tensor, random.Random], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _freq_mask(
+    x: torch.Tensor, lo: float | None, hi: float | None, width: float = 80.0
+) -> torch.Tensor:
+    """Smooth-edged FFT filter (differentiable)."""
+    n = x.shape[-1]
+    spec = torch.fft.rfft(x, dim=-1)
+    f = torch.fft.rfftfreq(n, d=1 / SAMPLE_RATE).to(x.device)
+    gain = torch.ones_like(f)
+    if lo is not None:
+        gain = gain * torch.sigmoid((f - lo) / width)
+    if hi is not None:
+        gain = gain * torch.sigmoid((hi - f) / width)
+    out: torch.Tensor = torch.fft.irfft(spec * gain, n=n, dim=-1)
+    return out
+
+
+def lowpass(hz: float) -> Aug:
+    return lambda x, y, _r: (_freq_mask(x, None, hz), y)
+
+
+def highpass(hz: float) -> Aug:
+    return lambda x, y, _r: (_freq_mask(x, hz, None), y)
+
+
+def bandpass(lo: float, hi: float) -> Aug:
+    return lambda x, y, _r: (_freq_mask(x, lo, hi), y)
+
+
+def white_noise(snr_db: float) -> Aug:
+    def run(
+        x: torch.Tensor, y: torch.Tensor, _r: random.Random
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        p = x.pow(2).mean(dim=-1, keepdim=True)
+        sigma = torch.sqrt(p / 10 ** (snr_db / 10))
+        return x + sigma * torch.randn_like(x), y
+
+    return run
+
+
+def pink_noise(sigma: float) -> Aug:
+    def run(
+        x: torch.Tensor, y: torch.Tensor, _r: random.Random
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        n = x.shape[-1]
+        spec = torch.fft.rfft(torch.randn_like(x), dim=-1)
+        f = torch.fft.rfftfreq(n, d=1 / SAMPLE_RATE).to(x.device).clamp_min(20.0)
+        pink = torch.fft.irfft(spec / f.sqrt(), n=n, dim=-1)
+        pink = pink / pink.pow(2).mean(dim=-1, keepdim=True).add(1e-12).sqrt()
+        rms = x.pow(2).mean(dim=-1, keepdim=True).sqrt()
+        return x + sigma * pink * (rms / 0.1), y  # sigma is relative to a 0.1-RMS signal
+
+    return run
+
+
+def gain(factor: float) -> Aug:
+    return lambda x, y, _r: (x * factor, y)
+
+
+def echo(delay_s: float, volume: float) -> Aug:
+    def run(
+        x: torch.Tensor, y: torch.Tensor, _r: random.Random
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        d = int(delay_s * SAMPLE_RATE)
+        delayed = F.pad(x, (d, 0))[..., : x.shape[-1]]
+        return (x + volume * delayed) / (1 + volume), y
+
+    return run
+
+
+def speed(factor: float) -> Aug:
+    """Play faster or slower (pitch changes too), resampling audio and labels alike."""
+
+    def run(
+        x: torch.Tensor, y: torch.Tensor, _r: random.Random
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        n = max(16, round(x.shape[-1] / factor))
+        xs = F.interpolate(x, size=n, mode="linear", align_corners=False)
+        ys = F.interpolate(y, size=n, mode="nearest")
+        return xs, ys
+
+    return run
+
+
+def resample_through(rate: int) -> Aug:
+    """Down to ``rate`` and back: band-limits to ``rate / 2`` and aliases nothing."""
+    return lowpass(rate / 2 * 0.95) if rate < SAMPLE_RATE else (lambda x, y, _r: (x, y))
+
+
+def mix_other(snr_db: float) -> Aug:
+    """Add another item of the batch (other speech) at ``snr_db`` below the signal."""
+
+    def run(
+        x: torch.Tensor, y: torch.Tensor, _r: random.Random
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        other = torch.roll(x, 1, dims=0).detach()
+        p_x = x.pow(2).mean(dim=-1, keepdim=True)
+        p_o = other.pow(2).mean(dim=-1, keepdim=True).add(1e-10)
+        return x + other * torch.sqrt(p_x / (p_o * 10 ** (snr_db / 10))), y
+
+    return run
+
+
+def codec(name: str, kbps: int) -> Aug:
+    """Real codec round-trip through ffmpeg, gradient passed straight through."""
+
+    def run(
+        x: torch.Tensor, y: torch.Tensor, _r: random.Random
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        from guardian.audio import Audio, decode_bytes, encode_bytes, resample
+
+        outs = []
+        for item in x.detach().cpu().numpy()[:, 0, :]:
+            peak = float(np.abs(item).max()) or 1.0
+            scale = min(1.0, 0.99 / peak)
+            data = encode_bytes(
+                Audio((item * scale)[:, None], SAMPLE_RATE), name, bitrate_kbps=kbps
+            )
+            dec = decode_bytes(data)
+            mono = resample(dec.mono(), dec.sample_rate, SAMPLE_RATE)
+            outs.append(align(item * scale, mono) / scale)
+        coded = torch.from_numpy(np.stack(outs)[:, None, :]).to(x)
+        return x + (coded - x).detach(), y
+
+    return run
+
+
+def align(reference: np.ndarray, processed: np.ndarray, *, max_lag: int = 4096) -> np.ndarray:
+    """Undo a codec's start delay (found by cross-correlation) and match the length."""
+    n = len(reference)
+    size = 1 << math.ceil(math.log2(n + len(processed)))
+    corr = np.fft.irfft(np.fft.rfft(processed, size) * np.conj(np.fft.rfft(reference, size)), size)
+    lags = np.concatenate([corr[: max_lag + 1], corr[-max_lag:]])
+    best = int(np.argmax(lags))
+    lag = best if best <= max_lag else best - len(lags)
+    shifted = processed[lag:] if lag >= 0 else np.concatenate([np.zeros(-lag), processed])
+    out = np.zeros(n, dtype=np.float32)
+    m = min(n, len(shifted))
+    out[:m] = shifted[:m]
+    return out
+
+
+def identity() -> Aug:
+    return lambda x, y, _r: (x, y)
+
+
+# (name, augmentation, relative weight). Codecs are slow on CPU, so they are drawn
+# less often; each is still seen thousands of times over a training run.
+TRAINING_AUGMENTATIONS: list[tuple[str, Aug, float]] = [
+    ("identity", identity(), 2.0),
+    ("white_noise_20db", white_noise(20.0), 1.0),
+    ("white_noise_10db", white_noise(10.0), 0.5),
+    ("pink_noise", pink_noise(0.05), 1.0),
+    ("lowpass_3k", lowpass(3000.0), 1.0),
+    ("lowpass_5k", lowpass(5000.0), 0.5),
+    ("highpass_500", highpass(500.0), 1.0),
+    ("bandpass_500_5000", bandpass(500.0, 5000.0), 1.0),
+    ("resample_8k", resample_through(8000), 1.0),
+    ("speed_0.9", speed(0.9), 0.7),
+    ("speed_1.1", speed(1.1), 0.7),
+    ("echo", echo(0.3, 0.5), 1.0),
+    ("boost", gain(10.0), 0.3),
+    ("duck", gain(0.1), 0.3),
+    ("mix_speech_10db", mix_other(10.0), 1.0),
+    ("mp3_32k", codec("mp3", 32), 0.5),
+    ("mp3_64k", codec("mp3", 64), 0.7),
+    ("aac_64k", codec("aac", 64), 0.5),
+    ("opus_16k", codec("opus", 16), 0.5),
+]
+
+
+def choose(rng: random.Random) -> tuple[str, Aug]:
+    names, augs, weights = zip(*TRAINING_AUGMENTATIONS, strict=True)
+    i = rng.choices(range(len(names)), weights=weights)[0]
+    return names[i], augs[i]

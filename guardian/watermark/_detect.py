@@ -1,0 +1,199 @@
+"""Embedding and detection on real clips: any rate, any length, constant memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from guardian.audio import Audio, resample
+from guardian.errors import WatermarkError
+from guardian.watermark._model import SAMPLE_RATE, WatermarkModel, no_compile
+from guardian.watermark._payload import NBITS, Payload
+from guardian.watermark._signal import normalize_loudness, shape_watermark
+
+MIN_SECONDS = 0.5
+CHUNK_S = 10.0
+CONTEXT_S = 1.0
+WINDOW_S = 1.0
+"""Clip score = the best mean presence over any window of this length."""
+_SILENCE_RMS = 10 ** (-60 / 20)
+MIN_BIT_CONFIDENCE = 0.25
+"""tanh(|mean bit logit|) below this marks a bit as too unclear to trust."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What the detector found in a clip; ``detected`` uses the calibrated threshold."""
+
+    detected: bool
+    score: float
+    threshold: float
+    payload: Payload | None = None
+    bit_confidence: list[float] = field(default_factory=list)
+    bits: list[int] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    note: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.detected
+
+    @property
+    def payload_confident(self) -> bool:
+        """Whether every decoded bit is clear enough to act on the deployment tag."""
+        return (
+            self.payload is not None and min(self.bit_confidence, default=0.0) >= MIN_BIT_CONFIDENCE
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "detected": self.detected,
+            "score": round(self.score, 4),
+            "threshold": round(self.threshold, 4),
+            "payload": self.payload.hex() if self.payload is not None else None,
+            "payload_confident": self.payload_confident,
+            "segments": [[round(s.start_s, 2), round(s.end_s, 2)] for s in self.segments],
+            "note": self.note,
+        }
+
+
+def _mono16k(audio: Audio) -> np.ndarray:
+    return resample(audio.mono(), audio.sample_rate, SAMPLE_RATE)
+
+
+def embed(model: WatermarkModel, audio: Audio, payload: Payload) -> Audio:
+    """Add the watermark to every channel; the rest of the signal is untouched."""
+    if model.generator is None:
+        raise WatermarkError(f"model {model.model_id} has no generator: it can only detect")
+    if audio.duration < MIN_SECONDS:
+        raise WatermarkError(f"audio is too short to carry a watermark (< {MIN_SECONDS} s)")
+    mono = _mono16k(audio)
+    msg = torch.tensor([payload.bits()])
+    wm = np.zeros_like(mono)
+    chunk = int(CHUNK_S * SAMPLE_RATE)
+    with torch.inference_mode(), no_compile():
+        for start in range(0, len(mono), chunk):
+            seg = torch.from_numpy(mono[start : start + chunk])[None, None, :]
+            if seg.shape[-1] < SAMPLE_RATE // 10:  # a tail too short for the encoder
+                break
+            raw = model.generator.get_watermark(seg, message=msg)
+            wm[start : start + seg.shape[-1]] = shape_watermark(raw, seg, model.embed)[0, 0].numpy()
+    wm_native = resample(wm, SAMPLE_RATE, audio.sample_rate)[: audio.frames]
+    marked = audio.samples + wm_native[:, None]
+    peak = float(np.abs(marked).max())
+    if peak > 1.0:  # never clip: scale the whole clip down a little instead
+        marked = marked / peak * 0.999
+    return Audio(marked.astype(np.float32), audio.sample_rate, audio.container)
+
+
+FRAME = SAMPLE_RATE // 100
+"""Detector output is pooled to 10 ms frames, so a 10-minute clip needs a few MB."""
+
+
+def _presence(model: WatermarkModel, mono: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frame-level presence probability and per-frame summed bit logits.
+
+    The clip is processed in overlapping chunks (``CONTEXT_S`` either side) and only
+    pooled per-frame results are kept: memory is constant in the clip length apart
+    from the 10 ms frame arrays.
+    """
+    n = len(mono)
+    n_frames = -(-n // FRAME)
+    prob = np.zeros(n_frames, dtype=np.float32)
+    logits = np.zeros((NBITS, n_frames), dtype=np.float32)
+    chunk, ctx = int(CHUNK_S * SAMPLE_RATE), int(CONTEXT_S * SAMPLE_RATE)
+    with torch.inference_mode(), no_compile():
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            lo, hi = max(0, start - ctx), min(n, stop + ctx)
+            seg = torch.from_numpy(np.ascontiguousarray(mono[lo:hi]))[None, None, :]
+            out = model.detector.detector(normalize_loudness(seg))[0]
+            p = torch.softmax(out[:2], dim=0)[1].numpy()[start - lo : stop - lo]
+            bits = out[2:].numpy()[:, start - lo : stop - lo]
+            pad = (-len(p)) % FRAME
+            p = np.pad(p, (0, pad), mode="edge")
+            bits = np.pad(bits, ((0, 0), (0, pad)), mode="edge")
+            f0 = start // FRAME
+            prob[f0 : f0 + len(p) // FRAME] = p.reshape(-1, FRAME).mean(axis=1)
+            logits[:, f0 : f0 + len(p) // FRAME] = bits.reshape(NBITS, -1, FRAME).mean(axis=2)
+    return prob, logits
+
+
+def window_score(prob: np.ndarray) -> float:
+    """Best mean presence over any ``WINDOW_S`` window (the whole clip if shorter)."""
+    w = int(WINDOW_S * SAMPLE_RATE) // FRAME
+    if len(prob) <= w:
+        return float(prob.mean())
+    c = np.concatenate([[0.0], np.cumsum(prob, dtype=np.float64)])
+    starts = np.arange(0, len(prob) - w + 1, 5)
+    return float(((c[starts + w] - c[starts]) / w).max())
+
+
+def _segments(prob: np.ndarray) -> list[Segment]:
+    per = 10  # frames per 0.1 s
+    frames = prob[: len(prob) // per * per].reshape(-1, per).mean(axis=1) > 0.5
+    out: list[Segment] = []
+    start = None
+    for i, on in enumerate([*frames, False]):
+        if on and start is None:
+            start = i
+        elif not on and start is not None:
+            if i - start >= 3:  # ignore blips under 0.3 s
+                out.append(Segment(start / 10, i / 10))
+            start = None
+    return out
+
+
+def detect(model: WatermarkModel, audio: Audio) -> Detection:
+    """Presence score, localized segments and the decoded payload."""
+    thr = model.threshold
+    if audio.duration < MIN_SECONDS:
+        note = f"too short to carry a watermark (< {MIN_SECONDS} s)"
+        return Detection(False, 0.0, thr, note=note)
+    mono = _mono16k(audio)
+    mono = mono - float(mono.mean())  # a DC offset says nothing about the watermark
+    if float(np.sqrt(np.mean(mono**2))) < _SILENCE_RMS:
+        return Detection(False, 0.0, thr, note="silent: no signal that could carry a watermark")
+    prob, logits = _presence(model, mono)
+    score = window_score(prob)
+    detected = score >= thr
+    region = prob > 0.5
+    weights = region if region.sum() >= 10 else np.ones_like(region)
+    mean_logits = (logits * weights).sum(axis=1) / max(1, int(weights.sum()))
+    bits = [int(v > 0) for v in mean_logits]
+    conf = [float(abs(np.tanh(v))) for v in mean_logits]
+    return Detection(
+        detected=detected,
+        score=score,
+        threshold=thr,
+        payload=Payload.from_bits(bits) if detected else None,
+        bits=bits,
+        bit_confidence=conf,
+        segments=_segments(prob) if detected else [],
+    )
+
+
+def calibrate(model: WatermarkModel, negatives: list[Audio], *, fpr: float = 1e-3) -> float:
+    """The clip-score threshold whose false-positive rate on ``negatives`` is <= ``fpr``.
+
+    With fewer than ``1/fpr`` negatives the empirical quantile cannot resolve the
+    target, so the maximum observed score (plus a small margin) is used instead.
+    """
+    if not negatives:
+        raise ValueError("calibration needs unwatermarked audio")
+    scores = []
+    for audio in negatives:
+        mono = _mono16k(audio)
+        prob, _ = _presence(model, mono - float(mono.mean()))
+        scores.append(window_score(prob))
+    arr = np.sort(np.asarray(scores))
+    if len(arr) * fpr < 1:
+        return float(min(1.0, arr[-1] + 0.01))
+    return float(min(1.0, np.quantile(arr, 1 - fpr) + 1e-6))

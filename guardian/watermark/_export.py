@@ -1,0 +1,49 @@
+"""Turn a training checkpoint into a hash-pinned, calibrated model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from guardian.audio import Audio
+from guardian.watermark._detect import calibrate
+from guardian.watermark._loader import write_card
+from guardian.watermark._model import WatermarkModel, build_detector, build_generator, state_bytes
+from guardian.watermark._train import TrainConfig
+
+
+def export(
+    checkpoint: Path,
+    card: Path,
+    *,
+    model_id: str,
+    config: TrainConfig,
+    negatives: list[Audio],
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``<card>.pt`` and ``card``, with the threshold calibrated on ``negatives``."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    gen, det = build_generator(config.arch), build_detector(config.arch)
+    gen.load_state_dict(state["generator"])
+    det.load_state_dict(state["detector"])
+    model = WatermarkModel(model_id, config.arch, config.embed, gen, det, weights_sha256="")
+    threshold = calibrate(model, negatives)
+    weights = card.with_suffix(".pt")
+    weights.write_bytes(state_bytes(gen, det))
+    info = {
+        "training": {"steps": int(state["step"]), "config": config.to_dict()},
+        "calibration": {"negatives": len(negatives), "target_fpr": 1e-3},
+        **(extra or {}),
+    }
+    write_card(
+        card,
+        model_id=model_id,
+        arch=config.arch,
+        embed=config.embed,
+        weights_file=weights,
+        threshold=threshold,
+        extra=info,
+    )
+    return card

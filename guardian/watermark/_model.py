@@ -1,0 +1,191 @@
+"""Guardian's AudioSeal models: configuration, construction, hashed weights.
+
+The generator and detector are the ``audioseal`` package's own ``AudioSealWM`` and
+``AudioSealDetector``, built with its builder from a SEANet configuration. Guardian's
+shipped model is a small configuration of that architecture, trained by
+``guardian watermark train`` (see ``_train.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from audioseal.builder import (
+    AudioSealDetectorConfig,
+    AudioSealWMConfig,
+    DecoderConfig,
+    SEANetConfig,
+    create_detector,
+    create_generator,
+)
+from audioseal.models import AudioSealDetector, AudioSealWM
+
+from guardian.errors import WatermarkModelError
+
+SAMPLE_RATE = 16000
+NBITS = 16
+
+
+def no_compile() -> AbstractContextManager[None]:
+    """Run audioseal's SEANet blocks eagerly (no lazy ``torch.compile``).
+
+    Compilation needs a C toolchain and seconds of warm-up per shape; eager mode is
+    deterministic and fast enough on a CPU.
+    """
+    from audioseal.libs.moshi.utils.compile import no_compile as _no_compile
+
+    return _no_compile()
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """The SEANet hyper-parameters Guardian varies; the rest follow the official card."""
+
+    n_filters: int = 16
+    dimension: int = 64
+    ratios: tuple[int, ...] = (8, 5, 4, 2)
+    lstm: int = 2
+    nbits: int = NBITS
+
+    def seanet(self) -> SEANetConfig:
+        return SEANetConfig(
+            channels=1,
+            dimension=self.dimension,
+            n_filters=self.n_filters,
+            n_residual_layers=1,
+            ratios=list(self.ratios),
+            activation="ELU",
+            activation_params={"alpha": 1.0},
+            norm="none",
+            norm_params={},
+            kernel_size=7,
+            last_kernel_size=7,
+            residual_kernel_size=3,
+            dilation_base=2,
+            causal=False,
+            pad_mode="constant",
+            true_skip=True,
+            compress=2,
+            lstm=self.lstm,
+            disable_norm_outer_blocks=0,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ratios"] = list(self.ratios)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArchConfig:
+        known = {
+            k: data[k] for k in ("n_filters", "dimension", "ratios", "lstm", "nbits") if k in data
+        }
+        if "ratios" in known:
+            known["ratios"] = tuple(int(r) for r in known["ratios"])
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """How the generator's output is scaled into the audio."""
+
+    snr_db: float = 26.0
+    """Target signal-to-watermark ratio, enforced per clip."""
+
+    envelope_ms: float = 20.0
+    """The watermark follows the speech envelope smoothed over this window."""
+
+    envelope_floor_db: float = -35.0
+    """Relative to the clip's peak envelope: quiet parts still carry some watermark."""
+
+    shaped: bool = True
+    """False for official AudioSeal generators, whose output is added as it is."""
+
+    def to_dict(self) -> dict[str, float | bool]:
+        return asdict(self)
+
+
+def build_generator(arch: ArchConfig) -> AudioSealWM:
+    cfg = AudioSealWMConfig(
+        nbits=arch.nbits, seanet=arch.seanet(), decoder=DecoderConfig(None, None, 1.0)
+    )
+    return create_generator(cfg)
+
+
+def build_detector(arch: ArchConfig) -> AudioSealDetector:
+    return create_detector(AudioSealDetectorConfig(nbits=arch.nbits, seanet=arch.seanet()))
+
+
+@dataclass
+class WatermarkModel:
+    """A generator/detector pair with the metadata a manifest records."""
+
+    model_id: str
+    arch: ArchConfig
+    embed: EmbedConfig
+    generator: AudioSealWM | None
+    detector: AudioSealDetector
+    weights_sha256: str
+    threshold: float = 0.5
+    """Clip-level detection threshold, calibrated for FPR <= 1e-3 on clean audio."""
+    source: str = "guardian"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for m in (self.generator, self.detector):
+            if m is not None:
+                m.eval()
+                for p in m.parameters():
+                    p.requires_grad_(False)
+
+
+def _half(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+
+
+def state_bytes(generator: AudioSealWM | None, detector: AudioSealDetector) -> bytes:
+    """Serialise both state dicts into one ``torch.save`` blob (tensors only).
+
+    Weights are stored in float16 to keep the shipped file small; they are loaded
+    back as float32, and the benchmark measures the stored (float16) weights.
+    """
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "generator": _half(generator.state_dict()) if generator is not None else {},
+            "detector": _half(detector.state_dict()),
+        },
+        buf,
+    )
+    return buf.getvalue()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_state(path: Path, *, expected_sha256: str) -> dict[str, dict[str, torch.Tensor]]:
+    """Load weights only after their SHA-256 matches the model card, tensors only."""
+    actual = sha256_file(path)
+    if actual != expected_sha256:
+        raise WatermarkModelError(
+            f"{path.name}: SHA-256 {actual[:12]}… does not match the model card "
+            f"({expected_sha256[:12]}…); refusing to load"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "detector" not in state:
+        raise WatermarkModelError(f"{path.name}: not a Guardian watermark checkpoint")
+    return {
+        part: {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+        for part, sd in state.items()
+    }

@@ -1,0 +1,48 @@
+"""Differentiable signal helpers shared by embedding, detection and training."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from guardian.watermark._model import SAMPLE_RATE, EmbedConfig
+
+_EPS = 1e-8
+DETECTOR_RMS = 0.1
+
+
+def envelope(x: torch.Tensor, cfg: EmbedConfig) -> torch.Tensor:
+    """Smoothed amplitude envelope of ``x`` (B, 1, T), floored relative to its peak."""
+    win = max(1, int(cfg.envelope_ms * SAMPLE_RATE / 1000)) | 1
+    power = F.avg_pool1d(x.pow(2), win, stride=1, padding=win // 2, count_include_pad=False)
+    env = power.clamp_min(0).add(_EPS).sqrt()
+    peak = env.amax(dim=-1, keepdim=True)
+    return torch.maximum(env, peak * 10 ** (cfg.envelope_floor_db / 20))
+
+
+def shape_watermark(
+    raw: torch.Tensor, x: torch.Tensor, cfg: EmbedConfig, *, snr_db: float | None = None
+) -> torch.Tensor:
+    """Shape the generator output to the speech envelope at an exact per-item SNR."""
+    if not cfg.shaped:
+        return raw
+    snr = cfg.snr_db if snr_db is None else snr_db
+    shaped = raw * envelope(x, cfg)
+    p_x = x.pow(2).mean(dim=-1, keepdim=True)
+    p_w = shaped.pow(2).mean(dim=-1, keepdim=True) + _EPS
+    gain = torch.sqrt(p_x / (p_w * 10 ** (snr / 10)))
+    return shaped * gain
+
+
+def normalize_loudness(x: torch.Tensor) -> torch.Tensor:
+    """Scale each item to a fixed RMS: makes detection immune to boost and duck."""
+    rms = x.pow(2).mean(dim=-1, keepdim=True).add(_EPS).sqrt()
+    return x * (DETECTOR_RMS / rms)
+
+
+def snr_db(reference: torch.Tensor, processed: torch.Tensor) -> float:
+    noise = (processed - reference).pow(2).sum().item()
+    signal = reference.pow(2).sum().item()
+    return 10 * math.log10((signal + _EPS) / (noise + _EPS))

@@ -1,0 +1,43 @@
+"""The training recipe runs, checkpoints atomically and resumes where it stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from guardian.audio import Audio, OutputFormat, encode_bytes, speechlike
+from guardian.watermark import load_card
+from guardian.watermark._export import export
+from guardian.watermark._model import ArchConfig
+from guardian.watermark._train import TrainConfig, train
+
+
+def _data(root: Path) -> list[Path]:
+    root.mkdir()
+    files = []
+    for seed in range(3):
+        path = root / f"s{seed}.wav"
+        path.write_bytes(encode_bytes(Audio(speechlike(2.0, seed=seed)[:, None], 16000),
+                                      OutputFormat.WAV))  # fmt: skip
+        files.append(path)
+    return files
+
+
+def test_train_resume_and_export(tmp_path: Path) -> None:
+    files = _data(tmp_path / "data")
+    config = TrainConfig(arch=ArchConfig(n_filters=4, dimension=8, lstm=1), steps=3,
+                         batch_size=2, segment_s=0.5, checkpoint_every=2,
+                         message_start_step=0, message_ramp_steps=1)  # fmt: skip
+    seen: list[int] = []
+    ckpt = train(files, tmp_path / "run", config=config, progress=lambda s: seen.append(s.step),
+                 should_stop=lambda: len(seen) >= 2)  # fmt: skip
+    assert torch.load(ckpt, weights_only=True)["step"] == 2  # stopped early, saved
+    train(files, tmp_path / "run", config=config, progress=lambda s: seen.append(s.step))
+    assert seen == [1, 2, 3]
+    assert torch.load(ckpt, weights_only=True)["step"] == 3
+    assert len((tmp_path / "run" / "train_log.jsonl").read_text().splitlines()) == 3
+    negatives = [Audio(speechlike(2.0, seed=s)[:, None], 16000) for s in (40, 41)]
+    card = export(ckpt, tmp_path / "m.yaml", model_id="t", config=config, negatives=negatives)
+    model = load_card(card)
+    assert model.model_id == "t" and model.generator is not None

@@ -1,0 +1,97 @@
+"""The shipped model end to end: embed, detect, payload, and verify after attacks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from guardian.app import LabelRequest, Verdict, label_file, open_guardian, verify_bytes
+from guardian.audio import Audio, OutputFormat, decode_bytes, encode_bytes, speechlike
+from guardian.config import Settings
+from guardian.watermark import SHIPPED_CARD, Payload, detect, embed, load_card
+from guardian.watermark.attacks import by_name
+
+CARD = Path(os.environ.get("GUARDIAN_TEST_TRAINED_CARD", SHIPPED_CARD))
+SURVIVAL = Path(__file__).parents[2] / "docs" / "benchmarks" / "watermark_survival.json"
+
+
+@pytest.fixture(scope="module")
+def model():  # type: ignore[no-untyped-def]
+    return load_card(CARD)
+
+
+def _speech(seconds: float, seed: int) -> Audio:
+    return Audio(speechlike(seconds, seed=seed)[:, None], 16000)
+
+
+def test_shipped_model_loads_offline_with_pinned_hash(model) -> None:  # type: ignore[no-untyped-def]
+    assert model.model_id == "guardian-wm-v1" and model.generator is not None
+    assert len(model.weights_sha256) == 64 and 0 < model.threshold <= 1
+
+
+def test_embedding_quality_and_clean_detection(model) -> None:  # type: ignore[no-untyped-def]
+    audio = _speech(4.0, seed=11)
+    marked = embed(model, audio, Payload(0xA5C3))
+    noise = marked.samples - audio.samples
+    snr = 10 * np.log10(np.sum(audio.samples**2) / np.sum(noise**2))
+    assert snr >= 25.0
+    assert detect(model, marked).detected
+    assert not detect(model, audio).detected
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="guardian-wm-v1 was trained for too few steps to learn the message: its bit "
+    "accuracy is at chance (docs/benchmarks/watermark.md). A model that decodes the "
+    "payload turns this into a failure (XPASS), so remove the marker then.",
+)
+def test_payload_round_trip(model) -> None:  # type: ignore[no-untyped-def]
+    for value, seed in ((0xA5C3, 11), (0x0F0F, 12), (0x1234, 13)):
+        found = detect(model, embed(model, _speech(4.0, seed=seed), Payload(value)))
+        assert found.payload == Payload(value)
+
+
+def test_chunked_detection_localizes_a_watermarked_stretch(model) -> None:  # type: ignore[no-untyped-def]
+    clean = _speech(24.0, seed=12)  # longer than one 10 s chunk
+    part = Audio(clean.samples[8 * 16000 : 14 * 16000], 16000)
+    marked = embed(model, part, Payload(0x1234))
+    samples = clean.samples.copy()
+    samples[8 * 16000 : 14 * 16000] = marked.samples
+    found = detect(model, Audio(samples, 16000))
+    assert found.detected and found.segments
+    covered = sum(s.end_s - s.start_s for s in found.segments)
+    assert all(s.start_s >= 7.0 and s.end_s <= 15.0 for s in found.segments)
+    assert covered >= 3.0
+
+
+def test_stereo_44k_clip(model) -> None:  # type: ignore[no-untyped-def]
+    x = speechlike(3.0, sample_rate=44100, seed=13)
+    stereo = Audio(np.stack([x, 0.7 * x], axis=1), 44100)
+    found = detect(model, embed(model, stereo, Payload(7)))
+    assert found.detected
+
+
+def _survivors() -> list[str]:
+    data = json.loads(SURVIVAL.read_text())
+    return [name for name, ok in data["survives"].items() if ok]
+
+
+@pytest.mark.parametrize("attack", ["mp3_64k", "lowpass_5k", "crop_2s", "white_noise_20db"])
+def test_label_attack_verify(tmp_path: Path, attack: str) -> None:
+    """Where the benchmark says the watermark survives, verify still finds the clip."""
+    if attack not in _survivors():
+        pytest.skip(f"{attack}: the benchmark does not claim survival (see docs)")
+    g = open_guardian(Settings(home=tmp_path / "h", database_url=None, master_key=None,
+                               watermark_model=str(CARD)))  # fmt: skip
+    src = tmp_path / "in.wav"
+    src.write_bytes(encode_bytes(_speech(6.0, seed=21), OutputFormat.WAV))
+    out = tmp_path / "out.wav"
+    label_file(g, LabelRequest(source=src, output=out, purpose="test"))
+    attacked = by_name(attack)(decode_bytes(out.read_bytes()), np.random.default_rng(0))
+    result = verify_bytes(g, encode_bytes(attacked, OutputFormat.WAV))
+    assert result.verdict in (Verdict.TRACED, Verdict.WATERMARKED), result.reasons
+    assert result.watermark.detected
