@@ -73,7 +73,20 @@ def main() -> None:
             f"| {fmt} | {ops['label']['median_s']:.3f} | {ops['label']['p90_s']:.3f} | "
             f"{ops['verify']['median_s']:.3f} | {ops['verify']['p90_s']:.3f} |"
         )
-    print("\n".join(lines))
+    table = "\n".join(lines)
+    print(table)
+    doc = Path("docs/benchmarks/label_verify.md")
+    doc.write_text(
+        "# Label and verify time\n\n"
+        f"A {args.seconds:g} s speech-like clip at 16 kHz, labeled (watermark, encode, C2PA "
+        "signing, registry, audit) and verified (decode, watermark detection, manifest "
+        "validation against the trust anchors, registry), per output format; "
+        f"{args.repeats} interleaved rounds after one warm-up round, on this project's "
+        "2-core CPU machine, in one process.\n\n"
+        f"{table}\n\n"
+        "Command: `.venv/bin/python benchmarks/label_verify.py "
+        f"--repeats {args.repeats}` (JSON in `benchmarks/out/label_verify.json`).\n"
+    )
 
 
 if __name__ == "__main__":

@@ -216,8 +216,9 @@ def wm_corpus(
 ) -> None:
     """Synthesise offline training speech (Piper joe + espeak-ng voices)."""
     with _bar("synthesising", count, enabled=not as_json) as tick:
-        paths = usecases.make_corpus(out, count=count, seed=seed,
-                                     progress=lambda done, _total: tick(done))  # fmt: skip
+        paths = usecases.make_corpus(
+            out, count=count, seed=seed, progress=lambda done, _total: tick(done)
+        )
     if as_json:
         emit_json({"out": str(out), "files": len(paths)})
     else:
@@ -246,11 +247,17 @@ def wm_train(
     total = steps or usecases.load_train_config(config).steps
     with _bar("training", total, enabled=not as_json) as tick:
         ckpt = usecases.train_watermark(
-            config_path=config, data=data, out=out, device=device, steps=steps, resume=resume,
-            progress=lambda st: tick(st.step, f"det {st.losses['det_acc']:.2f} "
-                                               f"bits {st.losses['bit_acc']:.2f}"),
+            config_path=config,
+            data=data,
+            out=out,
+            device=device,
+            steps=steps,
+            resume=resume,
+            progress=lambda st: tick(
+                st.step, f"det {st.losses['det_acc']:.2f} bits {st.losses['bit_acc']:.2f}"
+            ),
             should_stop=lambda: stop["now"],
-        )  # fmt: skip
+        )
     if as_json:
         emit_json({"checkpoint": str(ckpt), "stopped_early": stop["now"]})
     else:
@@ -272,8 +279,9 @@ def wm_export(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Pin the weights by SHA-256 and calibrate the threshold for FPR <= 1e-3."""
-    path = usecases.export_watermark(run_dir=run, card=card, model_id=model_id,
-                                     negatives=negatives or [], count=count)  # fmt: skip
+    path = usecases.export_watermark(
+        run_dir=run, card=card, model_id=model_id, negatives=negatives or [], count=count
+    )
     if as_json:
         emit_json({"card": str(path)})
     else:
@@ -295,8 +303,13 @@ def _bar(label: str, total: int, *, enabled: bool) -> Iterator[Callable[..., Non
         TimeRemainingColumn,
     )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[info]}"))  # fmt: skip
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
     with Progress(*columns, console=Console(stderr=True)) as progress:
         task = progress.add_task(label, total=total, info="")
 

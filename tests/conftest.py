@@ -8,13 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from hypothesis import settings as hypothesis_settings
 
 from guardian.app import Guardian, open_guardian
 from guardian.audio import Audio, OutputFormat, encode_bytes, speechlike
 from guardian.config import Settings, get_settings
-
 
 # Timing is measured by benchmarks, not by tests: no per-example deadline on a busy box.
 hypothesis_settings.register_profile("guardian", deadline=None)
@@ -39,8 +37,14 @@ def tiny_watermark_card(tmp_path_factory: pytest.TempPathFactory) -> Path:
     weights.write_bytes(state_bytes(gen, det))
     model = WatermarkModel("tiny-test", arch, EmbedConfig(), gen, det, weights_sha256="")
     negatives = [Audio(speechlike(3.0, seed=s)[:, None], 16000) for s in range(100, 106)]
-    write_card(root / "tiny.yaml", model_id="tiny-test", arch=arch, embed=EmbedConfig(),
-               weights_file=weights, threshold=calibrate(model, negatives))
+    write_card(
+        root / "tiny.yaml",
+        model_id="tiny-test",
+        arch=arch,
+        embed=EmbedConfig(),
+        weights_file=weights,
+        threshold=calibrate(model, negatives),
+    )
     return root / "tiny.yaml"
 
 
@@ -60,8 +64,12 @@ def _isolated_env(
 
 @pytest.fixture
 def settings(tmp_path: Path, tiny_watermark_card: Path) -> Settings:
-    return Settings(home=tmp_path / "home", database_url=None, master_key=None,
-                    watermark_model=str(tiny_watermark_card))
+    return Settings(
+        home=tmp_path / "home",
+        database_url=None,
+        master_key=None,
+        watermark_model=str(tiny_watermark_card),
+    )
 
 
 @pytest.fixture

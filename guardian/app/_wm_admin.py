@@ -60,8 +60,15 @@ def train_watermark(
     files = list(iter_audio_files(data))
     if not files:
         raise UsageError("no training audio found under " + ", ".join(map(str, data)))
-    return train(files, out, config=config, device=device, resume=resume,
-                 progress=progress, should_stop=should_stop)  # fmt: skip
+    return train(
+        files,
+        out,
+        config=config,
+        device=device,
+        resume=resume,
+        progress=progress,
+        should_stop=should_stop,
+    )
 
 
 def _negatives(dirs: list[Path], *, limit: int, seed: int) -> list[Audio]:
@@ -78,8 +85,11 @@ def _negatives(dirs: list[Path], *, limit: int, seed: int) -> list[Audio]:
     rng = np.random.default_rng(seed)
     while len(out) < limit:
         n = int(SEGMENT_S * 16000)
-        sig = (speechlike(SEGMENT_S, seed=int(rng.integers(1 << 30))) if len(out) % 2
-               else random_nonspeech(rng, n, 16000))  # fmt: skip
+        sig = (
+            speechlike(SEGMENT_S, seed=int(rng.integers(1 << 30)))
+            if len(out) % 2
+            else random_nonspeech(rng, n, 16000)
+        )
         out.append(Audio(sig[:, None], 16000))
     return out
 
@@ -94,8 +104,13 @@ def export_watermark(
     if not checkpoint.exists():
         raise UsageError(f"{run_dir}: no checkpoint.pt (train first)")
     config = load_train_config(run_dir / "train_config.json")
-    return export(checkpoint, card, model_id=model_id, config=config,
-                  negatives=_negatives(negatives, limit=count, seed=7))  # fmt: skip
+    return export(
+        checkpoint,
+        card,
+        model_id=model_id,
+        config=config,
+        negatives=_negatives(negatives, limit=count, seed=7),
+    )
 
 
 def watermark_info(g: Guardian) -> dict[str, Any]:

@@ -136,8 +136,9 @@ def run_demo(*, workdir: Path | None = None, progress: Progress | None = None) -
         other = _write(work / "other.wav", other_audio)
         _verify_step(g, step, "verify an unrelated clip", other, Verdict.NOT_FOUND)
         spliced = _write(work / "spliced.wav", _splice(labeled, other_audio))
-        _verify_step(g, step, "verify 3 s of it spliced into other speech", spliced,
-                     Verdict.WATERMARKED)  # fmt: skip
+        _verify_step(
+            g, step, "verify 3 s of it spliced into other speech", spliced, Verdict.WATERMARKED
+        )
         step("rotate the signing key", "rotated", lambda: ("rotated", rotate_key(g).kid))
         _verify_step(g, step, "verify the old clip after rotation", labeled, Verdict.VERIFIED)
 

@@ -17,17 +17,30 @@ from tests.conftest import write_clip
 
 
 def _detection(payload: Payload, *, confidence: float = 0.9) -> Detection:
-    return Detection(detected=True, score=0.99, threshold=0.5, payload=payload,
-                     bits=payload.bits(), bit_confidence=[confidence] * 16)  # fmt: skip
+    return Detection(
+        detected=True,
+        score=0.99,
+        threshold=0.5,
+        payload=payload,
+        bits=payload.bits(),
+        bit_confidence=[confidence] * 16,
+    )
 
 
 @pytest.fixture
 def labeled(g: Guardian, tmp_path: Path) -> tuple[Label, Audio]:
     for seed in (31, 32, 33):  # other rows in the registry
-        label_file(g, LabelRequest(source=write_clip(tmp_path / f"o{seed}.wav", seed=seed),
-                                   output=tmp_path / f"o{seed}.out.wav"))  # fmt: skip
+        label_file(
+            g,
+            LabelRequest(
+                source=write_clip(tmp_path / f"o{seed}.wav", seed=seed),
+                output=tmp_path / f"o{seed}.out.wav",
+            ),
+        )
     out = tmp_path / "out.wav"
-    result = label_file(g, LabelRequest(source=write_clip(tmp_path / "in.wav", seed=30), output=out))
+    result = label_file(
+        g, LabelRequest(source=write_clip(tmp_path / "in.wav", seed=30), output=out)
+    )
     with g.reading() as s:
         row = s.get(Label, result.label_id)
     assert row is not None
@@ -45,8 +58,13 @@ def test_payload_and_fingerprint_find_the_row(g: Guardian, labeled: tuple[Label,
     row, audio = labeled
     payload = Payload.for_label(deployment=g.deployment_tag(), label_id=row.id)
     with g.reading() as s:
-        found = assisted_lookup(s, g.registry, _detection(payload), fingerprint_of(_noisy(audio, 15)),
-                                deployment=g.deployment_tag())  # fmt: skip
+        found = assisted_lookup(
+            s,
+            g.registry,
+            _detection(payload),
+            fingerprint_of(_noisy(audio, 15)),
+            deployment=g.deployment_tag(),
+        )
     assert found is not None and found.label.id == row.id
 
 
@@ -55,8 +73,9 @@ def test_another_deployment_is_not_searched(g: Guardian, labeled: tuple[Label, A
     other = (g.deployment_tag() + 1) % 16
     payload = Payload.for_label(deployment=other, label_id=row.id)
     with g.reading() as s:
-        found = assisted_lookup(s, g.registry, _detection(payload), fingerprint_of(audio),
-                                deployment=g.deployment_tag())  # fmt: skip
+        found = assisted_lookup(
+            s, g.registry, _detection(payload), fingerprint_of(audio), deployment=g.deployment_tag()
+        )
     assert found is None
 
 
@@ -67,6 +86,11 @@ def test_a_payload_naming_another_row_never_returns_it(
     unrelated = decode_bytes(write_clip(tmp_path / "u.wav", seed=99).read_bytes())
     payload = Payload.for_label(deployment=g.deployment_tag(), label_id=row.id)
     with g.reading() as s:
-        found = assisted_lookup(s, g.registry, _detection(payload), fingerprint_of(unrelated),
-                                deployment=g.deployment_tag())  # fmt: skip
+        found = assisted_lookup(
+            s,
+            g.registry,
+            _detection(payload),
+            fingerprint_of(unrelated),
+            deployment=g.deployment_tag(),
+        )
     assert found is None  # the fingerprint must confirm the candidate

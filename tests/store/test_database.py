@@ -43,9 +43,13 @@ def test_existing_home_upgrades_in_place_and_keeps_data(tmp_path: Path) -> None:
     with old.begin() as conn:  # a home created by the first release
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
-        conn.execute(text("INSERT INTO audit_entry (seq, at, action, details_json, prev_hash,"
-                          " entry_hash, kid, signature) VALUES (1, 't', 'old', '{}', '', '',"
-                          " 'k', 's')"))
+        conn.execute(
+            text(
+                "INSERT INTO audit_entry (seq, at, action, details_json, prev_hash,"
+                " entry_hash, kid, signature) VALUES (1, 't', 'old', '{}', '', '',"
+                " 'k', 's')"
+            )
+        )
     assert current_revision(old) == "0001"
     assert "wm_tag" not in {c["name"] for c in inspect(old).get_columns("label")}
     old.dispose()

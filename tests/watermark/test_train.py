@@ -18,20 +18,32 @@ def _data(root: Path) -> list[Path]:
     files = []
     for seed in range(3):
         path = root / f"s{seed}.wav"
-        path.write_bytes(encode_bytes(Audio(speechlike(2.0, seed=seed)[:, None], 16000),
-                                      OutputFormat.WAV))  # fmt: skip
+        path.write_bytes(
+            encode_bytes(Audio(speechlike(2.0, seed=seed)[:, None], 16000), OutputFormat.WAV)
+        )
         files.append(path)
     return files
 
 
 def test_train_resume_and_export(tmp_path: Path) -> None:
     files = _data(tmp_path / "data")
-    config = TrainConfig(arch=ArchConfig(n_filters=4, dimension=8, lstm=1), steps=3,
-                         batch_size=2, segment_s=0.5, checkpoint_every=2,
-                         message_start_step=0, message_ramp_steps=1)  # fmt: skip
+    config = TrainConfig(
+        arch=ArchConfig(n_filters=4, dimension=8, lstm=1),
+        steps=3,
+        batch_size=2,
+        segment_s=0.5,
+        checkpoint_every=2,
+        message_start_step=0,
+        message_ramp_steps=1,
+    )
     seen: list[int] = []
-    ckpt = train(files, tmp_path / "run", config=config, progress=lambda s: seen.append(s.step),
-                 should_stop=lambda: len(seen) >= 2)  # fmt: skip
+    ckpt = train(
+        files,
+        tmp_path / "run",
+        config=config,
+        progress=lambda s: seen.append(s.step),
+        should_stop=lambda: len(seen) >= 2,
+    )
     assert torch.load(ckpt, weights_only=True)["step"] == 2  # stopped early, saved
     train(files, tmp_path / "run", config=config, progress=lambda s: seen.append(s.step))
     assert seen == [1, 2, 3]

@@ -85,8 +85,9 @@ def test_label_attack_verify(tmp_path: Path, attack: str) -> None:
     """Where the benchmark says the watermark survives, verify still finds the clip."""
     if attack not in _survivors():
         pytest.skip(f"{attack}: the benchmark does not claim survival (see docs)")
-    g = open_guardian(Settings(home=tmp_path / "h", database_url=None, master_key=None,
-                               watermark_model=str(CARD)))  # fmt: skip
+    g = open_guardian(
+        Settings(home=tmp_path / "h", database_url=None, master_key=None, watermark_model=str(CARD))
+    )
     src = tmp_path / "in.wav"
     src.write_bytes(encode_bytes(_speech(6.0, seed=21), OutputFormat.WAV))
     out = tmp_path / "out.wav"
