@@ -70,6 +70,7 @@ CORPUS_VERSION = 2  # bump when the corpus recipe changes
 FPR = 1e-3
 SURVIVES = 0.90
 SYSTEMS = ("guardian", "perth")
+PERTH_DEFAULT = 0.5  # get_watermark(round=True) reports a watermark from 0.5 up
 EXPORT_CARD = ROOT / "runs" / "wm-v1" / "export" / "guardian-wm-v1.yaml"
 
 # --- corpus -------------------------------------------------------------------------
@@ -373,7 +374,7 @@ def evaluate(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
     jobs = []
     for s in SYSTEMS:
         jobs += [
-            (score_job, (s, "none", neg[j : j + 250], speech), f"{s}|neg")
+            (score_job, (s, "none", neg[j : j + 250], speech), f"{s}|neg|{j:06d}")
             for j in range(0, len(neg), 250)
         ]
         for a in ATTACKS:
@@ -386,6 +387,9 @@ def evaluate(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
         elapsed = time.perf_counter() - started
         print(f"  scored {done}/{len(jobs)} {tag} ({elapsed:.0f} s)", file=sys.stderr)
     timings["score_s"] = time.perf_counter() - started
+    for s in SYSTEMS:  # the clean negatives in corpus order, so that kinds line up
+        chunks = sorted(t for t in scores if t.startswith(f"{s}|neg|"))
+        scores[f"{s}|neg"] = [row for t in chunks for row in scores.pop(t)]
     if pool is not None:
         pool.shutdown()
     return {
@@ -443,6 +447,10 @@ def _threshold(negatives: np.ndarray) -> float:
     return float(np.sort(negatives)[::-1][math.floor(FPR * len(negatives))])
 
 
+def _by_kind(hits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    return {str(k): float(np.mean(hits[labels == k])) for k in sorted(set(labels))}
+
+
 def _stats(v: np.ndarray) -> dict[str, float]:
     return {
         "mean": float(np.nanmean(v)),
@@ -457,25 +465,27 @@ def summarise(
 ) -> dict[str, Any]:
     positives, n_pos, scores = meta["positives"], ev["n_pos"], ev["scores"]
     engines = np.array([p["voice"].split()[0] for p in positives])
+    kind_of = {n["key"]: n["kind"] for n in meta["negatives"]}
+    kinds = np.array([kind_of[key] for key, _, _ in meta["segments"]])
     card = load_card(args.snapshot)
+    defaults = {"guardian": card.threshold, "perth": PERTH_DEFAULT}
     report: dict[str, Any] = {"systems": {}, "attacks": {}}
     for s in SYSTEMS:
         neg = np.array([sc for sc, _ in scores[f"{s}|neg"]])
         quality = [ev["quality"][s][p["key"]] for p in positives]
-        thr = _threshold(neg)
+        thr, thr_speech, own = _threshold(neg), _threshold(neg[kinds == "speech"]), defaults[s]
         report["systems"][s] = {
             "embed_cache": ev["tags"][s],
             "threshold": thr,
+            "threshold_speech_negatives": thr_speech,
             "negatives": len(neg),
             "clean_fpr": float(np.mean(neg > thr)),
+            "default_threshold": own,
+            "fpr_by_kind_at_default": _by_kind(neg >= own, kinds),
+            "clean_fpr_at_default": float(np.mean(neg >= own)),
             "snr_db": _stats(np.array([q["snr"] for q in quality])),
             "pesq_wb": _stats(np.array([q["pesq"] for q in quality])),
         }
-        if s == "guardian":
-            report["systems"][s]["card_threshold"] = card.threshold
-            report["systems"][s]["clean_fpr_at_card_threshold"] = float(
-                np.mean(neg >= card.threshold)
-            )
         for a in ATTACKS:
             rows = scores[f"{s}|{a.name}"]
             pos = np.array([sc for sc, _ in rows[:n_pos]])
@@ -483,9 +493,9 @@ def summarise(
             r = report["attacks"].setdefault(a.name, {"description": a.description})
             r[s] = {
                 "tpr": float(np.mean(pos > thr)),
-                "tpr_by_engine": {
-                    e: float(np.mean(pos[engines == e] > thr)) for e in sorted(set(engines))
-                },
+                "tpr_speech_negatives": float(np.mean(pos > thr_speech)),
+                "tpr_at_default": float(np.mean(pos >= own)),
+                "tpr_by_engine": _by_kind(pos > thr, engines),
                 "fpr_attacked_negatives": float(np.mean(negs > thr)),
                 "attacked_negatives": len(negs),
                 "score_median": float(np.median(pos)),
@@ -493,7 +503,6 @@ def summarise(
             if s == "guardian":  # bit accuracy over every positive, detected or not
                 truth = np.array([q["bits"] for q in quality])
                 r[s]["bit_accuracy"] = float(np.mean(truth == [b for _, b in rows[:n_pos]]))
-                r[s]["tpr_at_card_threshold"] = float(np.mean(pos >= card.threshold))
     for s in SYSTEMS:
         tprs = [r[s]["tpr"] for name, r in report["attacks"].items() if name != "none"]
         report["systems"][s]["average_tpr"] = float(np.mean(tprs))
@@ -586,18 +595,20 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     lines += [
         "",
-        "| attack | Guardian TPR | Perth TPR | Guardian bit accuracy "
-        "| FPR on attacked negatives (Guardian / Perth) | survives |",
-        "|---|---:|---:|---:|---:|---|",
+        "| attack | Guardian TPR | Perth TPR | TPR, speech-only negatives (G / P) "
+        "| Guardian bit accuracy | FPR on attacked negatives (G / P) | survives |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for name, r in report["attacks"].items():
         gr, pr = r["guardian"], r["perth"]
         lines.append(
-            f"| {name} | {gr['tpr']:.3f} | {pr['tpr']:.3f} | {gr['bit_accuracy']:.3f} "
+            f"| {name} | {gr['tpr']:.3f} | {pr['tpr']:.3f} "
+            f"| {gr['tpr_speech_negatives']:.3f} / {pr['tpr_speech_negatives']:.3f} "
+            f"| {gr['bit_accuracy']:.3f} "
             f"| {gr['fpr_attacked_negatives']:.3f} / {pr['fpr_attacked_negatives']:.3f} "
             f"| {'yes' if gr['tpr'] >= SURVIVES else 'no'} |"
         )
-    sp, cor, none = report["speed"], report["corpus"], report["attacks"]["none"]["guardian"]
+    sp, cor = report["speed"], report["corpus"]
     speeds = "; ".join(
         f"{s} {t} thread{'s' if t > 1 else ''}: embed {v['embed_x_rt']:.0f}x "
         f"({v['embed_x_rt_cpu']:.0f}x), detect {v['detect_x_rt']:.0f}x "
@@ -615,10 +626,18 @@ def markdown(report: dict[str, Any]) -> str:
         f"{cor['voices']} voices); {cor['negative_segments']} clean negative segments of "
         f"2-3 s from {cor['negative_clips']} clips; {neg_n} of them attacked per attack; "
         f"{cor['sample_rate']} Hz",
-        f"- thresholds (FPR <= 1e-3 on clean negatives): Guardian {g['threshold']:.4f}, "
-        f"Perth {p['threshold']:.4f}. Guardian's card threshold {g['card_threshold']:.4f} "
-        f"gives clean FPR {g['clean_fpr_at_card_threshold']:.4f}, clean TPR "
-        f"{none['tpr_at_card_threshold']:.3f}",
+        f"- thresholds for FPR <= 1e-3 on all clean negatives: Guardian {g['threshold']:.4f}, "
+        f"Perth {p['threshold']:.4f}; on the speech negatives alone: Guardian "
+        f"{g['threshold_speech_negatives']:.4f}, Perth {p['threshold_speech_negatives']:.4f}",
+        *[
+            f"- {s.capitalize()} at its own default threshold ({v['default_threshold']:.4f}"
+            f"{', the card' if s == 'guardian' else ''}): clean TPR "
+            f"{report['attacks']['none'][s]['tpr_at_default']:.3f}, clean FPR "
+            f"{v['clean_fpr_at_default']:.3f} ("
+            + ", ".join(f"{k} {f:.3f}" for k, f in v["fpr_by_kind_at_default"].items())
+            + ")"
+            for s, v in report["systems"].items()
+        ],
         f"- SNR min / median: Guardian {g['snr_db']['min']:.1f} / {g['snr_db']['median']:.1f} "
         f"dB, Perth {p['snr_db']['min']:.1f} / {p['snr_db']['median']:.1f} dB; PESQ-WB min: "
         f"Guardian {g['pesq_wb']['min']:.2f}, Perth {p['pesq_wb']['min']:.2f}",
@@ -710,6 +729,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "watermark.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "watermark_survival.json").write_text(json.dumps(survival, indent=2) + "\n")
+    raw = {t: [sc for sc, _ in rows] for t, rows in ev["scores"].items()}
+    (args.out / "watermark_scores.json").write_text(json.dumps(raw) + "\n")
     print(table)
     if args.clips >= 200 and args.negatives >= 1000:  # the minimum sample
         write_doc(ROOT / "docs" / "benchmarks" / "watermark.md", table)
