@@ -364,7 +364,10 @@ def evaluate(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
         quality[s].update(result)
     for s in SYSTEMS:
         (marked[s] / "embed.json").write_text(json.dumps(quality[s]))
-    timings = {"embed_s": time.perf_counter() - started}
+    timings = {
+        "embed_s": time.perf_counter() - started,
+        "embedded_clips": sum(len(job_args[1]) for _, job_args, _ in jobs),
+    }
     print(f"  embedded ({timings['embed_s']:.0f} s)", file=sys.stderr)
     speech = [n["key"] for n in meta["negatives"] if n["kind"] == "speech"]
     pos = [["pos", i, p["key"], 0, 0] for i, p in enumerate(positives)]
@@ -494,6 +497,7 @@ def summarise(
             r[s] = {
                 "tpr": float(np.mean(pos > thr)),
                 "tpr_speech_negatives": float(np.mean(pos > thr_speech)),
+                "fpr_attacked_negatives_speech": float(np.mean(negs > thr_speech)),
                 "tpr_at_default": float(np.mean(pos >= own)),
                 "tpr_by_engine": _by_kind(pos > thr, engines),
                 "fpr_attacked_negatives": float(np.mean(negs > thr)),
@@ -585,6 +589,10 @@ def _f(v: float | None) -> str:
     return "—" if v is None else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
 
 
+def _pair(r: dict[str, Any]) -> str:
+    return f"{r['tpr_speech_negatives']:.2f} ({r['fpr_attacked_negatives_speech']:.2f})"
+
+
 def markdown(report: dict[str, Any]) -> str:
     c, g, p = report["card"], report["systems"]["guardian"], report["systems"]["perth"]
     lines = ["| measure | bar | Guardian | Perth | Guardian vs bar |", "|---|---|---:|---:|---|"]
@@ -595,17 +603,17 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     lines += [
         "",
-        "| attack | Guardian TPR | Perth TPR | TPR, speech-only negatives (G / P) "
-        "| Guardian bit accuracy | FPR on attacked negatives (G / P) | survives |",
+        "| attack | Guardian TPR | Perth TPR | Guardian bit accuracy "
+        "| FPR on attacked negatives (G / P) | speech-only threshold: TPR (attacked-negative "
+        "FPR), G / P | survives |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for name, r in report["attacks"].items():
         gr, pr = r["guardian"], r["perth"]
         lines.append(
-            f"| {name} | {gr['tpr']:.3f} | {pr['tpr']:.3f} "
-            f"| {gr['tpr_speech_negatives']:.3f} / {pr['tpr_speech_negatives']:.3f} "
-            f"| {gr['bit_accuracy']:.3f} "
+            f"| {name} | {gr['tpr']:.3f} | {pr['tpr']:.3f} | {gr['bit_accuracy']:.3f} "
             f"| {gr['fpr_attacked_negatives']:.3f} / {pr['fpr_attacked_negatives']:.3f} "
+            f"| {_pair(gr)} / {_pair(pr)} "
             f"| {'yes' if gr['tpr'] >= SURVIVES else 'no'} |"
         )
     sp, cor = report["speed"], report["corpus"]
@@ -618,6 +626,7 @@ def markdown(report: dict[str, Any]) -> str:
         for v in [sp[f"{s}_{t}t"]]
     )
     neg_n = report["attacks"]["mp3_64k"]["guardian"]["attacked_negatives"]
+    t = report["timings"]
     lines += [
         "",
         f"- model: `{c['model_id']}`, {c['training_steps']} training steps, weights sha256 "
@@ -646,9 +655,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"- speed, x real time by wall clock (and by CPU time), {sp['clips']} clips, "
         f"{sp['audio_s']:.0f} s of audio, 1-min load average {sp['loadavg_1min']:.1f} on "
         f"{os.cpu_count()} cores: {speeds}",
-        f"- wall time: total {report['timings']['total_s'] / 60:.1f} min (embedding "
-        f"{report['timings']['embed_s']:.0f} s, attacks and scoring "
-        f"{report['timings']['score_s']:.0f} s)",
+        f"- wall time: total {t['total_s'] / 60:.1f} min (embedding {t['embedded_clips']} "
+        f"clips not in the cache {t['embed_s']:.0f} s, attacks and scoring {t['score_s']:.0f} s)",
         f"- command: `{report['command']}`",
         f"- date: {report['date']}",
     ]
