@@ -32,6 +32,7 @@ class Guardian:
     audit: AuditLog
     registry: Registry
     _watermark: WatermarkModel | None = field(default=None, repr=False)
+    _deployment: int | None = field(default=None, repr=False)
 
     @property
     def watermark(self) -> WatermarkModel:
@@ -41,10 +42,15 @@ class Guardian:
         return self._watermark
 
     def deployment_tag(self) -> int:
-        """4-bit tag of this deployment's first root certificate (see watermark payload)."""
-        self.ensure_keys()
-        with self.reading() as s:
-            return deployment_tag(self.keys.first_root_pem(s))
+        """4-bit tag of this deployment's first root certificate (see watermark payload).
+
+        The first root never changes, so the tag is read once per instance.
+        """
+        if self._deployment is None:
+            self.ensure_keys()
+            with self.reading() as s:
+                self._deployment = deployment_tag(self.keys.first_root_pem(s))
+        return self._deployment
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

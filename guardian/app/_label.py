@@ -26,7 +26,9 @@ from guardian.provenance import (
     fingerprint_of,
     read,
 )
-from guardian.store import Label
+from guardian.store import Label, as_utc
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 log = logging.getLogger("guardian")
 
@@ -68,6 +70,23 @@ class LabelResult:
     created_at: str
     fingerprinted: bool
     watermark: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: Label, *, output: Path, watermark: Mapping[str, Any]) -> LabelResult:
+        return cls(
+            label_id=row.id,
+            manifest_id=row.manifest_id,
+            output=output,
+            format=row.format,
+            duration_s=row.duration_s,
+            sample_rate=row.sample_rate,
+            channels=row.channels,
+            content_sha256=row.content_sha256,
+            signer_kid=row.signer_kid,
+            created_at=as_utc(row.created_at).strftime(TIME_FORMAT),
+            fingerprinted=bool(row.fingerprint),
+            watermark=watermark,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,7 +147,7 @@ def label_audio(
     created = dt.datetime.now(dt.UTC)
     assertion = GuardianAssertion(
         label_id=label_id,
-        created_at=created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created_at=created.strftime(TIME_FORMAT),
         software=f"guardian/{__version__}",
         purpose=request.purpose,
         voice_id=request.voice_id,
@@ -184,20 +203,7 @@ def label_audio(
     finally:
         part.unlink(missing_ok=True)
     log.info("labeled %s -> %s (%s)", request.source.name, request.output, label_id)
-    return LabelResult(
-        label_id=label_id,
-        manifest_id=check.manifest_id,
-        output=request.output,
-        format=fmt.value,
-        duration_s=published.duration,
-        sample_rate=published.sample_rate,
-        channels=published.channels,
-        content_sha256=digest,
-        signer_kid=signer.kid,
-        created_at=assertion.created_at,
-        fingerprinted=fingerprint is not None,
-        watermark=extra.get("watermark", {}),
-    )
+    return LabelResult.from_row(row, output=request.output, watermark=extra.get("watermark", {}))
 
 
 def default_stages(g: Guardian) -> list[AudioStage]:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel import Session
 
 from guardian.app._context import Guardian
+from guardian.app._label import TIME_FORMAT
 from guardian.app._watermarking import assisted_lookup
 from guardian.audio import Audio, Container, decode_bytes, read_input_bytes
 from guardian.errors import ExitCode
@@ -134,7 +135,7 @@ def _from_label(label: Label) -> dict[str, Any]:
         "voice_id": label.voice_id,
         "consent_id": label.consent_id,
         "purpose": label.purpose,
-        "generated_at": as_utc(label.created_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated_at": as_utc(label.created_at).strftime(TIME_FORMAT),
         "epsilon": float(eps) if eps is not None else None,
         "signer_kid": label.signer_kid,
     }

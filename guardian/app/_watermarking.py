@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,13 +89,11 @@ def assisted_lookup(
         return None  # clearly another deployment's clip
     tags = candidate_label_tags(detection.bits, detection.bit_confidence)
     best: AssistedMatch | None = None
-    for label in _fingerprinted(registry.by_wm_tags(session, tags)):
+    for label in registry.by_wm_tags(session, tags):
+        if not label.fingerprint:
+            continue
         match = fp.compare(query, fp.Fingerprint.from_bytes(label.fingerprint))
         ok = match.overlap_frames >= ASSISTED_MIN_OVERLAP and match.ber <= ASSISTED_MAX_BER
         if ok and (best is None or match.ber < best.ber):
             best = AssistedMatch(label, match.ber)
     return best
-
-
-def _fingerprinted(labels: Sequence[Label]) -> list[Label]:
-    return [label for label in labels if label.fingerprint]

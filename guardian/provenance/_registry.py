@@ -105,6 +105,3 @@ class Registry:
         if not tags:
             return []
         return session.exec(select(Label).where(col(Label.wm_tag).in_(list(tags)))).all()
-
-    def labels_for_voice(self, session: Session, voice_id: str) -> Sequence[Label]:
-        return session.exec(select(Label).where(Label.voice_id == voice_id)).all()

@@ -52,17 +52,6 @@ class Detection:
             self.payload is not None and min(self.bit_confidence, default=0.0) >= MIN_BIT_CONFIDENCE
         )
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "detected": self.detected,
-            "score": round(self.score, 4),
-            "threshold": round(self.threshold, 4),
-            "payload": self.payload.hex() if self.payload is not None else None,
-            "payload_confident": self.payload_confident,
-            "segments": [[round(s.start_s, 2), round(s.end_s, 2)] for s in self.segments],
-            "note": self.note,
-        }
-
 
 def _mono16k(audio: Audio) -> np.ndarray:
     return resample(audio.mono(), audio.sample_rate, SAMPLE_RATE)
