@@ -17,6 +17,7 @@ import io
 import random
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -133,6 +134,33 @@ class Synth:
         wav = subprocess.run([*cmd, text], capture_output=True, check=True).stdout
         samples, rate = sf.read(io.BytesIO(wav), dtype="float32")
         return samples, int(rate), f"espeak-ng {voice} s={speed} p={pitch}"
+
+
+FESTIVAL_VOICES = ("cmu_us_slt_arctic_hts", "kal_diphone", "ked_diphone")
+"""Debian's English festival voices (packages festvox-us-slt-hts, -kallpc16k, -kdlpc16k)."""
+
+
+def festival(text: str, voice: str, *, stretch: float = 1.0) -> tuple[np.ndarray, int]:
+    """Speak ``text`` with a festival voice; returns mono float32 samples and their rate.
+
+    ``stretch`` > 1 speaks more slowly (festival's ``Duration_Stretch``).
+    """
+    text2wave = shutil.which("text2wave")
+    if text2wave is None:
+        raise ConfigError("festival is not installed (Debian packages festival, festvox-*)")
+    if voice not in FESTIVAL_VOICES:
+        raise ConfigError(f"unknown festival voice {voice!r}")
+    setup = f"(voice_{voice})(Parameter.set 'Duration_Stretch {stretch:.3f})"
+    with tempfile.TemporaryDirectory(prefix="guardian-festival-") as tmp:
+        out = Path(tmp) / "say.wav"
+        subprocess.run(
+            [text2wave, "-eval", setup, "-o", str(out)],
+            input=text.encode(),
+            capture_output=True,
+            check=True,
+        )
+        samples, rate = sf.read(out, dtype="float32", always_2d=True)
+    return samples.mean(axis=1), int(rate)
 
 
 def finish(samples: np.ndarray, rate: int, rng: random.Random) -> np.ndarray:
