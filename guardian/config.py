@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     organization: str = "Guardian"
     """Organisation name written into certificates and manifests."""
 
+    policy_dir: Path | None = None
+    """Directory of Cedar policies and their schema; unset for the repository's
+    ``policies/`` (a deployment's own rules go in its ``local/`` folder)."""
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

@@ -19,6 +19,8 @@ class ExitCode(IntEnum):
     TAMPERED = 3
     UNREADABLE = 4
     FAILURE = 5
+    REJECTED = 6
+    """A consent check or a policy refused the request."""
 
 
 class GuardianError(Exception):
@@ -112,6 +114,66 @@ class WatermarkModelError(WatermarkError):
     """A watermark model cannot be found, verified or loaded."""
 
 
+# --- consent and vault -------------------------------------------------------------
+
+
+class VaultError(GuardianError):
+    """A vault blob or a subject's data key is missing or unreadable."""
+
+
+class ConsentError(GuardianError):
+    """Base for consent problems: the request was understood and refused."""
+
+    exit_code = ExitCode.REJECTED
+    http_status = 422
+
+
+class ChallengeError(ConsentError):
+    """The consent challenge is unknown, expired or already used."""
+
+
+class EnrollmentRejectedError(ConsentError):
+    """A consent or sample check failed; ``problems`` names each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+    def diagnostics(self) -> str:
+        return "enrollment rejected: " + "; ".join(self.problems)
+
+
+class ConsentRecordError(ConsentError):
+    """A consent record's signature or structure does not verify."""
+
+    exit_code = ExitCode.TAMPERED
+
+
+class PolicyDeniedError(ConsentError):
+    """The policies deny a use of a voice."""
+
+    http_status = 403
+
+
+# --- policy ------------------------------------------------------------------------
+
+
+class PolicyError(GuardianError):
+    """Policy files or their schema cannot be read or parsed, or facts are unusable.
+
+    ``problems`` lists every problem found, one line each, naming the file.
+    """
+
+    # The operator must fix the policy directory they pointed Guardian at; for the
+    # HTTP API that same state is a server misconfiguration, hence 500.
+    exit_code = ExitCode.USAGE
+    http_status = 500
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
 # --- audit -------------------------------------------------------------------------
 
 
@@ -123,7 +185,11 @@ __all__ = [
     "AudioError",
     "AudioTooLongError",
     "AuditError",
+    "ChallengeError",
     "ConfigError",
+    "ConsentError",
+    "ConsentRecordError",
+    "EnrollmentRejectedError",
     "ExitCode",
     "GuardianError",
     "InvalidSamplesError",
@@ -131,10 +197,13 @@ __all__ = [
     "MasterKeyError",
     "NoSigningKeyError",
     "NotFoundError",
+    "PolicyDeniedError",
+    "PolicyError",
     "ProvenanceError",
     "SigningError",
     "UnreadableAudioError",
     "UsageError",
+    "VaultError",
     "WatermarkError",
     "WatermarkModelError",
 ]

@@ -15,8 +15,10 @@ from guardian.audit import AuditLog
 from guardian.config import Settings, get_settings
 from guardian.errors import ConfigError
 from guardian.keys import KeyStore, load_master_key
+from guardian.policy import PolicySet, default_policy_dir
 from guardian.provenance import Registry
 from guardian.store import make_engine, migrate, session_scope
+from guardian.vault import Vault
 from guardian.watermark import WatermarkModel, deployment_tag, load_model
 
 log = logging.getLogger("guardian")
@@ -31,8 +33,17 @@ class Guardian:
     keys: KeyStore
     audit: AuditLog
     registry: Registry
+    vault: Vault
     _watermark: WatermarkModel | None = field(default=None, repr=False)
     _deployment: int | None = field(default=None, repr=False)
+    _policies: PolicySet | None = field(default=None, repr=False)
+
+    @property
+    def policies(self) -> PolicySet:
+        """The deployment's policies, loaded (and parsed) on first use."""
+        if self._policies is None:
+            self._policies = PolicySet.load(self.settings.policy_dir or default_policy_dir())
+        return self._policies
 
     @property
     def watermark(self) -> WatermarkModel:
@@ -96,4 +107,11 @@ def open_guardian(settings: Settings | None = None) -> Guardian:
     )
     keys = KeyStore(keys_dir=settings.keys_dir, master=master, organization=settings.organization)
     audit = AuditLog(keystore=keys, head_path=settings.audit_head_path)
-    return Guardian(settings=settings, engine=engine, keys=keys, audit=audit, registry=Registry())
+    return Guardian(
+        settings=settings,
+        engine=engine,
+        keys=keys,
+        audit=audit,
+        registry=Registry(),
+        vault=Vault(master),
+    )

@@ -1,78 +1,129 @@
 """Policy-as-code: Cedar policies in ``policies/`` decide who may use which voice.
 
-Owned by the policy work: fill in the bodies, keep the public names and signatures.
+Every use of a cloned voice (synthesis, DP training) is one Cedar request: the
+requester is the principal, the voice with its consent facts is the resource, and the
+purpose, time and requested privacy budget are the context. The shipped policies
+permit consented use and forbid each way a use can fall outside the consent; a
+deployment adds its own ``*.cedar`` rules under ``policies/local/`` without code
+changes. Each :class:`Decision` names the policies that determined it and why, and
+the caller writes it to the audit log. ``docs/policy.md`` describes the model.
+
+Example:
+    >>> policies = PolicySet.load(default_policy_dir())
+    >>> policies.problems()
+    []
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
-from typing import Any
+
+import guardian
+from guardian.errors import PolicyError
+from guardian.policy._cedar import evaluate
+from guardian.policy._load import Loaded, load_directory
+from guardian.policy._model import Action, ConsentFacts, Decision, PolicyInfo, PolicyRequest
 
 
-class Action(str, Enum):
-    SYNTHESIZE = "synthesize"
-    TRAIN = "train"
-
-
-@dataclass(frozen=True)
-class ConsentFacts:
-    """What the store knows about a voice's consent, as the policies see it."""
-
-    voice_id: str
-    consent_id: str
-    status: str
-    """``active``, ``revoked`` or ``erased``."""
-    organization: str
-    purposes: frozenset[str]
-    requesters: frozenset[str]
-    expires_at: dt.datetime | None
-    epsilon_spent: float
-    epsilon_cap: float
-
-
-@dataclass(frozen=True)
-class PolicyRequest:
-    """One use of a voice to decide on."""
-
-    action: Action
-    voice_id: str
-    purpose: str
-    requester: str
-    epsilon: float = 0.0
-    """Privacy budget this use would spend (training); 0 for synthesis."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The engine's answer, with the policy ids that determined it and why."""
-
-    allowed: bool
-    policy_ids: tuple[str, ...]
-    reasons: tuple[str, ...]
-
-    def __bool__(self) -> bool:
-        return self.allowed
-
-    def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+def default_policy_dir() -> Path:
+    """The repository's top-level ``policies/`` directory (the project installs editable)."""
+    return Path(guardian.__file__).resolve().parents[1] / "policies"
 
 
 class PolicySet:
-    """Schema-validated Cedar policies loaded from a directory."""
+    """Schema-validated Cedar policies loaded from a directory.
+
+    Build one with :meth:`load`. It is immutable and safe to share between threads.
+    """
+
+    def __init__(self, loaded: Loaded) -> None:
+        """Wrap an already-loaded directory; use :meth:`load` instead."""
+        self._loaded = loaded
 
     @classmethod
     def load(cls, directory: Path) -> PolicySet:
-        raise NotImplementedError
+        """Load ``schema.cedarschema`` and every ``*.cedar`` file under ``directory``.
+
+        Files are found recursively, so a deployment's own rules in ``local/`` load
+        with the shipped ones. Other suffixes (``*.cedar.example``) are ignored.
+
+        Args:
+            directory: The policy directory, e.g. :func:`default_policy_dir`.
+
+        Returns:
+            The policy set. It may still have :meth:`problems`; until they are fixed
+            it denies every request.
+
+        Raises:
+            PolicyError: the directory or schema is missing, or a file cannot be read
+                or parsed; the message and ``problems`` name each file.
+        """
+        return cls(load_directory(Path(directory)))
+
+    @property
+    def directory(self) -> Path:
+        """The directory the policies were loaded from."""
+        return self._loaded.directory
+
+    @property
+    def policies(self) -> tuple[PolicyInfo, ...]:
+        """Every loaded policy with its ``@id``, ``@reason``, effect and file, in load order."""
+        return tuple(p.info for p in self._loaded.policies)
 
     def problems(self) -> list[str]:
-        """Schema validation problems (empty when the policies are valid)."""
-        raise NotImplementedError
+        """Everything wrong with the set, one line each, naming the file; empty when valid.
+
+        Reports schema violations (Cedar's validator), policies without ``@id`` or
+        ``@reason``, duplicate or reserved ids, templates, and an empty set. Parse
+        errors stop :meth:`load` itself; :func:`check_policies` reports those too.
+        """
+        return list(self._loaded.problems)
 
     def decide(
         self, request: PolicyRequest, facts: ConsentFacts | None, *, now: dt.datetime
     ) -> Decision:
-        """Decide on ``request``; ``facts`` is None for an unknown voice (always denied)."""
-        raise NotImplementedError
+        """Decide on ``request``; ``facts`` is None for an unknown voice (always denied).
+
+        Never raises for a policy reason: an unknown voice, a set with problems or an
+        evaluation error all come back as a denial naming its cause.
+
+        Args:
+            request: The use to decide on.
+            facts: The voice's consent facts from the store, or None when unknown.
+            now: The time of the use; naive datetimes are UTC.
+
+        Returns:
+            The decision, naming at least one policy id with a reason for each.
+        """
+        return evaluate(self._loaded, request, facts, now=now)
+
+
+def check_policies(directory: Path) -> list[str]:
+    """Every problem with the policy directory, parse errors included; never raises.
+
+    This is the non-raising form of :meth:`PolicySet.load` followed by
+    :meth:`PolicySet.problems`, for ``guardian policy check``.
+
+    Args:
+        directory: The policy directory to check.
+
+    Returns:
+        One line per problem, naming the file; empty when the policies are valid.
+    """
+    try:
+        return PolicySet.load(directory).problems()
+    except PolicyError as e:
+        return list(e.problems) or [e.diagnostics()]
+
+
+__all__ = [
+    "Action",
+    "ConsentFacts",
+    "Decision",
+    "PolicyInfo",
+    "PolicyRequest",
+    "PolicySet",
+    "check_policies",
+    "default_policy_dir",
+]

@@ -104,13 +104,109 @@ class AuditEntry(SQLModel, table=True):
     signature: str = Field(max_length=200)
 
 
+class SubjectStatus(str, Enum):
+    PENDING = "pending"
+    """A challenge was issued; no enrollment has succeeded yet."""
+    ENROLLED = "enrolled"
+    ERASED = "erased"
+
+
+class VoiceStatus(str, Enum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    ERASED = "erased"
+
+
+class Subject(SQLModel, table=True):
+    """A data subject, known only by a pseudonymous id.
+
+    ``wrapped_key`` is the subject's vault data key, sealed under the master key; it is
+    the only way to read the subject's vault blobs (crypto-shredding sets it to None).
+    """
+
+    __tablename__ = "subject"
+
+    id: str = Field(primary_key=True, max_length=40)
+    status: SubjectStatus = Field(index=True)
+    created_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    erased_at: dt.datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class VaultBlob(SQLModel, table=True):
+    """One encrypted object of a subject: audio, embedding, consent record, adapter."""
+
+    __tablename__ = "vault_blob"
+
+    id: str = Field(primary_key=True, max_length=40)
+    subject_id: str = Field(foreign_key="subject.id", index=True, max_length=40)
+    kind: str = Field(index=True, max_length=32)
+    ref: str | None = Field(default=None, index=True, max_length=64)
+    """The voice or challenge the blob belongs to."""
+    created_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Challenge(SQLModel, table=True):
+    """A one-time consent challenge; the name, statement and code live in the vault."""
+
+    __tablename__ = "challenge"
+
+    id: str = Field(primary_key=True, max_length=40)
+    subject_id: str = Field(foreign_key="subject.id", index=True, max_length=40)
+    organization: str = Field(max_length=200)
+    locale: str = Field(max_length=16)
+    created_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    used_at: dt.datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    outcome: str | None = Field(default=None, max_length=16)
+
+
+class Voice(SQLModel, table=True):
+    """An enrolled voice and the terms of its consent (the signed record is in the vault)."""
+
+    __tablename__ = "voice"
+
+    id: str = Field(primary_key=True, max_length=40)
+    subject_id: str = Field(foreign_key="subject.id", index=True, max_length=40)
+    consent_id: str = Field(unique=True, max_length=40)
+    status: VoiceStatus = Field(index=True)
+    organization: str = Field(max_length=200)
+    purposes_json: str = Field(sa_column=Column(Text, nullable=False))
+    requesters_json: str = Field(sa_column=Column(Text, nullable=False))
+    expires_at: dt.datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    max_epsilon: float
+    epsilon_spent: float = 0.0
+    delta_spent: float = 0.0
+    record_blob_id: str = Field(max_length=40)
+    record_sha256: str = Field(max_length=64)
+    subject_signed: bool = False
+    created_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    revoked_at: dt.datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    revocation_reason: str | None = Field(default=None, max_length=200)
+
+
 __all__ = [
     "AuditEntry",
+    "Challenge",
     "FingerprintHash",
     "KeyRole",
     "KeyStatus",
     "Label",
     "SigningKey",
+    "Subject",
+    "SubjectStatus",
+    "VaultBlob",
+    "Voice",
+    "VoiceStatus",
     "as_utc",
     "utcnow",
 ]

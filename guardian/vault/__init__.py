@@ -1,0 +1,5 @@
+"""The vault: every subject's personal data, encrypted under the subject's own key."""
+
+from guardian.vault._vault import BlobKind, StoredBlob, Vault, new_id
+
+__all__ = ["BlobKind", "StoredBlob", "Vault", "new_id"]
