@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
+from cli._consent import consent_app, enroll, policy_app
 from cli._output import JSON_OPTION, emit_json, guarded, setup_logging
+from cli._rights import export, forget, receipt_app, report_app, retention_app
 from guardian import app as usecases
 from guardian.app import LabelRequest, open_guardian
 
@@ -28,6 +30,14 @@ wm_app = typer.Typer(help="Train, export and inspect watermark models.", no_args
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(wm_app, name="watermark")
+app.add_typer(consent_app, name="consent")
+app.add_typer(policy_app, name="policy")
+app.add_typer(receipt_app, name="receipt")
+app.add_typer(retention_app, name="retention")
+app.add_typer(report_app, name="report")
+app.command("enroll")(guarded(enroll))
+app.command("forget")(guarded(forget))
+app.command("export")(guarded(export))
 
 
 @app.callback()

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     organization: str = "Guardian"
     """Organisation name written into certificates and manifests."""
 
+    vault_key_path: Path | None = None
+    """The vault root key file; unset for ``home/vault.key``. Erasure reaches backups
+    only when this file is kept out of them (``docs/privacy.md``)."""
+
     policy_dir: Path | None = None
     """Directory of Cedar policies and their schema; unset for the repository's
     ``policies/`` (a deployment's own rules go in its ``local/`` folder)."""
@@ -64,6 +68,10 @@ class Settings(BaseSettings):
     @property
     def master_key_path(self) -> Path:
         return self.home / "master.key"
+
+    @property
+    def resolved_vault_key_path(self) -> Path:
+        return self.vault_key_path or self.home / "vault.key"
 
     @property
     def audit_head_path(self) -> Path:

@@ -143,10 +143,15 @@ class EnrollmentRejectedError(ConsentError):
         return "enrollment rejected: " + "; ".join(self.problems)
 
 
-class ConsentRecordError(ConsentError):
-    """A consent record's signature or structure does not verify."""
+class DocumentError(GuardianError):
+    """A signed document (consent record, erasure receipt) is malformed or does not verify."""
 
     exit_code = ExitCode.TAMPERED
+    http_status = 422
+
+
+class ConsentRecordError(DocumentError):
+    """A consent record's signature or structure does not verify."""
 
 
 class PolicyDeniedError(ConsentError):
@@ -189,6 +194,7 @@ __all__ = [
     "ConfigError",
     "ConsentError",
     "ConsentRecordError",
+    "DocumentError",
     "EnrollmentRejectedError",
     "ExitCode",
     "GuardianError",

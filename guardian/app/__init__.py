@@ -1,9 +1,37 @@
 """The use-case layer: the CLI and the HTTP API call these and nothing deeper."""
 
 from guardian.app._audit import recent_audit, verify_audit
+from guardian.app._consent import (
+    ChallengeResult,
+    ConsentView,
+    RevokeResult,
+    cosign_consent,
+    create_challenge,
+    make_subject_key,
+    revoke_consent,
+    show_consent,
+    verify_consent_file,
+    verify_stored_consent,
+    withdraw_consent,
+)
 from guardian.app._context import Guardian, open_guardian
+from guardian.app._enroll import EnrollRequest, EnrollResult, enroll
 from guardian.app._keys import init_keys, list_keys, revoke_key, rotate_key
 from guardian.app._label import AudioStage, LabelRequest, LabelResult, label_audio, label_file
+from guardian.app._policy import authorize, check_policies, consent_facts, require
+from guardian.app._policy import explain as explain_policy
+from guardian.app._report import ProcessingReport, processing_report
+from guardian.app._retention import RetentionReport, run_retention
+from guardian.app._retention import plan as plan_retention
+from guardian.app._rights import (
+    ExportResult,
+    ForgetResult,
+    export_subject,
+    forget,
+    resolve_subject,
+    verify_receipt_file,
+    write_new_file,
+)
 from guardian.app._verify import (
     ManifestInfo,
     Verdict,
@@ -22,27 +50,58 @@ from guardian.app._wm_admin import (
 
 __all__ = [
     "AudioStage",
+    "ChallengeResult",
+    "ConsentView",
+    "EnrollRequest",
+    "EnrollResult",
+    "ExportResult",
+    "ForgetResult",
     "Guardian",
     "LabelRequest",
     "LabelResult",
     "ManifestInfo",
+    "ProcessingReport",
+    "RetentionReport",
+    "RevokeResult",
     "Verdict",
     "VerifyResult",
     "WatermarkInfo",
+    "authorize",
+    "check_policies",
+    "consent_facts",
+    "cosign_consent",
+    "create_challenge",
+    "enroll",
+    "explain_policy",
+    "export_subject",
     "export_watermark",
+    "forget",
     "init_keys",
     "label_audio",
     "label_file",
     "list_keys",
     "load_train_config",
     "make_corpus",
+    "make_subject_key",
     "open_guardian",
+    "plan_retention",
+    "processing_report",
     "recent_audit",
+    "require",
+    "resolve_subject",
+    "revoke_consent",
     "revoke_key",
     "rotate_key",
+    "run_retention",
+    "show_consent",
     "train_watermark",
     "verify_audit",
     "verify_bytes",
+    "verify_consent_file",
     "verify_file",
+    "verify_receipt_file",
+    "verify_stored_consent",
     "watermark_info",
+    "withdraw_consent",
+    "write_new_file",
 ]

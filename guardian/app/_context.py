@@ -39,10 +39,15 @@ class Guardian:
     _policies: PolicySet | None = field(default=None, repr=False)
 
     @property
+    def policy_dir(self) -> Path:
+        """Where the Cedar policies and the retention rules live."""
+        return self.settings.policy_dir or default_policy_dir()
+
+    @property
     def policies(self) -> PolicySet:
         """The deployment's policies, loaded (and parsed) on first use."""
         if self._policies is None:
-            self._policies = PolicySet.load(self.settings.policy_dir or default_policy_dir())
+            self._policies = PolicySet.load(self.policy_dir)
         return self._policies
 
     @property
@@ -107,11 +112,14 @@ def open_guardian(settings: Settings | None = None) -> Guardian:
     )
     keys = KeyStore(keys_dir=settings.keys_dir, master=master, organization=settings.organization)
     audit = AuditLog(keystore=keys, head_path=settings.audit_head_path)
-    return Guardian(
+    guardian = Guardian(
         settings=settings,
         engine=engine,
         keys=keys,
         audit=audit,
         registry=Registry(),
-        vault=Vault(master),
+        vault=Vault(master, settings.resolved_vault_key_path),
     )
+    with session_scope(engine) as s:  # no audit entry: nothing a person did
+        guardian.vault.ensure(s)
+    return guardian

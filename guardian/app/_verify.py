@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from guardian.app._watermarking import assisted_lookup
 from guardian.audio import Audio, Container, decode_bytes, read_input_bytes
 from guardian.errors import ExitCode
 from guardian.provenance import ManifestReading, ManifestState, content_hash, fingerprint_of, read
-from guardian.store import Label, as_utc
+from guardian.store import Label, Subject, Voice, VoiceStatus, as_utc
 from guardian.watermark import Detection, detect
 
 # Containers into which Guardian (and c2pa-python) embed manifests.
@@ -92,6 +92,8 @@ class VerifyResult:
     epsilon: float | None = None
     fingerprint_ber: float | None = None
     signer_kid: str | None = None
+    voice_status: str | None = None
+    """``active``, ``revoked`` or ``erased`` for a voice this deployment knows."""
 
     @property
     def exit_code(self) -> ExitCode:
@@ -115,6 +117,7 @@ class VerifyResult:
             "epsilon": self.epsilon,
             "fingerprint_ber": self.fingerprint_ber,
             "signer_kid": self.signer_kid,
+            "voice_status": self.voice_status,
         }
 
 
@@ -155,6 +158,25 @@ def _from_assertion(data: dict[str, Any]) -> dict[str, Any]:
 
 def verify_bytes(g: Guardian, data: bytes, *, name: str = "clip") -> VerifyResult:
     """Check the manifest, then the registry by content hash, then by fingerprint."""
+    result = _verify(g, data, name=name)
+    if result.voice_id is None:
+        return result
+    with g.reading() as s:
+        voice = s.get(Voice, result.voice_id)
+        subject = s.get(Subject, voice.subject_id) if voice else None
+    if voice is None:
+        return result
+    reasons = list(result.reasons)
+    if voice.status is VoiceStatus.ERASED and subject and subject.erased_at:
+        when = as_utc(subject.erased_at).strftime(TIME_FORMAT)
+        reasons.append(f"the voice was erased at {when}; who it belonged to is no longer known")
+    elif voice.status is VoiceStatus.REVOKED and voice.revoked_at is not None:
+        when = as_utc(voice.revoked_at).strftime(TIME_FORMAT)
+        reasons.append(f"consent for the voice was revoked at {when}")
+    return replace(result, reasons=reasons, voice_status=voice.status.value)
+
+
+def _verify(g: Guardian, data: bytes, *, name: str) -> VerifyResult:
     audio = decode_bytes(data, name=name, max_seconds=g.settings.max_audio_seconds)
     detection = detect(g.watermark, audio)
     wm = WatermarkInfo.from_detection(detection, g.watermark.model_id)

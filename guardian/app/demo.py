@@ -13,9 +13,14 @@ from typing import Any
 import numpy as np
 
 from guardian.app._audit import verify_audit
+from guardian.app._consent import create_challenge, revoke_consent
+from guardian.app._consent_voice import enrollment_samples, spoken_consent
 from guardian.app._context import Guardian, open_guardian
+from guardian.app._enroll import EnrollRequest, enroll
 from guardian.app._keys import init_keys, rotate_key
 from guardian.app._label import LabelRequest, label_file
+from guardian.app._policy import explain
+from guardian.app._rights import forget
 from guardian.app._verify import Verdict, verify_file
 from guardian.audio import (
     Audio,
@@ -26,6 +31,12 @@ from guardian.audio import (
     resample,
 )
 from guardian.config import Settings
+from guardian.errors import ConsentError
+from guardian.policy import Action, PolicyRequest
+
+DEMO_NAME = "Alex Morgan"
+DEMO_ORG = "Guardian Demo Studio"
+DEMO_VOICE = Path(__file__).with_name("assets") / "consent" / "slt"
 
 Progress = Callable[[str], None]
 
@@ -71,10 +82,10 @@ class DemoReport:
         }
 
     def summary(self) -> str:
-        lines = [f"{'step':58} {'expected':11} {'got':11} {'time':>8}"]
+        lines = [f"{'step':58} {'expected':22} {'got':22} {'time':>8}"]
         for s in self.steps:
             mark = "ok" if s.ok else "FAIL"
-            lines.append(f"{s.name:58} {s.expected:11} {s.got:11} {s.seconds * 1000:6.0f}ms {mark}")
+            lines.append(f"{s.name:58} {s.expected:22} {s.got:22} {s.seconds * 1000:6.0f}ms {mark}")
             if s.detail:
                 lines.append(f"    {s.detail[:150]}")
         where = self.home if self.kept else f"{self.home} (temporary, removed)"
@@ -98,7 +109,7 @@ def _write(path: Path, audio: Audio, fmt: OutputFormat = OutputFormat.WAV) -> Pa
 
 
 def run_demo(*, workdir: Path | None = None, progress: Progress | None = None) -> DemoReport:
-    """Label, verify, strip and re-encode, tamper, rotate, audit; report each step."""
+    """Enroll with consent; label, verify, re-encode, tamper, rotate; revoke, erase, audit."""
     say = progress or (lambda _msg: None)
     with _workspace(workdir) as work:
         home = work / "home"
@@ -116,12 +127,19 @@ def run_demo(*, workdir: Path | None = None, progress: Progress | None = None) -
             "created",
             lambda: ("created", ", ".join(k.kid for k in init_keys(g))),
         )
+        voice_id, consent_id = _consent_steps(g, work, step)
         original = _write(work / "speech.wav", _asset("demo-speech.flac"))
         labeled = work / "speech.labeled.wav"
 
         def do_label() -> tuple[str, str]:
-            r = label_file(g, LabelRequest(source=original, output=labeled, purpose="demo"))
-            return "labeled", r.label_id
+            request = LabelRequest(
+                source=original,
+                output=labeled,
+                purpose="demo",
+                voice_id=voice_id,
+                consent_id=consent_id,
+            )
+            return "labeled", label_file(g, request).label_id
 
         step("label a speech clip (watermark, C2PA manifest, registry)", "labeled", do_label)
         _verify_step(g, step, "verify the labeled clip", labeled, Verdict.VERIFIED)
@@ -146,14 +164,93 @@ def run_demo(*, workdir: Path | None = None, progress: Progress | None = None) -
             r = verify_audit(g)
             return ("intact" if r else "broken"), f"{r.entries} entries"
 
+        if voice_id:
+            step(
+                "revoke the consent",
+                "revoked",
+                lambda: ("revoked", revoke_consent(g, voice_id).revoked_at.isoformat()),
+            )
+            _policy_step(g, step, "policy after revocation", voice_id, "demo", "deny")
+            step(
+                "erase the subject (crypto-shredding, signed receipt)",
+                "erased",
+                lambda: ("erased", forget(g, voice_id).receipt.receipt_id),
+            )
+
+            def verify_erased() -> tuple[str, str]:
+                r = verify_file(g, labeled)
+                return f"{r.verdict.value}, voice {r.voice_status}", "; ".join(r.reasons)
+
+            step("verify the labeled clip after erasure", "verified, voice erased", verify_erased)
         step("check the audit log", "intact", do_audit)
         g.engine.dispose()
         return report
 
 
+Step = Callable[[str, str, Callable[[], tuple[str, str]]], None]
+
+
+def _consent_steps(g: Guardian, work: Path, step: Step) -> tuple[str | None, str | None]:
+    """Challenge, spoken consent in the demo voice, enrollment, a refused reuse, policy."""
+    samples = enrollment_samples(DEMO_VOICE)
+    ids: dict[str, str] = {}
+
+    def challenge() -> tuple[str, str]:
+        c = create_challenge(g, name=DEMO_NAME, organization=DEMO_ORG)
+        ids["challenge"] = c.challenge_id
+        consent = work / "consent.wav"
+        _write(consent, spoken_consent(DEMO_VOICE, c.code))
+        ids["consent"] = str(consent)
+        return "issued", f"{c.challenge_id}: {c.statement!r}"
+
+    def do_enroll() -> tuple[str, str]:
+        request = EnrollRequest(
+            challenge_id=ids["challenge"],
+            consent=Path(ids["consent"]),
+            samples=tuple(samples),
+            purposes=("demo", "audiobook"),
+        )
+        try:
+            r = enroll(g, request)
+        except ConsentError as e:
+            return "rejected", e.diagnostics()
+        ids["voice"], ids["consent_id"] = r.voice_id, r.consent_id
+        detail = (
+            f"{r.voice_id}; speaker score {r.speaker.consent_score:.2f} "
+            f"(threshold {r.speaker.threshold}); {r.speech_s:.0f} s of speech"
+        )
+        return "enrolled", detail
+
+    step("issue a consent challenge (statement + one-time code)", "issued", challenge)
+    step("enroll: spoken consent + 6 samples, all checks", "enrolled", do_enroll)
+    step("enroll again with the same (used) challenge", "rejected", do_enroll)
+    voice = ids.get("voice")
+    if voice:
+        _policy_step(
+            g, step, "policy: synthesize for a consented purpose", voice, "audiobook", "allow"
+        )
+        _policy_step(
+            g, step, "policy: synthesize for another purpose", voice, "advertising", "deny"
+        )
+    return voice, ids.get("consent_id")
+
+
+def _policy_step(g: Guardian, step: Step, name: str, voice: str, purpose: str, want: str) -> None:
+    def run() -> tuple[str, str]:
+        request = PolicyRequest(
+            action=Action.SYNTHESIZE, voice_id=voice, purpose=purpose, requester=DEMO_ORG
+        )
+        d = explain(g, request)
+        return ("allow" if d else "deny"), "; ".join(
+            f"[{p}] {r}" for p, r in zip(d.policy_ids, d.reasons, strict=False)
+        )
+
+    step(name, want, run)
+
+
 def _verify_step(
     g: Guardian,
-    step: Callable[[str, str, Callable[[], tuple[str, str]]], None],
+    step: Step,
     name: str,
     path: Path,
     expected: Verdict,

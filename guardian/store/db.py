@@ -42,6 +42,9 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
+            # Deleted rows (erased ciphertexts, challenge secrets) are zeroed, not left in
+            # free pages: defence in depth on top of crypto-shredding.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
     return engine

@@ -135,6 +135,16 @@ class Subject(SQLModel, table=True):
     )
 
 
+class VaultState(SQLModel, table=True):
+    """The vault root key epoch in force (one row), and a check value of its key file."""
+
+    __tablename__ = "vault_state"
+
+    id: int = Field(default=1, primary_key=True)
+    epoch: int
+    key_check: str = Field(max_length=64)
+
+
 class VaultBlob(SQLModel, table=True):
     """One encrypted object of a subject: audio, embedding, consent record, adapter."""
 
@@ -187,6 +197,9 @@ class Voice(SQLModel, table=True):
     record_blob_id: str = Field(max_length=40)
     record_sha256: str = Field(max_length=64)
     subject_signed: bool = False
+    withdraw_token_mac: str = Field(index=True, unique=True, max_length=64)
+    """HMAC of the subject's self-service withdrawal token (the token itself is never
+    stored; it is shown once, at enrollment)."""
     created_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     revoked_at: dt.datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
@@ -205,6 +218,7 @@ __all__ = [
     "Subject",
     "SubjectStatus",
     "VaultBlob",
+    "VaultState",
     "Voice",
     "VoiceStatus",
     "as_utc",

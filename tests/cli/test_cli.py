@@ -100,3 +100,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     verdicts = [s["got"] for s in report["steps"]]
     for v in ("verified", "traced", "tampered", "not_found", "watermarked"):
         assert v in verdicts
+    # The chain starts with a real enrollment and ends with an erasure.
+    for v in ("enrolled", "rejected", "allow", "deny", "revoked", "erased"):
+        assert v in verdicts
+    assert verdicts[-2] == "verified, voice erased"

@@ -10,16 +10,25 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from guardian.app import (
+    EnrollRequest,
     LabelRequest,
     Verdict,
+    create_challenge,
+    enroll,
+    forget,
     label_file,
     open_guardian,
+    require,
+    show_consent,
     verify_audit,
     verify_file,
 )
+from guardian.app._consent_voice import enrollment_samples, spoken_consent
 from guardian.config import Settings
+from guardian.policy import Action, PolicyRequest
 from guardian.store import make_engine, migrate
 from guardian.store.db import current_revision, head_revision
+from tests.app.conftest import NAME, ORG, SLT, write_wav
 from tests.conftest import write_clip
 
 
@@ -84,6 +93,19 @@ def test_label_verify_audit_on_postgresql(tmp_path: Path) -> None:
         out = tmp_path / "c.labeled.flac"
         label_file(g, LabelRequest(source=clip, output=out, purpose="pg"))
         assert verify_file(g, out).verdict is Verdict.VERIFIED
+        # Consent, vault, policy and erasure on the same server.
+        challenge = create_challenge(g, name=NAME, organization=ORG)
+        consent = write_wav(tmp_path / "consent.wav", spoken_consent(SLT, challenge.code))
+        request = EnrollRequest(
+            challenge_id=challenge.challenge_id,
+            consent=consent,
+            samples=tuple(enrollment_samples(SLT)),
+            purposes=("pg",),
+        )
+        voice = enroll(g, request).voice_id
+        assert require(g, PolicyRequest(Action.SYNTHESIZE, voice, "pg", ORG))
+        assert show_consent(g, voice).record.body["subject"]["name"] == NAME
+        assert forget(g, voice).receipt.body["voices"] == [voice]
         assert verify_audit(g)
         g.engine.dispose()
     finally:

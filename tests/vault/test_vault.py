@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import secrets
+import shutil
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlmodel import Session
 
-from guardian.app import Guardian
+from guardian.app import Guardian, open_guardian
 from guardian.errors import MasterKeyError, VaultError
-from guardian.keys import MasterKey
-from guardian.store import Subject, VaultBlob
+from guardian.keys import MasterKey, load_master_key
+from guardian.store import Subject, VaultBlob, VaultState, make_engine
 from guardian.vault import BlobKind, Vault
+from guardian.vault._rootkey import RootKeyFile
+
+
+def _master(g: Guardian) -> MasterKey:
+    return load_master_key(env_value=None, path=g.settings.master_key_path, create=False)
+
+
+def _pending(g: Guardian) -> bool:
+    """Whether a rotated root key is waiting to be put in force."""
+    path = g.settings.resolved_vault_key_path
+    return path.with_name(path.name + ".next").exists()
 
 
 def _subject(g: Guardian) -> str:
@@ -61,23 +75,86 @@ def test_another_master_key_cannot_open_the_vault(g: Guardian) -> None:
     sub = _subject(g)
     with g.transaction() as s:
         blob = g.vault.put(s, sub, BlobKind.SAMPLE, b"secret voice")
-    stranger = Vault(MasterKey(secrets.token_bytes(32)))
+    key_path = g.settings.resolved_vault_key_path
+    stranger = Vault(MasterKey(secrets.token_bytes(32)), key_path)
     with g.reading() as s, pytest.raises(MasterKeyError):
         stranger.get(s, blob.id)
 
 
-def test_destroying_the_data_key_makes_every_blob_unreadable(g: Guardian) -> None:
+def test_shredding_destroys_one_subject_and_keeps_the_others(g: Guardian) -> None:
+    gone, kept = _subject(g), _subject(g)
+    with g.transaction() as s:
+        blobs = [g.vault.put(s, gone, BlobKind.SAMPLE, bytes([i]) * 100) for i in range(3)]
+        other = g.vault.put(s, kept, BlobKind.SAMPLE, b"still here")
+    with g.transaction() as s:
+        result = g.vault.shred(s, {gone})
+    with g.reading() as s:
+        g.vault.finish_shred(s)
+        assert result.epoch == 2 and result.blobs == 3 and result.rewrapped == 1
+        assert g.vault.get(s, other.id) == b"still here"
+        for blob in blobs:
+            with pytest.raises(VaultError, match="does not exist"):
+                g.vault.get(s, blob.id)
+        subject = s.get(Subject, gone)
+        assert subject is not None and subject.wrapped_key is None
+    assert not _pending(g)
+
+
+def test_a_backup_cannot_be_opened_with_the_live_keys_after_shredding(
+    g: Guardian, tmp_path: Path
+) -> None:
     sub = _subject(g)
     with g.transaction() as s:
-        blobs = [g.vault.put(s, sub, BlobKind.SAMPLE, bytes([i]) * 100) for i in range(3)]
-        subject = s.get(Subject, sub)
-        assert subject is not None
-        subject.wrapped_key = None
-        s.add(subject)
+        blob = g.vault.put(s, sub, BlobKind.SAMPLE, b"the subject's voice")
+    g.engine.dispose()
+    backup = tmp_path / "backup"
+    shutil.copytree(g.settings.home, backup)
+    with g.transaction() as s:
+        g.vault.shred(s, {sub})
     with g.reading() as s:
-        for blob in blobs:
-            with pytest.raises(VaultError, match="erased"):
-                g.vault.get(s, blob.id)
+        g.vault.finish_shred(s)
+    # The backup's database, opened with the live master key and the live vault key.
+    engine = make_engine(f"sqlite:///{backup / 'guardian.db'}")
+    live = Vault(_master(g), g.settings.resolved_vault_key_path)
+    with Session(engine) as s:
+        subject = s.get(Subject, sub)
+        assert subject is not None and subject.wrapped_key is not None  # copied, still there
+        assert s.get(VaultBlob, blob.id) is not None
+        with pytest.raises(VaultError, match="does not belong"):
+            live.get(s, blob.id)
+        # Even forcing the live epoch onto the backup, its wrapped data key stays sealed.
+        state = s.get(VaultState, 1)
+        assert state is not None
+        current = RootKeyFile(g.settings.resolved_vault_key_path, _master(g)).read()
+        assert current is not None
+        state.epoch, state.key_check = current.epoch, current.check
+        s.add(state)
+        s.flush()
+        with pytest.raises(VaultError, match="cannot be unwrapped"):
+            live.get(s, blob.id)
+    engine.dispose()
+
+
+def test_an_interrupted_rotation_is_finished_or_discarded(g: Guardian) -> None:
+    sub, other = _subject(g), _subject(g)
+    with g.transaction() as s:
+        kept = g.vault.put(s, other, BlobKind.SAMPLE, b"kept")
+    # Crash after the commit, before the new key was put in force.
+    with g.transaction() as s:
+        g.vault.shred(s, {sub})
+    assert _pending(g)
+    reopened = open_guardian(g.settings)
+    with reopened.reading() as s:
+        assert reopened.vault.get(s, kept.id) == b"kept"
+    assert not _pending(reopened)
+    # Crash before the commit: the database stays at the old epoch, the file is dropped.
+    with pytest.raises(RuntimeError), reopened.transaction() as s:
+        reopened.vault.shred(s, {other})
+        raise RuntimeError("crash")
+    again = open_guardian(g.settings)
+    with again.reading() as s:
+        assert again.vault.get(s, kept.id) == b"kept"
+    assert not _pending(again)
 
 
 def test_repr_never_shows_key_material(g: Guardian) -> None:

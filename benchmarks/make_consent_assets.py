@@ -1,0 +1,184 @@
+"""Regenerate the synthetic consent voices that ship with Guardian and its tests.
+
+    .venv/bin/python benchmarks/make_consent_assets.py
+
+Writes, for the demo subject "Alex Morgan" at "Guardian Demo Studio":
+
+* ``guardian/app/assets/consent/slt/`` (festival ``cmu_us_slt_arctic_hts``, the demo
+  speaker);
+* ``tests/data/voices/kal/`` (festival ``kal_diphone``, the impostor).
+
+Both are stored at 16 kHz: slt's native 32 kHz would make its folder 1.7 MB, and the
+recogniser, the speaker encoder and the quality gate all work at 16 kHz.
+
+Each folder holds ``statement.flac`` (the statement up to "My code is"), one
+``code-<word>.flac`` per code word, six enrollment sentences ``sample-01.flac`` ...
+``sample-06.flac`` of 4-6 s each, and a ``README.md``. At run time
+:func:`guardian.app._consent_voice.spoken_consent` joins the statement and the clips of
+a fresh code into one consent recording. Festival is deterministic, so the same command
+writes the same audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from guardian.audio import resample
+from guardian.consent._speech import CODE_WORDS, _lead
+from guardian.corpus import festival, sentence
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME, ORG = "Alex Morgan", "Guardian Demo Studio"
+SEED = 2024
+SAMPLES = 6
+SAMPLE_SECONDS = (4.0, 6.0)
+RATE = 16_000
+PEAK_DBFS = -6.0
+EDGE_S = 0.3
+"""Silence kept at each end of a sample: the SNR gate reads its noise floor from pauses."""
+CLIP_EDGE_S = 0.04
+"""Silence kept around a code word, so the joined recording sets its own pauses."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One festival voice and where its assets go."""
+
+    key: str
+    role: str
+    festival_voice: str
+    package: str
+    licence: str
+    folder: Path
+
+
+VOICES = (
+    Voice(
+        "slt",
+        "the demo subject: `guardian demo` and the enrollment tests enroll this voice",
+        "cmu_us_slt_arctic_hts",
+        "festvox-us-slt-hts",
+        "EST-2003 (Carnegie Mellon University's free licence), HTS parts BSD-3-clause",
+        ROOT / "guardian" / "app" / "assets" / "consent" / "slt",
+    ),
+    Voice(
+        "kal",
+        "an impostor: the tests read the demo subject's consent in this other voice",
+        "kal_diphone",
+        "festvox-kallpc16k",
+        "the permissive CMU/Edinburgh festival diphone licence (use and redistribute with "
+        "the copyright notice kept)",
+        ROOT / "tests" / "data" / "voices" / "kal",
+    ),
+)
+
+
+def _speech_bounds(x: np.ndarray, rate: int) -> tuple[int, int]:
+    """First and last sample of the region louder than -50 dB below the peak."""
+    frame = rate // 100
+    n = len(x) // frame
+    power = np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1)
+    loud = np.flatnonzero(power > np.max(power) * 1e-5)
+    return int(loud[0]) * frame, min(len(x), (int(loud[-1]) + 1) * frame)
+
+
+def _trimmed(x: np.ndarray, rate: int, edge_s: float) -> np.ndarray:
+    """The speech at RATE with ``edge_s`` of silence at each end, peak at PEAK_DBFS."""
+    start, end = _speech_bounds(x, rate)
+    core = resample(np.asarray(x[start:end], dtype=np.float32), rate, RATE)
+    core = core / np.max(np.abs(core)) * 10 ** (PEAK_DBFS / 20)
+    pad = np.zeros(int(edge_s * RATE), dtype=np.float32)
+    return np.concatenate([pad, core.astype(np.float32), pad])
+
+
+def _write(path: Path, x: np.ndarray) -> None:
+    sf.write(path, x, RATE, format="FLAC", subtype="PCM_16", compression_level=1.0)
+
+
+def _samples(voice: Voice) -> list[tuple[str, np.ndarray]]:
+    """The first SAMPLES seeded sentences whose speech lasts 4-6 s in this voice."""
+    rng = random.Random(SEED)
+    found: list[tuple[str, np.ndarray]] = []
+    seen: set[str] = set()
+    while len(found) < SAMPLES:
+        text = sentence(rng, rng.choice((1, 2)))
+        if text in seen:
+            continue
+        seen.add(text)
+        x, rate = festival(text, voice.festival_voice)
+        start, end = _speech_bounds(x, rate)
+        if SAMPLE_SECONDS[0] <= (end - start) / rate <= SAMPLE_SECONDS[1]:
+            found.append((text, _trimmed(x, rate, EDGE_S)))
+    return found
+
+
+def make_voice(voice: Voice) -> list[str]:
+    """Write one voice's folder; returns the sample sentences."""
+    voice.folder.mkdir(parents=True, exist_ok=True)
+    for old in voice.folder.glob("*.flac"):
+        old.unlink()
+    lead = _lead(name=NAME, org=ORG)
+    x, rate = festival(lead, voice.festival_voice)
+    _write(voice.folder / "statement.flac", _trimmed(x, rate, CLIP_EDGE_S))
+    for word in CODE_WORDS:
+        spoken = "x-ray" if word == "xray" else word
+        x, rate = festival(spoken + ".", voice.festival_voice)
+        _write(voice.folder / f"code-{word}.flac", _trimmed(x, rate, CLIP_EDGE_S))
+    texts = []
+    for i, (text, x) in enumerate(_samples(voice), start=1):
+        _write(voice.folder / f"sample-{i:02d}.flac", x)
+        texts.append(text)
+    _readme(voice, lead, texts)
+    return texts
+
+
+def _readme(voice: Voice, lead: str, texts: list[str]) -> None:
+    rows = "\n".join(f"| `sample-{i:02d}.flac` | {t} |" for i, t in enumerate(texts, 1))
+    (voice.folder / "README.md").write_text(
+        f"""# Synthetic consent voice "{voice.key}"
+
+These recordings are **synthetic speech**: festival's `{voice.festival_voice}` voice.
+No real person's voice is in them. The subject they speak for, "{NAME}" at
+"{ORG}", is made up. Role: {voice.role}.
+
+Made with:
+
+    .venv/bin/python benchmarks/make_consent_assets.py
+
+- Synthesiser: festival 2.5 (Debian package `festival`), voice `{voice.festival_voice}`
+  from the Debian package `{voice.package}`; licence: {voice.licence}.
+- Format: FLAC, mono, 16-bit, {RATE} Hz; each clip peaks at {PEAK_DBFS:g} dBFS.
+- `statement.flac`: "{lead}"
+- `code-<word>.flac`: each one-time code word
+  (`guardian.consent.CODE_WORDS`) spoken on its own. `guardian.app._consent_voice.
+  spoken_consent` joins the statement and a code's words, with short pauses, into one
+  consent recording for any fresh code.
+- Enrollment samples (seeded sentences from `guardian.corpus.sentence`, 4-6 s each):
+
+| file | text |
+|---|---|
+{rows}
+"""
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--voice", choices=[v.key for v in VOICES], action="append")
+    args = parser.parse_args()
+    for voice in VOICES:
+        if args.voice and voice.key not in args.voice:
+            continue
+        texts = make_voice(voice)
+        size = sum(p.stat().st_size for p in voice.folder.iterdir())
+        print(f"{voice.key}: {len(texts)} samples, {size / 1e6:.2f} MB in {voice.folder}")
+
+
+if __name__ == "__main__":
+    main()

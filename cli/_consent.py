@@ -1,0 +1,269 @@
+"""``guardian consent …``, ``guardian enroll`` and ``guardian policy …``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli._output import JSON_OPTION, emit_json, guarded
+from guardian import app as usecases
+from guardian.app import open_guardian
+from guardian.config import get_settings
+from guardian.errors import ExitCode, UsageError
+from guardian.policy import Action, PolicyRequest
+
+consent_app = typer.Typer(
+    help="Consent challenges, signed consent records and revocation.", no_args_is_help=True
+)
+policy_app = typer.Typer(help="Check policies and explain decisions.", no_args_is_help=True)
+
+
+def parse_when(value: str | None) -> dt.datetime | None:
+    """``2027-06-30`` (end of that day, UTC) or an ISO 8601 time (UTC if no zone)."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value)
+            return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC)
+        when = dt.datetime.fromisoformat(value)
+    except ValueError as e:
+        raise UsageError(f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 time") from e
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+@consent_app.command("challenge")
+@guarded
+def challenge(
+    name: Annotated[str, typer.Option(help="The voice owner's name, as they will say it.")],
+    org: Annotated[str | None, typer.Option(help="Organisation that will use the voice.")] = None,
+    locale: Annotated[str, typer.Option(help="Language of the statement.")] = "en-US",
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Print a consent statement with a one-time code (valid 15 minutes, usable once)."""
+    result = usecases.create_challenge(open_guardian(), name=name, organization=org, locale=locale)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    typer.echo("Read this aloud, in one recording:\n")
+    typer.echo(f"  {result.statement}\n")
+    typer.echo(f"challenge  {result.challenge_id}")
+    typer.echo(f"expires    {result.expires_at:%Y-%m-%d %H:%M:%S} UTC (single use)")
+
+
+@consent_app.command("show")
+@guarded
+def show(
+    voice: Annotated[str, typer.Argument(help="Voice id or consent id.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the signed record here.")
+    ] = None,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Show a voice's signed consent record and its current status."""
+    view = usecases.show_consent(open_guardian(), voice)
+    if output is not None:
+        usecases.write_new_file(output, view.record.to_bytes())
+    if as_json:
+        emit_json(view.to_dict())
+        return
+    body = view.record.body
+    terms = body["terms"]
+    typer.echo(f"consent  {body['consent_id']}  ({view.status.value})")
+    typer.echo(f"voice    {view.voice_id}")
+    typer.echo(f"subject  {body['subject']['name']} ({body['subject_id']})")
+    typer.echo(f"org      {body['organization']}")
+    typer.echo(f"purposes {', '.join(terms['purposes'])}")
+    typer.echo(f"requesters {', '.join(terms['requesters']) or '(the organisation only)'}")
+    typer.echo(f"expires  {terms['expires_at'] or 'never'}   max ε {terms['max_epsilon']}")
+    typer.echo(f"signed   {', '.join(s.role for s in view.record.signatures)}")
+    if output is not None:
+        typer.echo(f"wrote {output}")
+
+
+@consent_app.command("verify")
+@guarded
+def verify(
+    target: Annotated[str, typer.Argument(help="A record file, or a voice/consent id.")],
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Check a consent record's signatures. Exit 0 valid, 3 invalid."""
+    path = Path(target)
+    if path.exists():
+        result = usecases.verify_consent_file(path)
+    else:
+        result = usecases.verify_stored_consent(open_guardian(), target)
+    if as_json:
+        emit_json(result.to_dict())
+    elif result:
+        subject = "co-signed by the subject" if result.subject_signed else "no subject signature"
+        typer.echo(f"VALID: consent {result.document_id} (service signature valid; {subject})")
+    else:
+        typer.echo(f"INVALID: consent {result.document_id}")
+        for p in result.problems:
+            typer.echo(f"  - {p}")
+    raise typer.Exit(0 if result else 3)
+
+
+@consent_app.command("keygen")
+@guarded
+def keygen(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Private key file to create.")],
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Create a subject's own Ed25519 key (kept by the subject, not by Guardian)."""
+    public = usecases.make_subject_key(output)
+    if as_json:
+        emit_json({"key": str(output), "public_key": public})
+    else:
+        typer.echo(f"wrote {output} (mode 0600); public key {public}")
+
+
+@consent_app.command("sign")
+@guarded
+def sign(
+    voice: Annotated[str, typer.Argument(help="Voice id or consent id.")],
+    key: Annotated[Path, typer.Option(help="The subject's Ed25519 private key (PEM).")],
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Co-sign a consent record with the subject's key (named at enrollment)."""
+    result = usecases.cosign_consent(open_guardian(), voice, key)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        typer.echo(f"co-signed consent {result.document_id}")
+
+
+@consent_app.command("revoke")
+@guarded
+def revoke(
+    voice: Annotated[str, typer.Argument(help="Voice id or consent id.")],
+    reason: Annotated[str, typer.Option(help="Why consent is withdrawn.")] = (
+        "withdrawn by the subject"
+    ),
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Revoke consent: every later use of the voice is denied, effective immediately."""
+    result = usecases.revoke_consent(open_guardian(), voice, reason=reason)
+    if as_json:
+        emit_json(result.to_dict())
+    elif result.already:
+        typer.echo(f"{result.voice_id} was already revoked at {result.revoked_at:%Y-%m-%d %H:%M}")
+    else:
+        typer.echo(f"revoked {result.voice_id} (consent {result.consent_id})")
+
+
+@consent_app.command("withdraw")
+@guarded
+def withdraw(
+    token: Annotated[str, typer.Option(help="The withdrawal token given at enrollment.")],
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Withdraw consent yourself, with the token given at enrollment (no operator needed)."""
+    result = usecases.withdraw_consent(open_guardian(), token)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        typer.echo(f"consent withdrawn: {result.voice_id} will not be used again")
+        typer.echo(f"to erase all data too: guardian forget {result.voice_id}")
+
+
+def enroll(
+    challenge_id: Annotated[str, typer.Option("--challenge", help="Challenge id.")],
+    consent: Annotated[Path, typer.Option(help="Recording of the statement, read aloud.")],
+    samples: Annotated[list[Path], typer.Argument(help="Enrollment recordings.")],
+    purpose: Annotated[list[str], typer.Option(help="Allowed purpose (repeat).")],
+    requester: Annotated[
+        list[str] | None, typer.Option(help="Allowed requester besides the organisation.")
+    ] = None,
+    expires: Annotated[str | None, typer.Option(help="Consent expiry (YYYY-MM-DD).")] = None,
+    max_epsilon: Annotated[float, typer.Option(help="Privacy budget cap (total ε).")] = 8.0,
+    subject_key: Annotated[
+        Path | None, typer.Option(help="Subject's Ed25519 key: private co-signs, public binds.")
+    ] = None,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Enroll a voice: check the spoken consent and samples, then sign and store consent."""
+    request = usecases.EnrollRequest(
+        challenge_id=challenge_id,
+        consent=consent,
+        samples=tuple(samples),
+        purposes=tuple(purpose),
+        requesters=tuple(requester or ()),
+        expires=parse_when(expires),
+        max_epsilon=max_epsilon,
+        subject_key=subject_key,
+    )
+    result = usecases.enroll(open_guardian(), request)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    typer.echo(result.voice_id)
+    typer.echo(
+        f"  consent {result.consent_id}; purposes {', '.join(result.purposes)}; "
+        f"speaker score {result.speaker.consent_score:.2f} (threshold {result.speaker.threshold})",
+        err=True,
+    )
+    typer.echo(
+        f"  give the subject their withdrawal token (shown only now): {result.withdraw_token}",
+        err=True,
+    )
+
+
+@policy_app.command("check")
+@guarded
+def policy_check(
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Policy directory (default: configured).")
+    ] = None,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Validate the policies against their schema. Exit 0 valid, 2 invalid."""
+    from guardian.policy import default_policy_dir
+
+    where = directory or get_settings().policy_dir or default_policy_dir()
+    problems = usecases.check_policies(where)
+    if as_json:
+        emit_json({"directory": str(where), "valid": not problems, "problems": problems})
+    elif problems:
+        typer.echo(f"policies in {where} are INVALID:")
+        for p in problems:
+            typer.echo(f"  - {p}")
+    else:
+        typer.echo(f"policies in {where} are valid")
+    raise typer.Exit(0 if not problems else 2)
+
+
+@policy_app.command("explain")
+@guarded
+def policy_explain(
+    voice: Annotated[str, typer.Argument(help="Voice id.")],
+    purpose: Annotated[str, typer.Option(help="Purpose of the use.")],
+    requester: Annotated[
+        str | None, typer.Option(help="Who asks (default: this deployment's organisation).")
+    ] = None,
+    action: Annotated[Action, typer.Option(help="Use to decide on.")] = Action.SYNTHESIZE,
+    epsilon: Annotated[float, typer.Option(help="Privacy budget the use would spend.")] = 0.0,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Show the decision the policies would make on a use of VOICE, and why (exit 6: deny)."""
+    g = open_guardian()
+    request = PolicyRequest(
+        action=action,
+        voice_id=voice,
+        purpose=purpose,
+        requester=requester or g.settings.organization,
+        epsilon=epsilon,
+    )
+    decision = usecases.explain_policy(g, request)
+    if as_json:
+        emit_json(decision.to_dict())
+    else:
+        verdict = "ALLOW" if decision else "DENY"
+        typer.echo(f"{verdict}: {action.value} {voice} for {purpose!r} by {request.requester!r}")
+        for pid, reason in zip(decision.policy_ids, decision.reasons, strict=False):
+            typer.echo(f"  - [{pid}] {reason}")
+    raise typer.Exit(0 if decision else int(ExitCode.REJECTED))

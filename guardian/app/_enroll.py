@@ -1,0 +1,494 @@
+"""Use-case: enroll a voice from a spoken consent recording and samples.
+
+Order of work, so that a refused enrollment writes nothing to the vault:
+
+1. check the arguments (usage errors: nothing is touched);
+2. read and decode every file (unreadable input is logged, the challenge stays usable);
+3. claim the challenge atomically (a second attempt, concurrent or later, finds it used);
+4. run every check: not a Guardian clip, audio quality, the spoken statement and code,
+   one speaker throughout;
+5. refused: log the reasons and keep nothing. Accepted: in one transaction, encrypt the
+   audio and embeddings into the subject's vault, sign the consent record, create the
+   voice and log it.
+
+Audio and embeddings stay in memory until they are sealed; nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from sqlalchemy import update
+from sqlmodel import col
+
+from guardian import __version__
+from guardian.app._consent import (
+    ChallengeSecret,
+    _iso,
+    check_id,
+    load_subject_key,
+)
+from guardian.app._context import Guardian
+from guardian.app._verify import Verdict, verify_bytes
+from guardian.audio import Audio, decode_bytes, read_input_bytes
+from guardian.consent import (
+    RECORD_TYPE,
+    THRESHOLD,
+    Quality,
+    SignedRecord,
+    SpeakerCheck,
+    SpeechCheck,
+    check_consent_speech,
+    check_same_speaker,
+    embed,
+    measure,
+    public_key_b64,
+    sign_as_service,
+    sign_as_subject,
+    total_speech_problem,
+)
+from guardian.errors import (
+    AudioError,
+    ChallengeError,
+    EnrollmentRejectedError,
+    GuardianError,
+    UsageError,
+)
+from guardian.store import Challenge, Subject, SubjectStatus, Voice, VoiceStatus, as_utc, utcnow
+from guardian.vault import BlobKind, new_id
+
+MAX_SAMPLES = 50
+WITHDRAW_TOKEN_PREFIX = "gwt_"  # noqa: S105 - a prefix, not a secret
+DEFAULT_MAX_EPSILON = 8.0
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_REQUESTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class EnrollRequest:
+    """``guardian enroll`` arguments."""
+
+    challenge_id: str
+    consent: Path
+    samples: tuple[Path, ...]
+    purposes: tuple[str, ...]
+    requesters: tuple[str, ...] = ()
+    expires: dt.datetime | None = None
+    max_epsilon: float = DEFAULT_MAX_EPSILON
+    subject_key: Path | None = None
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    voice_id: str
+    consent_id: str
+    subject_id: str
+    purposes: tuple[str, ...]
+    requesters: tuple[str, ...]
+    expires_at: dt.datetime | None
+    max_epsilon: float
+    speaker: SpeakerCheck
+    statement_score: float
+    speech_s: float
+    subject_signed: bool
+    withdraw_token: str = field(repr=False)
+    """The subject's self-service withdrawal token; shown once, never stored."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "voice_id": self.voice_id,
+            "consent_id": self.consent_id,
+            "subject_id": self.subject_id,
+            "purposes": list(self.purposes),
+            "requesters": list(self.requesters),
+            "expires_at": _iso(self.expires_at),
+            "max_epsilon": self.max_epsilon,
+            "speaker": {
+                "threshold": self.speaker.threshold,
+                "consent_score": round(self.speaker.consent_score, 4),
+                "sample_scores": [round(x, 4) for x in self.speaker.sample_scores],
+            },
+            "statement_score": round(self.statement_score, 4),
+            "speech_s": round(self.speech_s, 1),
+            "subject_signed": self.subject_signed,
+            "withdraw_token": self.withdraw_token,
+        }
+
+
+@dataclass
+class _Input:
+    label: str
+    """How a problem names the file to the user (may contain the file name)."""
+    audit_label: str
+    """How the audit log names it (never the file name, which may be personal)."""
+    data: bytes
+    audio: Audio
+    quality: Quality | None = None
+    embedding: np.ndarray | None = None
+
+
+@dataclass
+class _Findings:
+    problems: list[str] = field(default_factory=list)
+    audit_problems: list[str] = field(default_factory=list)
+    speech: SpeechCheck | None = None
+    speaker: SpeakerCheck | None = None
+
+    def passed(self) -> tuple[SpeakerCheck, SpeechCheck]:
+        """The two scored checks, once every check has run and passed."""
+        if self.problems or self.speaker is None or self.speech is None:
+            raise RuntimeError("enrollment checks incomplete")  # a bug, not bad input
+        return self.speaker, self.speech
+
+    def add(self, item: _Input | None, problem: str) -> None:
+        self.problems.append(f"{item.label}: {problem}" if item else problem)
+        self.audit_problems.append(f"{item.audit_label}: {problem}" if item else problem)
+
+
+# --- 1. arguments --------------------------------------------------------------------------
+
+
+def _check_request(req: EnrollRequest, now: dt.datetime) -> EnrollRequest:
+    check_id(req.challenge_id, "chl")
+    if not req.samples:
+        raise UsageError("give at least one enrollment sample")
+    if len(req.samples) > MAX_SAMPLES:
+        raise UsageError(f"at most {MAX_SAMPLES} enrollment samples")
+    purposes = tuple(dict.fromkeys(p.strip().lower() for p in req.purposes))
+    if not purposes:
+        raise UsageError("give at least one --purpose")
+    for p in purposes:
+        if not _SLUG_RE.match(p):
+            raise UsageError(f"purpose {p!r} must be a slug such as 'audiobook' or 'ivr.support'")
+    requesters = tuple(dict.fromkeys(" ".join(r.split()) for r in req.requesters))
+    for r in requesters:
+        if not _REQUESTER_RE.match(r):
+            raise UsageError(f"requester {r!r} has characters outside letters, digits, ' ._@-'")
+    if req.expires is not None and as_utc(req.expires) <= now:
+        raise UsageError("--expires must be in the future")
+    if not 0 < req.max_epsilon <= 100:
+        raise UsageError("--max-epsilon must be in (0, 100]")
+    return EnrollRequest(
+        req.challenge_id,
+        req.consent,
+        req.samples,
+        purposes,
+        requesters,
+        as_utc(req.expires) if req.expires else None,
+        req.max_epsilon,
+        req.subject_key,
+    )
+
+
+# --- 2. inputs -------------------------------------------------------------------------------
+
+
+def _read_inputs(g: Guardian, req: EnrollRequest) -> list[_Input]:
+    files = [("consent recording", "consent recording", req.consent)]
+    files += [
+        (f"sample {i} ({p.name})", f"sample {i}", p) for i, p in enumerate(req.samples, start=1)
+    ]
+    items = []
+    for label, audit_label, path in files:
+        try:
+            data = read_input_bytes(path, max_bytes=g.settings.max_input_bytes)
+            audio = decode_bytes(data, name=path.name, max_seconds=g.settings.max_audio_seconds)
+        except AudioError as e:
+            _log_refusal(g, req.challenge_id, [f"{audit_label}: {e.diagnostics()}"])
+            raise type(e)(f"{label}: {e.diagnostics()}") from e
+        items.append(_Input(label, audit_label, data, audio))
+    return items
+
+
+# --- 3. the challenge -------------------------------------------------------------------------
+
+
+def _claim(g: Guardian, challenge_id: str, now: dt.datetime) -> tuple[Challenge, ChallengeSecret]:
+    """Mark the challenge used (atomically) and return it with its secret."""
+    with g.transaction() as s:
+        challenge = s.get(Challenge, challenge_id)
+        problem = None
+        if challenge is None:
+            problem = "unknown challenge"
+        elif challenge.used_at is not None:
+            problem = "the challenge was already used; ask for a new one"
+        elif as_utc(challenge.expires_at) <= now:
+            problem = "the challenge expired; ask for a new one"
+        else:
+            claimed = s.connection().execute(
+                update(Challenge)
+                .where(col(Challenge.id) == challenge_id, col(Challenge.used_at).is_(None))
+                .values(used_at=now, outcome="checking")
+            )
+            if claimed.rowcount != 1:
+                problem = "the challenge was already used; ask for a new one"
+        if problem is None and challenge is not None:
+            blob = g.vault.blobs(s, challenge.subject_id, kind=BlobKind.CHALLENGE)
+            secret = ChallengeSecret.from_bytes(g.vault.get(s, blob[-1].id))
+            return challenge, secret
+    _log_refusal(g, challenge_id, [problem or "unknown challenge"])
+    raise ChallengeError(f"challenge {challenge_id}: {problem}")
+
+
+def _log_refusal(g: Guardian, challenge_id: str, problems: Sequence[str]) -> None:
+    with g.transaction() as s:
+        g.audit.append(
+            s,
+            "consent.enroll.rejected",
+            target=challenge_id,
+            details={"problems": list(problems)},
+        )
+
+
+# --- 4. checks -------------------------------------------------------------------------------
+
+
+def _not_a_clip(g: Guardian, item: _Input, found: _Findings) -> None:
+    result = verify_bytes(g, item.data, name=item.audit_label)
+    if result.manifest.present:
+        found.add(item, "carries a C2PA manifest: consent must be a live recording, not a clip")
+    elif result.verdict is not Verdict.NOT_FOUND:
+        found.add(
+            item,
+            f"is Guardian-made audio ({result.verdict.value}): consent must be a live "
+            "recording, not a clip",
+        )
+
+
+def _inspect(g: Guardian, items: list[_Input], secret: ChallengeSecret) -> _Findings:
+    found = _Findings()
+    consent, samples = items[0], items[1:]
+    for item in items:
+        _not_a_clip(g, item, found)
+        item.quality = measure(item.audio)
+        if not item.quality:
+            found.add(item, ", ".join(item.quality.problems))
+    total = total_speech_problem([i.quality for i in samples if i.quality is not None])
+    if total:
+        found.add(None, total)
+    found.speech = check_consent_speech(
+        consent.audio, name=secret.name, org=secret.organization, code=secret.code
+    )
+    if not found.speech:
+        found.add(consent, found.speech.reason or "does not say the statement")
+    for item in items:
+        item.embedding = embed(item.audio)
+    found.speaker = check_same_speaker(
+        _vec(consent), [_vec(i) for i in samples], threshold=THRESHOLD
+    )
+    if not found.speaker:
+        found.add(None, found.speaker.reason or "the recordings are not of one speaker")
+    return found
+
+
+def _vec(item: _Input) -> np.ndarray:
+    if item.embedding is None:
+        raise RuntimeError("embedding missing")  # programming error, not input
+    return item.embedding
+
+
+# --- 5. outcome ------------------------------------------------------------------------------
+
+
+def _refuse(g: Guardian, challenge: Challenge, found: _Findings) -> EnrollmentRejectedError:
+    with g.transaction() as s:
+        row = s.get(Challenge, challenge.id)
+        if row is not None:
+            row.outcome = "rejected"
+            s.add(row)
+        for blob in g.vault.blobs(s, challenge.subject_id, kind=BlobKind.CHALLENGE):
+            g.vault.delete(s, blob.id)
+        g.audit.append(
+            s,
+            "consent.enroll.rejected",
+            target=challenge.id,
+            details={"subject_id": challenge.subject_id, "problems": found.audit_problems},
+        )
+    return EnrollmentRejectedError(found.problems)
+
+
+def _record_body(
+    *,
+    ids: dict[str, str],
+    req: EnrollRequest,
+    secret: ChallengeSecret,
+    challenge: Challenge,
+    items: list[_Input],
+    found: _Findings,
+    subject_public: str | None,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    speaker, speech = found.passed()
+    return {
+        "type": RECORD_TYPE,
+        **ids,
+        "challenge_id": challenge.id,
+        "subject": {"name": secret.name, "public_key": subject_public},
+        "organization": secret.organization,
+        "locale": challenge.locale,
+        "terms": {
+            "purposes": sorted(req.purposes),
+            "requesters": sorted(req.requesters),
+            "expires_at": _iso(req.expires),
+            "max_epsilon": req.max_epsilon,
+        },
+        "statement": secret.statement,
+        "code": " ".join(secret.code),
+        "evidence": {
+            "consent_audio_sha256": hashlib.sha256(items[0].data).hexdigest(),
+            "samples_sha256": [hashlib.sha256(i.data).hexdigest() for i in items[1:]],
+            "speaker": {
+                "model": "resemblyzer-ge2e",
+                "threshold": speaker.threshold,
+                "consent_score": round(speaker.consent_score, 4),
+                "sample_scores": [round(x, 4) for x in speaker.sample_scores],
+            },
+            "speech": {
+                "recogniser": "pocketsphinx-en-us",
+                "statement_score": speech.statement_score,
+            },
+            "quality": [
+                {"snr_db": round(i.quality.snr_db, 1), "speech_s": round(i.quality.speech_s, 2)}
+                for i in items
+                if i.quality is not None
+            ],
+        },
+        "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "software": f"guardian/{__version__}",
+    }
+
+
+def _accept(
+    g: Guardian,
+    req: EnrollRequest,
+    challenge: Challenge,
+    secret: ChallengeSecret,
+    items: list[_Input],
+    found: _Findings,
+    subject_key: ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey | None,
+) -> EnrollResult:
+    now = utcnow()
+    ids = {
+        "consent_id": new_id("consent"),
+        "voice_id": new_id("voice"),
+        "subject_id": challenge.subject_id,
+    }
+    public = (
+        subject_key.public_key()
+        if isinstance(subject_key, ed25519.Ed25519PrivateKey)
+        else subject_key
+    )
+    body = _record_body(
+        ids=ids,
+        req=req,
+        secret=secret,
+        challenge=challenge,
+        items=items,
+        found=found,
+        subject_public=public_key_b64(public) if public else None,
+        now=now,
+    )
+    sub = challenge.subject_id
+    token = WITHDRAW_TOKEN_PREFIX + secrets.token_urlsafe(24)
+    with g.transaction() as s:
+        record = SignedRecord(body, (sign_as_service(body, g.keys.manifest_signer(s)),))
+        if isinstance(subject_key, ed25519.Ed25519PrivateKey):
+            record = record.with_signature(sign_as_subject(body, subject_key))
+        voice_id = ids["voice_id"]
+        for item in items:
+            kind = BlobKind.CONSENT_AUDIO if item is items[0] else BlobKind.SAMPLE
+            g.vault.put(s, sub, kind, item.data, ref=voice_id)
+        stacked = np.stack([_vec(i) for i in items]).astype(np.float32)
+        g.vault.put(s, sub, BlobKind.EMBEDDING, stacked.tobytes(), ref=voice_id)
+        data = record.to_bytes()
+        blob = g.vault.put(s, sub, BlobKind.CONSENT_RECORD, data, ref=voice_id)
+        for old in g.vault.blobs(s, sub, kind=BlobKind.CHALLENGE):
+            g.vault.delete(s, old.id)
+        s.add(
+            Voice(
+                id=voice_id,
+                subject_id=sub,
+                consent_id=ids["consent_id"],
+                status=VoiceStatus.ACTIVE,
+                organization=secret.organization,
+                purposes_json=_json_list(req.purposes),
+                requesters_json=_json_list(req.requesters),
+                expires_at=req.expires,
+                max_epsilon=req.max_epsilon,
+                record_blob_id=blob.id,
+                record_sha256=hashlib.sha256(data).hexdigest(),
+                subject_signed=record.signature("subject") is not None,
+                withdraw_token_mac=g.vault.token_mac(token),
+                created_at=now,
+            )
+        )
+        subject = s.get(Subject, sub)
+        if subject is not None:
+            subject.status = SubjectStatus.ENROLLED
+            s.add(subject)
+        row = s.get(Challenge, challenge.id)
+        if row is not None:
+            row.outcome = "enrolled"
+            s.add(row)
+        g.audit.append(
+            s,
+            "consent.enroll",
+            target=voice_id,
+            details={
+                "consent_id": ids["consent_id"],
+                "subject_id": sub,
+                "challenge_id": challenge.id,
+                "purposes": sorted(req.purposes),
+                "samples": len(items) - 1,
+                "record_sha256": hashlib.sha256(data).hexdigest(),
+            },
+        )
+    speaker, speech = found.passed()
+    speech_s = sum(i.quality.speech_s for i in items[1:] if i.quality is not None)
+    return EnrollResult(
+        voice_id=voice_id,
+        consent_id=ids["consent_id"],
+        subject_id=sub,
+        purposes=req.purposes,
+        requesters=req.requesters,
+        expires_at=req.expires,
+        max_epsilon=req.max_epsilon,
+        speaker=speaker,
+        statement_score=speech.statement_score,
+        speech_s=speech_s,
+        subject_signed=record.signature("subject") is not None,
+        withdraw_token=token,
+    )
+
+
+def _json_list(values: Sequence[str]) -> str:
+    import json
+
+    return json.dumps(sorted(values))
+
+
+def enroll(g: Guardian, request: EnrollRequest) -> EnrollResult:
+    """Enroll a voice; raises :class:`EnrollmentRejectedError` naming every failed check."""
+    now = utcnow()
+    req = _check_request(request, now)
+    subject_key = load_subject_key(req.subject_key) if req.subject_key else None
+    g.ensure_keys()
+    items = _read_inputs(g, req)
+    challenge, secret = _claim(g, req.challenge_id, now)
+    try:
+        found = _inspect(g, items, secret)
+    except GuardianError as e:
+        found = _Findings()
+        found.add(None, f"a check could not run: {e.diagnostics()}")
+    if found.problems:
+        raise _refuse(g, challenge, found)
+    return _accept(g, req, challenge, secret, items, found, subject_key)

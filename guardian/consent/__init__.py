@@ -1,0 +1,49 @@
+"""Consent: the spoken statement and its one-time code, speaker verification, audio
+quality gates and signed consent records."""
+
+from guardian.consent._quality import MIN_TOTAL_SPEECH_S, Quality, measure, total_speech_problem
+from guardian.consent._record import (
+    RECORD_TYPE,
+    RecordCheck,
+    SignedRecord,
+    canonical,
+    check_record,
+    verify_record,
+)
+from guardian.consent._speaker import THRESHOLD, SpeakerCheck, check_same_speaker, embed
+from guardian.consent._speech import (
+    CODE_LENGTH,
+    CODE_WORDS,
+    SpeechCheck,
+    check_consent_speech,
+    new_code,
+    render_statement,
+)
+from guardian.keys._documents import Signature, public_key_b64, sign_as_service, sign_as_subject
+
+__all__ = [
+    "CODE_LENGTH",
+    "CODE_WORDS",
+    "MIN_TOTAL_SPEECH_S",
+    "RECORD_TYPE",
+    "THRESHOLD",
+    "Quality",
+    "RecordCheck",
+    "Signature",
+    "SignedRecord",
+    "SpeakerCheck",
+    "SpeechCheck",
+    "canonical",
+    "check_consent_speech",
+    "check_record",
+    "check_same_speaker",
+    "embed",
+    "measure",
+    "new_code",
+    "public_key_b64",
+    "render_statement",
+    "sign_as_service",
+    "sign_as_subject",
+    "total_speech_problem",
+    "verify_record",
+]

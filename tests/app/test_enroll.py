@@ -1,0 +1,326 @@
+"""Enrollment end to end: real speaker verification, recogniser, vault, signatures.
+
+Voices are synthetic (festival slt is the subject, festival kal the impostor); their
+recordings ship with the project, so these tests need no speech synthesiser.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import update
+from sqlmodel import col, func, select
+
+from guardian.app import (
+    EnrollRequest,
+    EnrollResult,
+    Guardian,
+    LabelRequest,
+    cosign_consent,
+    enroll,
+    label_file,
+    make_subject_key,
+    revoke_consent,
+    show_consent,
+    verify_audit,
+    verify_consent_file,
+    verify_stored_consent,
+)
+from guardian.app._consent_voice import spoken_consent
+from guardian.audio import Audio, OutputFormat, decode_bytes, encode_bytes
+from guardian.consent import CODE_WORDS, SignedRecord
+from guardian.errors import (
+    ChallengeError,
+    DocumentError,
+    EnrollmentRejectedError,
+    ExitCode,
+    UnreadableAudioError,
+    UsageError,
+)
+from guardian.store import AuditEntry, Challenge, Subject, VaultBlob, Voice, VoiceStatus
+from tests.app.conftest import KAL, NAME, ORG, SLT, Attempt, needles, tree_files, write_wav
+
+
+def _wrong(code: Sequence[str]) -> tuple[str, ...]:
+    """The same code with its last word replaced by another vocabulary word."""
+    other = next(w for w in CODE_WORDS if w != code[-1])
+    return (*code[:-1], other)
+
+
+def _vault_rows(g: Guardian) -> int:
+    with g.reading() as s:
+        return int(s.exec(select(func.count()).select_from(VaultBlob)).one())
+
+
+def _actions(g: Guardian) -> list[str]:
+    with g.reading() as s:
+        return [e.action for e in s.exec(select(AuditEntry).order_by(col(AuditEntry.seq))).all()]
+
+
+def _rejected(g: Guardian, request: EnrollRequest) -> EnrollmentRejectedError:
+    before = _vault_rows(g)
+    with pytest.raises(EnrollmentRejectedError) as info:
+        enroll(g, request)
+    assert info.value.exit_code is ExitCode.REJECTED
+    # Only the challenge's own secret was there before; a refusal removes it, adds nothing.
+    assert _vault_rows(g) <= before
+    with g.reading() as s:
+        assert s.exec(select(func.count()).select_from(Voice)).one() == 0
+    assert _actions(g)[-1] == "consent.enroll.rejected"
+    return info.value
+
+
+# --- the happy path -------------------------------------------------------------------------
+
+
+def test_enrollment_signs_and_seals_consent(g: Guardian, attempt: Attempt) -> None:
+    result = enroll(g, attempt.request(requesters=("Acme Audio",)))
+    assert isinstance(result, EnrollResult)
+    assert result.voice_id.startswith("voice_") and result.consent_id.startswith("consent_")
+    assert result.speaker.consent_score >= result.speaker.threshold
+    view = show_consent(g, result.voice_id)
+    body = view.record.body
+    assert body["subject"]["name"] == NAME and body["organization"] == ORG
+    assert body["code"] == " ".join(attempt.challenge.code)
+    assert body["terms"]["purposes"] == ["audiobook", "demo"]
+    assert body["terms"]["requesters"] == ["Acme Audio"]
+    assert len(body["evidence"]["samples_sha256"]) == len(attempt.samples)
+    assert verify_stored_consent(g, result.voice_id).service_trusted is True
+    with g.reading() as s:
+        kinds = sorted(b.kind for b in s.exec(select(VaultBlob)).all())
+        subject = s.get(Subject, result.subject_id)
+    assert kinds == sorted(
+        ["consent-audio", "consent-record", "embedding", *["sample"] * len(attempt.samples)]
+    )
+    assert subject is not None and subject.status.value == "enrolled"
+    assert "consent.enroll" in _actions(g)
+    assert verify_audit(g)
+
+
+def test_the_same_challenge_cannot_be_used_twice(g: Guardian, attempt: Attempt) -> None:
+    enroll(g, attempt.request())
+    with pytest.raises(ChallengeError, match="already used"):
+        enroll(g, attempt.request())
+    assert _actions(g)[-1] == "consent.enroll.rejected"
+
+
+# --- rejections ---------------------------------------------------------------------------
+
+
+def test_a_different_speaker_reading_the_consent_is_rejected(
+    g: Guardian, attempt: Attempt, tmp_path: Path
+) -> None:
+    impostor = write_wav(tmp_path / "kal.wav", spoken_consent(KAL, attempt.challenge.code))
+    error = _rejected(g, attempt.request(consent=impostor))
+    assert any("speaker" in p or "voice" in p for p in error.problems), error.problems
+
+
+def test_the_wrong_code_is_rejected(g: Guardian, attempt: Attempt, tmp_path: Path) -> None:
+    wrong = write_wav(tmp_path / "wrong.wav", spoken_consent(SLT, _wrong(attempt.challenge.code)))
+    error = _rejected(g, attempt.request(consent=wrong))
+    assert any(p.startswith("consent recording") and "code" in p for p in error.problems)
+    assert " ".join(attempt.challenge.code) not in error.diagnostics()
+
+
+def test_an_expired_challenge_is_rejected(g: Guardian, attempt: Attempt) -> None:
+    with g.transaction() as s:
+        past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        s.connection().execute(update(Challenge).values(expires_at=past))
+    with pytest.raises(ChallengeError, match="expired"):
+        enroll(g, attempt.request())
+    assert _actions(g)[-1] == "consent.enroll.rejected"
+
+
+def test_a_guardian_labeled_clip_is_not_consent(
+    g: Guardian, attempt: Attempt, tmp_path: Path
+) -> None:
+    labeled = tmp_path / "labeled.wav"
+    label_file(g, LabelRequest(source=attempt.consent, output=labeled))
+    error = _rejected(g, attempt.request(consent=labeled))
+    assert any("manifest" in p for p in error.problems), error.problems
+
+
+def test_a_stripped_guardian_clip_is_not_consent(
+    g: Guardian, attempt: Attempt, tmp_path: Path
+) -> None:
+    labeled = tmp_path / "labeled.wav"
+    label_file(g, LabelRequest(source=attempt.consent, output=labeled))
+    mp3 = decode_bytes(encode_bytes(decode_bytes(labeled.read_bytes()), OutputFormat.MP3))
+    stripped = write_wav(tmp_path / "stripped.wav", mp3)
+    error = _rejected(g, attempt.request(consent=stripped))
+    assert any("Guardian-made" in p for p in error.problems), error.problems
+
+
+def test_samples_from_two_speakers_are_rejected(g: Guardian, attempt: Attempt) -> None:
+    mixed = (*attempt.samples[:5], sorted(KAL.glob("sample-*.flac"))[0])
+    error = _rejected(g, attempt.request(samples=mixed))
+    assert any("6" in p for p in error.problems), error.problems
+
+
+def test_noisy_and_clipped_samples_are_named(g: Guardian, attempt: Attempt, tmp_path: Path) -> None:
+    first = decode_bytes(attempt.samples[0].read_bytes())
+    x = first.samples[:, 0]
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, np.sqrt(np.mean(x**2) / 10 ** (20 / 10)), x.shape)
+    noisy = write_wav(tmp_path / "noisy.wav", Audio((x + noise)[:, None], first.sample_rate))
+    loud = np.clip(x / np.max(np.abs(x)) * 4.0, -1, 1)
+    clipped = write_wav(tmp_path / "clipped.wav", Audio(loud[:, None], first.sample_rate))
+    error = _rejected(g, attempt.request(samples=(noisy, *attempt.samples[1:5], clipped)))
+    text = " | ".join(error.problems)
+    assert "sample 1 (noisy.wav)" in text and "SNR" in text
+    assert "sample 6 (clipped.wav)" in text and "clip" in text
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not audio at all" * 20])
+def test_unreadable_files_are_rejected_and_logged(
+    g: Guardian, attempt: Attempt, tmp_path: Path, content: bytes
+) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(content)
+    vault_before = _vault_rows(g)
+    with pytest.raises(UnreadableAudioError) as info:
+        enroll(g, attempt.request(samples=(*attempt.samples[:5], bad)))
+    assert info.value.exit_code is ExitCode.UNREADABLE
+    assert "sample 6 (bad.wav)" in info.value.diagnostics()
+    assert _vault_rows(g) == vault_before
+    assert _actions(g)[-1] == "consent.enroll.rejected"
+    enroll(g, attempt.request())  # reading failed before the challenge was spent
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"purposes": ()}, "purpose"),
+        ({"purposes": ("Not A Slug!",)}, "slug"),
+        ({"samples": ()}, "sample"),
+        ({"max_epsilon": 0.0}, "epsilon"),
+        ({"expires": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)}, "future"),
+        ({"challenge_id": "chl_nonsense"}, "not a valid"),
+    ],
+)
+def test_bad_arguments_touch_nothing(
+    g: Guardian, attempt: Attempt, change: dict[str, object], message: str
+) -> None:
+    before = (_vault_rows(g), len(_actions(g)))
+    with pytest.raises(UsageError, match=message):
+        enroll(g, attempt.request(**change))
+    assert (_vault_rows(g), len(_actions(g))) == before
+
+
+# --- no plaintext outside the vault ----------------------------------------------------------
+
+
+def test_no_plaintext_audio_embedding_or_name_is_stored(
+    g: Guardian, attempt: Attempt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    result = enroll(g, attempt.request())
+    g.engine.dispose()  # flush SQLite's WAL into the database file
+    found = needles(attempt.samples)
+    # The needles do find the audio where it is in the clear: the caller's own files.
+    assert found["sample 0 file bytes"] in attempt.samples[0].read_bytes()
+    files = {**tree_files(g.settings.home), **tree_files(private_tmp)}
+    assert any(p.name == "guardian.db" for p in files)
+    for label, needle in found.items():
+        for path, data in files.items():
+            assert needle not in data, f"{label} found in {path}"
+    # The database rows themselves, column by column.
+    with g.reading() as s:
+        for table in (Subject, VaultBlob, Voice, Challenge, AuditEntry):
+            for row in s.exec(select(table)).all():
+                dump = repr(row.model_dump()).encode()
+                assert NAME.encode() not in dump
+                for value in row.model_dump().values():
+                    if isinstance(value, bytes):
+                        assert not any(n in value for n in found.values())
+    assert result.voice_id
+
+
+# --- signatures -----------------------------------------------------------------------------
+
+
+def test_a_tampered_consent_record_fails_verification(
+    g: Guardian, attempt: Attempt, tmp_path: Path
+) -> None:
+    result = enroll(g, attempt.request())
+    record = show_consent(g, result.voice_id).record
+    good = tmp_path / "record.json"
+    good.write_bytes(record.to_bytes())
+    assert verify_consent_file(good)
+    body = dict(record.body)
+    body["terms"] = {**body["terms"], "purposes": ["audiobook", "demo", "political-ads"]}
+    forged = tmp_path / "forged.json"
+    forged.write_bytes(SignedRecord(body, record.signatures).to_bytes())
+    check = verify_consent_file(forged)
+    assert not check and not check.service_valid
+    assert any("altered" in p for p in check.problems)
+
+
+def test_the_subject_can_cosign_and_a_wrong_key_cannot(
+    g: Guardian, attempt: Attempt, tmp_path: Path
+) -> None:
+    subject_key = tmp_path / "subject.pem"
+    make_subject_key(subject_key)
+    public_only = tmp_path / "subject.pub.pem"
+    from cryptography.hazmat.primitives import serialization
+
+    from guardian.app._consent import load_subject_key
+
+    private = load_subject_key(subject_key)
+    public_only.write_bytes(
+        private.public_key().public_bytes(  # type: ignore[union-attr]
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    result = enroll(g, attempt.request(subject_key=public_only))
+    assert not result.subject_signed
+    other = tmp_path / "other.pem"
+    make_subject_key(other)
+    with pytest.raises(DocumentError, match="not the subject key"):
+        cosign_consent(g, result.voice_id, other)
+    check = cosign_consent(g, result.voice_id, subject_key)
+    assert check and check.subject_signed and check.subject_valid
+    record = show_consent(g, result.voice_id).record
+    body = dict(record.body)
+    body["subject"] = {**body["subject"], "name": "Someone Else"}
+    forged = SignedRecord(body, record.signatures)
+    forged_path = tmp_path / "forged.json"
+    forged_path.write_bytes(forged.to_bytes())
+    check = verify_consent_file(forged_path)
+    assert not check.subject_valid and not check.service_valid
+
+
+def test_revocation_is_immediate_and_logged(g: Guardian, attempt: Attempt) -> None:
+    result = enroll(g, attempt.request())
+    first = revoke_consent(g, result.voice_id, reason="changed my mind")
+    again = revoke_consent(g, result.consent_id)
+    assert not first.already and again.already
+    with g.reading() as s:
+        voice = s.get(Voice, result.voice_id)
+    assert voice is not None and voice.status is VoiceStatus.REVOKED
+    assert _actions(g).count("consent.revoke") == 1
+
+
+def test_the_subject_withdraws_with_their_token(g: Guardian, attempt: Attempt) -> None:
+    from guardian.app import withdraw_consent
+    from guardian.errors import NotFoundError
+
+    result = enroll(g, attempt.request())
+    assert result.withdraw_token.startswith("gwt_")
+    with g.reading() as s:
+        voice = s.get(Voice, result.voice_id)
+    assert voice is not None and result.withdraw_token not in repr(voice.model_dump())
+    with pytest.raises(NotFoundError):
+        withdraw_consent(g, "gwt_" + "x" * 32)
+    with pytest.raises(UsageError):
+        withdraw_consent(g, "not-a-token")
+    withdrawn = withdraw_consent(g, result.withdraw_token)
+    assert withdrawn.voice_id == result.voice_id and not withdrawn.already
