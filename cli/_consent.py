@@ -184,6 +184,10 @@ def enroll(
     subject_key: Annotated[
         Path | None, typer.Option(help="Subject's Ed25519 key: private co-signs, public binds.")
     ] = None,
+    transcript: Annotated[
+        Path | None,
+        typer.Option(help="Text file: what each sample says, one line per sample (for train)."),
+    ] = None,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Enroll a voice: check the spoken consent and samples, then sign and store consent."""
@@ -196,6 +200,7 @@ def enroll(
         expires=parse_when(expires),
         max_epsilon=max_epsilon,
         subject_key=subject_key,
+        transcripts=_lines(transcript) if transcript else (),
     )
     result = usecases.enroll(open_guardian(), request)
     if as_json:
@@ -211,6 +216,14 @@ def enroll(
         f"  give the subject their withdrawal token (shown only now): {result.withdraw_token}",
         err=True,
     )
+
+
+def _lines(path: Path) -> tuple[str, ...]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read transcripts {path}: {e}") from e
+    return tuple(line for line in text.splitlines() if line.strip())
 
 
 @policy_app.command("check")

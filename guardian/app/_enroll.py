@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 import secrets
 from collections.abc import Sequence
@@ -66,7 +67,8 @@ from guardian.errors import (
 from guardian.store import Challenge, Subject, SubjectStatus, Voice, VoiceStatus, as_utc, utcnow
 from guardian.vault import BlobKind, new_id
 
-MAX_SAMPLES = 50
+MAX_SAMPLES = 200
+MAX_TEXT_CHARS = 1000
 WITHDRAW_TOKEN_PREFIX = "gwt_"  # noqa: S105 - a prefix, not a secret
 DEFAULT_MAX_EPSILON = 8.0
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -85,6 +87,8 @@ class EnrollRequest:
     expires: dt.datetime | None = None
     max_epsilon: float = DEFAULT_MAX_EPSILON
     subject_key: Path | None = None
+    transcripts: tuple[str, ...] = ()
+    """What each sample says, in order (needed to train an adapter); optional."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,13 @@ def _check_request(req: EnrollRequest, now: dt.datetime) -> EnrollRequest:
         raise UsageError("--expires must be in the future")
     if not 0 < req.max_epsilon <= 100:
         raise UsageError("--max-epsilon must be in (0, 100]")
+    transcripts = tuple(" ".join(t.split()) for t in req.transcripts)
+    if transcripts and len(transcripts) != len(req.samples):
+        raise UsageError(
+            f"{len(transcripts)} transcripts for {len(req.samples)} samples: give one per sample"
+        )
+    if any(not 0 < len(t) <= MAX_TEXT_CHARS for t in transcripts):
+        raise UsageError(f"each transcript must be 1-{MAX_TEXT_CHARS} characters")
     return EnrollRequest(
         req.challenge_id,
         req.consent,
@@ -186,6 +197,7 @@ def _check_request(req: EnrollRequest, now: dt.datetime) -> EnrollRequest:
         as_utc(req.expires) if req.expires else None,
         req.max_epsilon,
         req.subject_key,
+        transcripts,
     )
 
 
@@ -407,6 +419,9 @@ def _accept(
         for item in items:
             kind = BlobKind.CONSENT_AUDIO if item is items[0] else BlobKind.SAMPLE
             g.vault.put(s, sub, kind, item.data, ref=voice_id)
+        if req.transcripts:
+            texts = json.dumps(list(req.transcripts)).encode()
+            g.vault.put(s, sub, BlobKind.TRANSCRIPTS, texts, ref=voice_id)
         stacked = np.stack([_vec(i) for i in items]).astype(np.float32)
         g.vault.put(s, sub, BlobKind.EMBEDDING, stacked.tobytes(), ref=voice_id)
         data = record.to_bytes()
@@ -471,8 +486,6 @@ def _accept(
 
 
 def _json_list(values: Sequence[str]) -> str:
-    import json
-
     return json.dumps(sorted(values))
 
 

@@ -37,6 +37,8 @@ class BlobKind(str, Enum):
     """Name, organisation, statement and one-time code of a pending challenge."""
     CONSENT_AUDIO = "consent-audio"
     SAMPLE = "sample"
+    TRANSCRIPTS = "transcripts"
+    """What the subject read in each sample (the training texts), as a JSON list."""
     EMBEDDING = "embedding"
     CONSENT_RECORD = "consent-record"
     ADAPTER = "adapter"

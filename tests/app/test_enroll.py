@@ -79,7 +79,8 @@ def _rejected(g: Guardian, request: EnrollRequest) -> EnrollmentRejectedError:
 
 
 def test_enrollment_signs_and_seals_consent(g: Guardian, attempt: Attempt) -> None:
-    result = enroll(g, attempt.request(requesters=("Acme Audio",)))
+    texts = tuple(f"sentence {i}" for i in range(len(attempt.samples)))
+    result = enroll(g, attempt.request(requesters=("Acme Audio",), transcripts=texts))
     assert isinstance(result, EnrollResult)
     assert result.voice_id.startswith("voice_") and result.consent_id.startswith("consent_")
     assert result.speaker.consent_score >= result.speaker.threshold
@@ -95,7 +96,13 @@ def test_enrollment_signs_and_seals_consent(g: Guardian, attempt: Attempt) -> No
         kinds = sorted(b.kind for b in s.exec(select(VaultBlob)).all())
         subject = s.get(Subject, result.subject_id)
     assert kinds == sorted(
-        ["consent-audio", "consent-record", "embedding", *["sample"] * len(attempt.samples)]
+        [
+            "consent-audio",
+            "consent-record",
+            "embedding",
+            "transcripts",
+            *["sample"] * len(attempt.samples),
+        ]
     )
     assert subject is not None and subject.status.value == "enrolled"
     assert "consent.enroll" in _actions(g)
@@ -201,6 +208,7 @@ def test_unreadable_files_are_rejected_and_logged(
         ({"max_epsilon": 0.0}, "epsilon"),
         ({"expires": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)}, "future"),
         ({"challenge_id": "chl_nonsense"}, "not a valid"),
+        ({"transcripts": ("only one",)}, "one per sample"),
     ],
 )
 def test_bad_arguments_touch_nothing(
