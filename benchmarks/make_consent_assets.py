@@ -61,15 +61,16 @@ class Voice:
 VOICES = (
     Voice(
         "slt",
-        "the demo subject: `guardian demo` and the enrollment tests enroll this voice",
+        "the demo subject (`guardian demo` and the enrollment tests enroll this voice)",
         "cmu_us_slt_arctic_hts",
         "festvox-us-slt-hts",
-        "EST-2003 (Carnegie Mellon University's free licence), HTS parts BSD-3-clause",
+        "EST-2003 (Carnegie Mellon University: use, copy, modify and licence for any "
+        "purpose, keeping the copyright notice), HTS parts BSD-3-clause",
         ROOT / "guardian" / "app" / "assets" / "consent" / "slt",
     ),
     Voice(
         "kal",
-        "an impostor: the tests read the demo subject's consent in this other voice",
+        "an impostor (the tests read the demo subject's consent in this other voice)",
         "kal_diphone",
         "festvox-kallpc16k",
         "the permissive CMU/Edinburgh festival diphone licence (use and redistribute with "
@@ -135,6 +136,8 @@ def make_voice(voice: Voice) -> list[str]:
         _write(voice.folder / f"sample-{i:02d}.flac", x)
         texts.append(text)
     _readme(voice, lead, texts)
+    # What each sample says: enrollment passes it as --transcript, training needs it.
+    (voice.folder / "transcripts.txt").write_text("".join(f"{t}\n" for t in texts))
     return texts
 
 

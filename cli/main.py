@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from cli._consent import consent_app, enroll, policy_app
+from cli._engine import synthesize, train
 from cli._output import JSON_OPTION, emit_json, guarded, setup_logging
 from cli._rights import export, forget, receipt_app, report_app, retention_app
 from guardian import app as usecases
@@ -37,6 +38,8 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(report_app, name="report")
 app.command("enroll")(guarded(enroll))
 app.command("forget")(guarded(forget))
+app.command("train")(guarded(train))
+app.command("synthesize")(guarded(synthesize))
 app.command("export")(guarded(export))
 
 

@@ -15,6 +15,14 @@ from guardian.app._consent import (
     withdraw_consent,
 )
 from guardian.app._context import Guardian, open_guardian
+from guardian.app._engine import (
+    NoAdapterError,
+    SynthesisRequest,
+    SynthesisResult,
+    TrainResult,
+    synthesize,
+    train_voice,
+)
 from guardian.app._enroll import EnrollRequest, EnrollResult, enroll
 from guardian.app._keys import init_keys, list_keys, revoke_key, rotate_key
 from guardian.app._label import AudioStage, LabelRequest, LabelResult, label_audio, label_file
@@ -60,9 +68,13 @@ __all__ = [
     "LabelRequest",
     "LabelResult",
     "ManifestInfo",
+    "NoAdapterError",
     "ProcessingReport",
     "RetentionReport",
     "RevokeResult",
+    "SynthesisRequest",
+    "SynthesisResult",
+    "TrainResult",
     "Verdict",
     "VerifyResult",
     "WatermarkInfo",
@@ -94,6 +106,8 @@ __all__ = [
     "rotate_key",
     "run_retention",
     "show_consent",
+    "synthesize",
+    "train_voice",
     "train_watermark",
     "verify_audit",
     "verify_bytes",

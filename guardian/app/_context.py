@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -20,6 +21,9 @@ from guardian.provenance import Registry
 from guardian.store import make_engine, migrate, session_scope
 from guardian.vault import Vault
 from guardian.watermark import WatermarkModel, deployment_tag, load_model
+
+if TYPE_CHECKING:
+    from guardian.engine import BaseVoice
 
 log = logging.getLogger("guardian")
 
@@ -37,6 +41,16 @@ class Guardian:
     _watermark: WatermarkModel | None = field(default=None, repr=False)
     _deployment: int | None = field(default=None, repr=False)
     _policies: PolicySet | None = field(default=None, repr=False)
+    _base_voice: BaseVoice | None = field(default=None, repr=False)
+
+    @property
+    def base_voice(self) -> BaseVoice:
+        """The base TTS voice, loaded on first use (about 0.4 s)."""
+        if self._base_voice is None:
+            from guardian.engine import BaseVoice  # torch and opacus load only when needed
+
+            self._base_voice = BaseVoice()
+        return self._base_voice
 
     @property
     def policy_dir(self) -> Path:

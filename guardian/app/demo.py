@@ -16,9 +16,9 @@ from guardian.app._audit import verify_audit
 from guardian.app._consent import create_challenge, revoke_consent
 from guardian.app._consent_voice import enrollment_samples, spoken_consent
 from guardian.app._context import Guardian, open_guardian
+from guardian.app._engine import SynthesisRequest, synthesize, train_voice
 from guardian.app._enroll import EnrollRequest, enroll
 from guardian.app._keys import init_keys, rotate_key
-from guardian.app._label import LabelRequest, label_file
 from guardian.app._policy import explain
 from guardian.app._rights import forget
 from guardian.app._verify import Verdict, verify_file
@@ -127,22 +127,10 @@ def run_demo(*, workdir: Path | None = None, progress: Progress | None = None) -
             "created",
             lambda: ("created", ", ".join(k.kid for k in init_keys(g))),
         )
-        voice_id, consent_id = _consent_steps(g, work, step)
-        original = _write(work / "speech.wav", _asset("demo-speech.flac"))
+        voice_id = _consent_steps(g, work, step)
         labeled = work / "speech.labeled.wav"
-
-        def do_label() -> tuple[str, str]:
-            request = LabelRequest(
-                source=original,
-                output=labeled,
-                purpose="demo",
-                voice_id=voice_id,
-                consent_id=consent_id,
-            )
-            return "labeled", label_file(g, request).label_id
-
-        step("label a speech clip (watermark, C2PA manifest, registry)", "labeled", do_label)
-        _verify_step(g, step, "verify the labeled clip", labeled, Verdict.VERIFIED)
+        _engine_steps(g, step, voice_id, labeled)
+        _verify_step(g, step, "verify the synthesized clip", labeled, Verdict.VERIFIED)
         reencoded = _reencode(labeled, work / "speech.reencoded.wav")
         _verify_step(
             g, step, "verify after WAV->MP3 128k->WAV @44.1 kHz", reencoded, Verdict.TRACED
@@ -171,6 +159,15 @@ def run_demo(*, workdir: Path | None = None, progress: Progress | None = None) -
                 lambda: ("revoked", revoke_consent(g, voice_id).revoked_at.isoformat()),
             )
             _policy_step(g, step, "policy after revocation", voice_id, "demo", "deny")
+
+            def refused() -> tuple[str, str]:
+                try:
+                    synthesize(g, _say(voice_id, "One more try.", work / "after.wav"))
+                except ConsentError as e:
+                    return "refused", e.diagnostics()
+                return "synthesized", "the revoked voice was used"
+
+            step("synthesize after revocation", "refused", refused)
             step(
                 "erase the subject (crypto-shredding, signed receipt)",
                 "erased",
@@ -190,7 +187,7 @@ def run_demo(*, workdir: Path | None = None, progress: Progress | None = None) -
 Step = Callable[[str, str, Callable[[], tuple[str, str]]], None]
 
 
-def _consent_steps(g: Guardian, work: Path, step: Step) -> tuple[str | None, str | None]:
+def _consent_steps(g: Guardian, work: Path, step: Step) -> str | None:
     """Challenge, spoken consent in the demo voice, enrollment, a refused reuse, policy."""
     samples = enrollment_samples(DEMO_VOICE)
     ids: dict[str, str] = {}
@@ -209,12 +206,13 @@ def _consent_steps(g: Guardian, work: Path, step: Step) -> tuple[str | None, str
             consent=Path(ids["consent"]),
             samples=tuple(samples),
             purposes=("demo", "audiobook"),
+            transcripts=tuple((DEMO_VOICE / "transcripts.txt").read_text().splitlines()),
         )
         try:
             r = enroll(g, request)
         except ConsentError as e:
             return "rejected", e.diagnostics()
-        ids["voice"], ids["consent_id"] = r.voice_id, r.consent_id
+        ids["voice"] = r.voice_id
         detail = (
             f"{r.voice_id}; speaker score {r.speaker.consent_score:.2f} "
             f"(threshold {r.speaker.threshold}); {r.speech_s:.0f} s of speech"
@@ -232,7 +230,38 @@ def _consent_steps(g: Guardian, work: Path, step: Step) -> tuple[str | None, str
         _policy_step(
             g, step, "policy: synthesize for another purpose", voice, "advertising", "deny"
         )
-    return voice, ids.get("consent_id")
+    return voice
+
+
+DEMO_TEXT = (
+    "Hello. This voice was cloned with its owner's spoken consent. "
+    "Every clip it makes carries a watermark and a signed manifest."
+)
+
+
+def _say(voice: str, text: str, out: Path) -> SynthesisRequest:
+    return SynthesisRequest(voice, text, out, "demo", DEMO_ORG)
+
+
+def _engine_steps(g: Guardian, step: Step, voice: str | None, out: Path) -> None:
+    """DP training on the enrollment samples, then one labeled synthesis."""
+    if voice is None:
+        return
+
+    def do_train() -> tuple[str, str]:
+        r = train_voice(g, voice, epsilon=8.0)
+        detail = (
+            f"ε {r.epsilon:.2f}, δ {r.delta:.1g} on {r.utterances} utterances, "
+            f"{r.steps} DP-SGD steps (noise multiplier {r.noise_multiplier:.2f})"
+        )
+        return "trained", detail
+
+    def do_synthesize() -> tuple[str, str]:
+        label = synthesize(g, _say(voice, DEMO_TEXT, out)).labels[0]
+        return "synthesized", f"{label.label_id}, {label.duration_s:.1f} s"
+
+    step("train the voice's adapter with DP-SGD (ε = 8)", "trained", do_train)
+    step("synthesize (policy, base TTS, adapter, watermark, C2PA)", "synthesized", do_synthesize)
 
 
 def _policy_step(g: Guardian, step: Step, name: str, voice: str, purpose: str, want: str) -> None:

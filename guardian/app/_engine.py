@@ -1,0 +1,331 @@
+"""Use-cases: DP training of a voice's adapter, and policy-checked, labeled synthesis."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlmodel import Session
+
+from guardian.app._consent import check_id
+from guardian.app._context import Guardian
+from guardian.app._label import (
+    LabelRequest,
+    LabelResult,
+    check_output_path,
+    default_stages,
+    label_audio,
+)
+from guardian.app._policy import require
+from guardian.audio import Audio, decode_bytes
+from guardian.engine import BaseVoice, TrainedAdapter, TrainingCancelledError, train_adapter
+from guardian.errors import ConsentError, GuardianError, UsageError
+from guardian.policy import Action, PolicyRequest
+from guardian.store import Voice
+from guardian.vault import BlobKind
+
+MAX_TEXT_CHARS = 5000
+"""Longest text one ``synthesize`` call accepts (about five minutes of speech)."""
+DELTA_RUNS = 4
+"""The default δ of a run is the voice's δ cap divided by this: four runs fit the cap."""
+_PAUSE_S = 0.15
+_SENTENCE = re.compile(r"[^.!?;]+[.!?;]*")
+
+
+class NoAdapterError(ConsentError):
+    """The voice has no trained adapter to synthesize with."""
+
+
+class TrainingCancelled(GuardianError):
+    """Training was cancelled; no adapter was stored, the ε it used was recorded."""
+
+    exit_code = 130  # type: ignore[assignment]
+
+
+def delta_cap(samples: int) -> float:
+    """The voice's total δ: 1 / (10·N) for N enrollment utterances."""
+    return 1.0 / (10 * max(samples, 1))
+
+
+# --- training --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    voice_id: str
+    epsilon: float
+    delta: float
+    epsilon_total: float
+    delta_total: float
+    steps: int
+    noise_multiplier: float
+    utterances: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _training_data(g: Guardian, s: Session, voice: Voice) -> tuple[list[Audio], list[str]]:
+    blobs = [b for b in g.vault.blobs(s, voice.subject_id) if b.ref == voice.id]
+    texts_blob = next((b for b in blobs if b.kind is BlobKind.TRANSCRIPTS), None)
+    samples = [b for b in blobs if b.kind is BlobKind.SAMPLE]
+    if texts_blob is None:
+        raise UsageError(f"{voice.id} was enrolled without transcripts: training needs them")
+    if not samples:
+        raise UsageError(f"{voice.id} has no enrollment audio left (retention removes it)")
+    texts = json.loads(g.vault.get(s, texts_blob.id))
+    audio = [decode_bytes(g.vault.get(s, b.id), name="sample") for b in samples]
+    return audio, list(texts)
+
+
+def train_voice(
+    g: Guardian,
+    voice_id: str,
+    *,
+    epsilon: float,
+    delta: float | None = None,
+    device: str = "cpu",
+    progress: Callable[[str, int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train the voice's adapter with DP-SGD after the policies allow the budget.
+
+    The decision (and a refusal) is audited before any training starts. The adapter
+    is sealed into the subject's vault; ε and δ are added to the voice's ledger.
+    """
+    if device not in ("cpu", "cuda"):
+        raise UsageError("--device must be cpu or cuda")
+    if not 0 < epsilon <= 100:
+        raise UsageError("--epsilon must be in (0, 100]")
+    with g.reading() as s:
+        voice = s.get(Voice, check_id(voice_id, "voice"))
+        if voice is None:
+            raise UsageError(f"no voice {voice_id}") from None
+        audio, texts = _training_data(g, s, voice)
+    cap = delta_cap(len(audio))
+    delta = delta if delta is not None else cap / DELTA_RUNS
+    if not delta > 0 or voice.delta_spent + delta > cap * (1 + 1e-9):
+        raise UsageError(
+            f"δ {delta:.3g} would bring the voice's total to {voice.delta_spent + delta:.3g}, "
+            f"above its cap 1/(10·N) = {cap:.3g}"
+        )
+    purpose = sorted(json.loads(voice.purposes_json))[0]
+    require(
+        g,
+        PolicyRequest(Action.TRAIN, voice.id, purpose, voice.organization, epsilon=epsilon),
+    )
+    try:
+        adapter = train_adapter(
+            audio,
+            texts,
+            epsilon=epsilon,
+            delta=delta,
+            device=device,  # type: ignore[arg-type]
+            progress=progress,
+            should_stop=should_stop,
+            base=g.base_voice,
+        )
+    except TrainingCancelledError as e:
+        _record_spend(g, voice.id, e.epsilon_spent, delta if e.epsilon_spent else 0.0, None)
+        raise TrainingCancelled(
+            f"training cancelled: no adapter stored; ε {e.epsilon_spent:.3f} was spent"
+        ) from e
+    total_eps, total_delta = _record_spend(g, voice.id, adapter.epsilon_spent, delta, adapter)
+    return TrainResult(
+        voice_id=voice.id,
+        epsilon=adapter.epsilon_spent,
+        delta=delta,
+        epsilon_total=total_eps,
+        delta_total=total_delta,
+        steps=adapter.steps,
+        noise_multiplier=adapter.noise_multiplier,
+        utterances=len(audio),
+    )
+
+
+def _record_spend(
+    g: Guardian, voice_id: str, epsilon: float, delta: float, adapter: TrainedAdapter | None
+) -> tuple[float, float]:
+    """Add a run's ε and δ to the voice (basic composition) and store its adapter."""
+    with g.transaction() as s:
+        voice = s.get(Voice, voice_id)
+        if voice is None:
+            raise UsageError(f"voice {voice_id} disappeared during training")
+        voice.epsilon_spent += epsilon
+        voice.delta_spent += delta
+        s.add(voice)
+        if adapter is not None:
+            for old in g.vault.blobs(s, voice.subject_id, kind=BlobKind.ADAPTER):
+                if old.ref == voice.id:
+                    g.vault.delete(s, old.id)
+            g.vault.put(s, voice.subject_id, BlobKind.ADAPTER, adapter.to_bytes(), ref=voice.id)
+        g.audit.append(
+            s,
+            "voice.train" if adapter is not None else "voice.train.cancelled",
+            target=voice.id,
+            details={
+                "epsilon": epsilon,
+                "delta": delta,
+                "epsilon_total": voice.epsilon_spent,
+                "delta_total": voice.delta_spent,
+                **(
+                    {
+                        "steps": adapter.steps,
+                        "noise_multiplier": adapter.noise_multiplier,
+                        "clip": adapter.clip,
+                        "accountant": adapter.accountant,
+                    }
+                    if adapter
+                    else {}
+                ),
+            },
+        )
+        return voice.epsilon_spent, voice.delta_spent
+
+
+# --- synthesis -------------------------------------------------------------------------------
+
+
+def check_text(text: str) -> str:
+    """Refuse empty, over-long or non-text input; returns the text with spaces normalised."""
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text):
+        raise UsageError("the text contains control characters")
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise UsageError("nothing to say: the text is empty")
+    if len(cleaned) > MAX_TEXT_CHARS:
+        raise UsageError(f"the text is {len(cleaned)} characters; the limit is {MAX_TEXT_CHARS}")
+    if not any(c.isalpha() for c in cleaned):
+        raise UsageError("the text has no words to say")
+    return cleaned
+
+
+def sentences(text: str) -> list[str]:
+    return [m.strip() for m in _SENTENCE.findall(text) if any(c.isalnum() for c in m)]
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    voice_id: str
+    text: str
+    output: Path
+    purpose: str
+    requester: str
+
+
+@dataclass
+class SynthesisResult:
+    voice_id: str
+    labels: list[LabelResult] = field(default_factory=list)
+    epsilon: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "voice_id": self.voice_id,
+            "epsilon": self.epsilon,
+            "outputs": [r.to_dict() for r in self.labels],
+        }
+
+
+def _adapter(g: Guardian, request: SynthesisRequest) -> tuple[Voice, TrainedAdapter]:
+    with g.reading() as s:
+        voice = s.get(Voice, request.voice_id)
+        blobs = (
+            [
+                b
+                for b in g.vault.blobs(s, voice.subject_id, kind=BlobKind.ADAPTER)
+                if b.ref == voice.id
+            ]
+            if voice
+            else []
+        )
+        data = g.vault.get(s, blobs[-1].id) if blobs else None
+    if voice is None or data is None:
+        with g.transaction() as s:
+            g.audit.append(
+                s,
+                "synthesize.refused",
+                target=request.voice_id,
+                details={"reason": "no trained adapter"},
+            )
+        raise NoAdapterError(f"{request.voice_id} has no trained adapter: run `guardian train`")
+    return voice, TrainedAdapter.from_bytes(data)
+
+
+def _chunks(adapter: TrainedAdapter, base: BaseVoice, parts: list[str]) -> Iterator[Audio]:
+    for part in parts:
+        yield adapter.speak(base, part)
+
+
+def _label(
+    g: Guardian,
+    audio: Audio,
+    request: SynthesisRequest,
+    voice: Voice,
+    adapter: TrainedAdapter,
+    output: Path,
+) -> LabelResult:
+    fmt = check_output_path(None, output)
+    extra = {
+        "epsilon": round(voice.epsilon_spent, 6),
+        "delta": voice.delta_spent,
+        "engine": {
+            "base": adapter.base_model_id,
+            "converter": adapter.converter_id,
+            "converter_sha256": adapter.converter_sha256,
+            "adapter_epsilon": round(adapter.epsilon_spent, 6),
+        },
+    }
+    label = LabelRequest(
+        source=Path("<synthesis>"),
+        output=output,
+        purpose=request.purpose,
+        voice_id=voice.id,
+        consent_id=voice.consent_id,
+        requester=request.requester,
+        extra=extra,
+    )
+    return label_audio(g, audio, label, fmt=fmt, stages=default_stages(g))
+
+
+def synthesize(
+    g: Guardian,
+    request: SynthesisRequest,
+    *,
+    stream: bool = False,
+    on_chunk: Callable[[LabelResult], None] | None = None,
+) -> SynthesisResult:
+    """Policy decision, base TTS, adapter, watermark, manifest, registry, audit.
+
+    With ``stream``, each sentence becomes its own labeled file (``OUT`` stem plus
+    ``-001`` …), published as soon as it is ready; ``on_chunk`` is told of each.
+    """
+    text = check_text(request.text)
+    check_id(request.voice_id, "voice")
+    check_output_path(None, request.output)
+    require(
+        g, PolicyRequest(Action.SYNTHESIZE, request.voice_id, request.purpose, request.requester)
+    )
+    voice, adapter = _adapter(g, request)
+    parts = sentences(text) or [text]
+    result = SynthesisResult(voice.id, epsilon=voice.epsilon_spent)
+    if stream:
+        out = request.output
+        for i, audio in enumerate(_chunks(adapter, g.base_voice, parts), start=1):
+            path = out.with_name(f"{out.stem}-{i:03d}{out.suffix}")
+            result.labels.append(_label(g, audio, request, voice, adapter, path))
+            if on_chunk is not None:
+                on_chunk(result.labels[-1])
+        return result
+    pieces = list(_chunks(adapter, g.base_voice, parts))
+    rate = pieces[0].sample_rate
+    gap = np.zeros((int(_PAUSE_S * rate), 1), np.float32)
+    joined = np.concatenate([x for p in pieces for x in (p.samples, gap)][:-1])
+    result.labels.append(_label(g, Audio(joined, rate), request, voice, adapter, request.output))
+    return result

@@ -1,0 +1,212 @@
+"""DP-SGD over per-utterance examples with Opacus: the only place enrollment data is learned.
+
+Every example is one enrollment utterance. Opacus computes each one's gradient,
+clips it to ``clip`` and adds Gaussian noise calibrated by its accountant for the
+requested (epsilon, delta) under Poisson sampling. The accountant's history travels with
+the result so that budgets compose across runs.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from guardian.engine._adapter import Prior, SpeakerAdapter
+
+Accountant = str
+"""Opacus accountant name: ``"rdp"`` or ``"prv"``."""
+HistoryEntry = tuple[float, float, int]
+"""(noise multiplier, sample rate, steps): Opacus's own accountant history format."""
+
+
+@dataclass(frozen=True)
+class DPConfig:
+    """DP-SGD hyper-parameters. Public: chosen on public voices, never on enrollment data.
+
+    Attributes:
+        clip: per-utterance gradient norm bound (``max_grad_norm``).
+        batch_fraction: Poisson sampling rate, the expected share of utterances per step.
+        epochs: passes over the data; steps = epochs / batch_fraction.
+        lr: SGD step on the mean clipped gradient.
+        momentum: SGD momentum, which averages the noise of consecutive steps.
+        accountant: ``"rdp"`` or ``"prv"``.
+        average_from: the result is the mean of the iterates after this share of the
+            steps (Polyak averaging): post-processing, so free of privacy cost, and the
+            noise of steps near the optimum averages out.
+    """
+
+    clip: float = 1.0
+    batch_fraction: float = 0.5
+    epochs: int = 20
+    lr: float = 2.0
+    momentum: float = 0.5
+    accountant: Accountant = "rdp"
+    average_from: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.batch_fraction <= 1.0:
+            raise ValueError("batch_fraction must be in (0, 1]")
+        if self.clip <= 0 or self.epochs < 1 or self.lr <= 0:
+            raise ValueError("clip, epochs and lr must be positive")
+        if not 0.0 <= self.average_from < 1.0:
+            raise ValueError("average_from must be in [0, 1)")
+        if self.accountant not in ("rdp", "prv"):
+            raise ValueError("accountant must be 'rdp' or 'prv'")
+
+
+@dataclass(frozen=True)
+class DPRun:
+    """Outcome of one DP-SGD run (complete or cancelled)."""
+
+    theta: np.ndarray
+    epsilon: float
+    delta: float
+    noise_multiplier: float
+    clip: float
+    sample_rate: float
+    steps: int
+    history: tuple[HistoryEntry, ...]
+    accountant: Accountant
+    completed: bool
+    poisson: bool = False
+    """Whether Opacus's loader drew each batch by Poisson sampling."""
+    batch_sizes: tuple[int, ...] = ()
+    """Size of each step's batch: random under Poisson sampling, independent of the data."""
+
+
+def epsilon_of(history: Sequence[HistoryEntry], delta: float, accountant: Accountant) -> float:
+    """Epsilon spent by a history of DP-SGD runs, composed by the named accountant."""
+    from opacus.accountants import create_accountant
+
+    acc = create_accountant(accountant)
+    acc.history = [(float(s), float(q), int(n)) for s, q, n in history]
+    if not acc.history:
+        return 0.0
+    return float(acc.get_epsilon(delta=delta))
+
+
+def train_dp(
+    packed: np.ndarray,
+    prior: Prior,
+    config: DPConfig,
+    *,
+    epsilon: float,
+    delta: float,
+    device: str = "cpu",
+    seed: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> DPRun:
+    """Train a :class:`SpeakerAdapter` on packed examples with DP-SGD.
+
+    Args:
+        packed: (N, T, F) one example per enrollment utterance.
+        prior: the public prior the adapter starts from.
+        config: DP-SGD hyper-parameters.
+        epsilon, delta: the budget of this run.
+        device: ``"cpu"`` or ``"cuda"``.
+        seed: seeds the sampler and the noise (tests and benchmarks only; ``None`` keeps
+            Opacus's own randomness).
+        progress: called with (step, total steps).
+        should_stop: polled before each step; when it returns True the run ends and
+            reports only the steps taken.
+    """
+    from opacus import PrivacyEngine
+    from opacus.accountants.utils import get_noise_multiplier
+    from opacus.data_loader import DPDataLoader
+    from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+    n = int(packed.shape[0])
+    batch = max(1, round(config.batch_fraction * n))
+    # Opacus samples each utterance with probability 1 / len(loader); calibrating the
+    # noise with that exact rate and step count keeps the spent epsilon on target.
+    steps_per_epoch = math.ceil(n / batch)
+    q = 1.0 / steps_per_epoch
+    total = steps_per_epoch * config.epochs
+    sigma = get_noise_multiplier(
+        target_epsilon=epsilon,
+        target_delta=delta,
+        sample_rate=q,
+        steps=total,
+        accountant=config.accountant,
+    )
+    # The sampler draws on the CPU; the noise is drawn where the gradients live.
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    noise = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = SpeakerAdapter(prior).to(device)
+    data = TensorDataset(torch.from_numpy(packed))
+    loader = DataLoader(data, batch_size=batch, generator=generator)
+    expected = q * n
+    # The loss is a sum over the batch; dividing the step by the expected batch size
+    # keeps it a mean without Opacus dividing by a data-dependent count.
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr / expected, momentum=config.momentum
+    )
+    with warnings.catch_warnings():
+        # Opacus warns that secure_mode is off (see docs/engine.md) and that functorch
+        # computes the adapter's per-sample gradients; both are expected.
+        warnings.filterwarnings("ignore", module="opacus")
+        # The packed inputs need no gradient; torch notes that its hook fires anyway.
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        engine = PrivacyEngine(accountant=config.accountant)
+        model, optimizer, loader = engine.make_private(
+            module=model,
+            optimizer=optimizer,
+            data_loader=loader,
+            noise_multiplier=sigma,
+            max_grad_norm=config.clip,
+            poisson_sampling=True,
+            loss_reduction="sum",
+            noise_generator=noise,
+        )
+        poisson = isinstance(loader, DPDataLoader) and isinstance(
+            loader.batch_sampler, UniformWithReplacementSampler
+        )
+        step, completed, sizes = 0, True, list[int]()
+        inner = model._module if hasattr(model, "_module") else model
+        start = int(config.average_from * total)
+        total_theta, averaged = torch.zeros_like(inner.theta), 0
+        for _ in range(config.epochs):
+            for (batch,) in loader:
+                if should_stop is not None and should_stop():
+                    completed = False
+                    break
+                sizes.append(int(batch.shape[0]))
+                optimizer.zero_grad(set_to_none=True)
+                loss = model(batch.to(device)).sum()
+                loss.backward()
+                optimizer.step()
+                step += 1
+                if step > start:
+                    total_theta += inner.theta.detach()
+                    averaged += 1
+                if progress is not None:
+                    progress(step, total)
+            if not completed:
+                break
+        history = tuple((float(s), float(r), int(k)) for s, r, k in engine.accountant.history)
+        spent = epsilon_of(history, delta, config.accountant)
+    final = total_theta / averaged if averaged else inner.theta.detach()
+    theta = final.cpu().numpy().copy()
+    return DPRun(
+        theta=theta,
+        epsilon=spent,
+        delta=delta,
+        noise_multiplier=float(sigma),
+        clip=config.clip,
+        sample_rate=q,
+        steps=step,
+        history=history,
+        accountant=config.accountant,
+        completed=completed,
+        poisson=poisson,
+        batch_sizes=tuple(sizes),
+    )
