@@ -23,7 +23,7 @@ from guardian.vault import Vault
 from guardian.watermark import WatermarkModel, deployment_tag, load_model
 
 if TYPE_CHECKING:
-    from guardian.engine import BaseVoice
+    from guardian.engine import BaseVoice, TrainedAdapter
 
 log = logging.getLogger("guardian")
 
@@ -42,6 +42,8 @@ class Guardian:
     _deployment: int | None = field(default=None, repr=False)
     _policies: PolicySet | None = field(default=None, repr=False)
     _base_voice: BaseVoice | None = field(default=None, repr=False)
+    adapters: dict[str, TrainedAdapter] = field(default_factory=dict, repr=False)
+    """Adapters already decrypted and checked, by vault blob id (blobs never change)."""
 
     @property
     def base_voice(self) -> BaseVoice:

@@ -35,6 +35,8 @@ MAX_TEXT_CHARS = 5000
 DELTA_RUNS = 4
 """The default δ of a run is the voice's δ cap divided by this: four runs fit the cap."""
 _PAUSE_S = 0.15
+FIRST_CHUNK_WORDS = 4
+"""Most words in the first ``--stream`` chunk (latency; about one second of speech)."""
 _SENTENCE = re.compile(r"[^.!?;]+[.!?;]*")
 
 
@@ -210,6 +212,24 @@ def sentences(text: str) -> list[str]:
     return [m.strip() for m in _SENTENCE.findall(text) if any(c.isalnum() for c in m)]
 
 
+def stream_parts(text: str) -> list[str]:
+    """Sentences for ``--stream``: the first cut after a few words, so the first chunk
+    is ready quickly; parts too short to carry a watermark are joined to the next."""
+    parts = sentences(text) or [text]
+    words = parts[0].split()
+    if len(words) > FIRST_CHUNK_WORDS + 2:
+        commas = [i + 1 for i, w in enumerate(words) if w.endswith(",")]
+        cut = next((c for c in commas if 3 <= c <= FIRST_CHUNK_WORDS), FIRST_CHUNK_WORDS)
+        parts = [" ".join(words[:cut]), " ".join(words[cut:]), *parts[1:]]
+    merged: list[str] = []
+    for part in parts:
+        if merged and len(merged[-1].split()) < 3:
+            merged[-1] = f"{merged[-1]} {part}"
+        else:
+            merged.append(part)
+    return merged
+
+
 @dataclass(frozen=True)
 class SynthesisRequest:
     voice_id: str
@@ -234,19 +254,14 @@ class SynthesisResult:
 
 
 def _adapter(g: Guardian, request: SynthesisRequest) -> tuple[Voice, TrainedAdapter]:
+    """The voice's newest adapter; decrypted and checked once per process (by blob id)."""
     with g.reading() as s:
         voice = s.get(Voice, request.voice_id)
-        blobs = (
-            [
-                b
-                for b in g.vault.blobs(s, voice.subject_id, kind=BlobKind.ADAPTER)
-                if b.ref == voice.id
-            ]
-            if voice
-            else []
-        )
-        data = g.vault.get(s, blobs[-1].id) if blobs else None
-    if voice is None or data is None:
+        blobs = g.vault.blobs(s, voice.subject_id, kind=BlobKind.ADAPTER) if voice else []
+        mine = [b.id for b in blobs if voice and b.ref == voice.id]
+        cached = g.adapters.get(mine[-1]) if mine else None
+        data = g.vault.get(s, mine[-1]) if mine and cached is None else None
+    if voice is None or not mine:
         with g.transaction() as s:
             g.audit.append(
                 s,
@@ -255,7 +270,11 @@ def _adapter(g: Guardian, request: SynthesisRequest) -> tuple[Voice, TrainedAdap
                 details={"reason": "no trained adapter"},
             )
         raise NoAdapterError(f"{request.voice_id} has no trained adapter: run `guardian train`")
-    return voice, TrainedAdapter.from_bytes(data)
+    if cached is None and data is not None:
+        cached = g.adapters[mine[-1]] = TrainedAdapter.from_bytes(data)
+    if cached is None:
+        raise NoAdapterError(f"{request.voice_id}: the adapter could not be read")
+    return voice, cached
 
 
 def _chunks(adapter: TrainedAdapter, base: BaseVoice, parts: list[str]) -> Iterator[Audio]:
@@ -313,9 +332,9 @@ def synthesize(
         g, PolicyRequest(Action.SYNTHESIZE, request.voice_id, request.purpose, request.requester)
     )
     voice, adapter = _adapter(g, request)
-    parts = sentences(text) or [text]
     result = SynthesisResult(voice.id, epsilon=voice.epsilon_spent)
     if stream:
+        parts = stream_parts(text)
         out = request.output
         for i, audio in enumerate(_chunks(adapter, g.base_voice, parts), start=1):
             path = out.with_name(f"{out.stem}-{i:03d}{out.suffix}")
@@ -323,7 +342,7 @@ def synthesize(
             if on_chunk is not None:
                 on_chunk(result.labels[-1])
         return result
-    pieces = list(_chunks(adapter, g.base_voice, parts))
+    pieces = list(_chunks(adapter, g.base_voice, sentences(text) or [text]))
     rate = pieces[0].sample_rate
     gap = np.zeros((int(_PAUSE_S * rate), 1), np.float32)
     joined = np.concatenate([x for p in pieces for x in (p.samples, gap)][:-1])
