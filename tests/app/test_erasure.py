@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -13,13 +14,23 @@ import numpy as np
 import pytest
 from sqlmodel import Session, select
 
-from guardian.app import Guardian, enroll, export_subject, forget
+from guardian.app import (
+    Guardian,
+    SynthesisRequest,
+    Verdict,
+    enroll,
+    export_subject,
+    forget,
+    synthesize,
+    train_voice,
+    verify_file,
+)
 from guardian.consent import SignedRecord, check_record
 from guardian.errors import NotFoundError, UsageError, VaultError
 from guardian.keys import load_master_key
 from guardian.store import AuditEntry, VaultBlob, make_engine
 from guardian.vault import Vault
-from tests.app.conftest import NAME, Attempt, needles, tree_files
+from tests.app.conftest import NAME, ORG, SLT, Attempt, needles, tree_files
 
 
 def test_export_round_trip(g: Guardian, attempt: Attempt, tmp_path: Path) -> None:
@@ -69,17 +80,28 @@ def test_export_refuses_bad_targets_and_logs_nothing(
 
 
 def test_erasure_reaches_the_backup_and_leaves_no_plaintext(
-    g: Guardian, attempt: Attempt, tmp_path: Path
+    g: Guardian, attempt: Attempt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = enroll(g, attempt.request())
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    texts = tuple((SLT / "transcripts.txt").read_text().splitlines())
+    result = enroll(g, attempt.request(transcripts=texts))
+    train_voice(g, result.voice_id, epsilon=8.0)
+    clip = tmp_path / "clip.wav"
+    synthesize(g, SynthesisRequest(result.voice_id, "Hello there, friend.", clip, "demo", ORG))
+    (adapter,) = g.adapters.values()
     g.engine.dispose()
     backup = tmp_path / "backup"
     shutil.copytree(g.settings.home, backup)
     receipt = forget(g, result.subject_id).receipt
-    assert receipt.body["destroyed"]["vault_blobs"] == 1 + len(attempt.samples) + 2
+    assert receipt.body["destroyed"]["vault_blobs"] == 1 + len(attempt.samples) + 4
     g.engine.dispose()
     found = needles(attempt.samples)
-    for path, data in tree_files(g.settings.home).items():
+    found["adapter parameters"] = np.asarray(adapter.theta, dtype="<f4").tobytes()[:32]
+    files = {**tree_files(g.settings.home), **tree_files(private_tmp)}
+    for path, data in files.items():
         for label, needle in found.items():
             assert needle not in data, f"{label} in {path}"
     # The backup still holds the ciphertexts, but the live keys cannot open them.
@@ -88,7 +110,7 @@ def test_erasure_reaches_the_backup_and_leaves_no_plaintext(
     engine = make_engine(f"sqlite:///{backup / 'guardian.db'}")
     with Session(engine) as s:
         blobs = s.exec(select(VaultBlob)).all()
-        assert blobs
+        assert {b.kind for b in blobs} >= {"sample", "adapter", "consent-record"}
         for blob in blobs:
             with pytest.raises(VaultError):
                 live.get(s, blob.id)
@@ -96,3 +118,5 @@ def test_erasure_reaches_the_backup_and_leaves_no_plaintext(
     with pytest.raises(NotFoundError, match="erased"):
         export_subject(g, result.voice_id, tmp_path / "after.zip")
     assert NAME.encode() not in receipt.to_bytes()
+    after = verify_file(g, clip)
+    assert after.verdict is Verdict.VERIFIED and after.voice_status == "erased"
