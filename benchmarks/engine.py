@@ -4,12 +4,15 @@ One command each (CPU):
 
     .venv/bin/python benchmarks/engine.py pretrain   # public converter -> guardian/engine/weights/
     .venv/bin/python benchmarks/engine.py run        # -> docs/benchmarks/engine.{json,md,png}
+    .venv/bin/python benchmarks/engine.py mia        # membership inference -> engine_privacy.json
+    .venv/bin/python benchmarks/engine.py wer        # PocketSphinx WER -> engine_privacy.json
 
 Speech is generated offline and cached under ``data/engine/`` (git-ignored): Piper joe
 (the base voice), the benchmark targets (festival slt, kal, ked and an espeak-ng voice
 that pretraining never hears) and the public pretraining voices (espeak-ng). Each target
 speaks 140 sentences: 0-99 enrollment, 100-119 held out (the converted sentences), 120-139
-real speech for the target's centroid.
+real speech for the target's centroid. ``mia`` also needs sentences 140-199 (non-members
+with 100-139), cached separately as ``<speaker>_from140``.
 
 SECS = cosine of Resemblyzer's embedding of a converted held-out sentence against the
 centroid of the target's real utterances, averaged over the 20 held-out sentences.
@@ -21,6 +24,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import sys
 import textwrap
 import time
@@ -114,13 +118,17 @@ def _speaker(name: str) -> Callable[[str], np.ndarray]:
     raise SystemExit(f"unknown speaker {name}")
 
 
-def corpus(name: str, count: int = N_SENTENCES) -> list[np.ndarray]:
-    """16 kHz utterances of the benchmark sentences by one speaker (cached)."""
-    path = DATA / "corpus" / f"{name}.npz"
+def _cache_key(name: str, start: int) -> str:
+    return name if start == 0 else f"{name}_from{start}"
+
+
+def corpus(name: str, count: int = N_SENTENCES, start: int = 0) -> list[np.ndarray]:
+    """16 kHz utterances of benchmark sentences ``start``.. by one speaker (cached)."""
+    path = DATA / "corpus" / f"{_cache_key(name, start)}.npz"
     if not path.exists():
-        log(f"synthesising {count} sentences with {name}")
+        log(f"synthesising {count} sentences from {start} with {name}")
         say = _speaker(name)
-        clips = [say(t) for t in public_sentences(count, SEED)]
+        clips = [say(t) for t in public_sentences(start + count, SEED)[start:]]
         path.parent.mkdir(parents=True, exist_ok=True)
         offsets = np.cumsum([0] + [len(c) for c in clips])
         np.savez(path, samples=np.concatenate(clips), offsets=offsets)
@@ -129,12 +137,12 @@ def corpus(name: str, count: int = N_SENTENCES) -> list[np.ndarray]:
     return [s[o[i] : o[i + 1]] for i in range(len(o) - 1)][:count]
 
 
-def frames(name: str, count: int = N_SENTENCES) -> list[Frames]:
+def frames(name: str, count: int = N_SENTENCES, start: int = 0) -> list[Frames]:
     """WORLD analysis of :func:`corpus` (cached as plain arrays, no pickle)."""
-    path = DATA / "frames" / f"{name}.npz"
+    path = DATA / "frames" / f"{_cache_key(name, start)}.npz"
     if not path.exists():
-        log(f"analysing {name}")
-        fr = [analyse(x) for x in corpus(name, count)]
+        log(f"analysing {_cache_key(name, start)}")
+        fr = [analyse(x) for x in corpus(name, count, start)]
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(
             path,
@@ -369,6 +377,311 @@ def cmd_run(args: argparse.Namespace) -> None:
     log("done")
 
 
+# --- empirical privacy: loss-based membership inference ------------------------------
+
+MIA_TARGETS = ("slt", "kal")
+NON_MEMBERS = range(100, 200)
+"""Sentences 100-139 come with the main corpus; 140-199 are generated on demand."""
+MIA_SEED = 0
+PRIVACY_JSON = DOCS / "engine_privacy.json"
+PRIVACY_HEADING = "## Empirical privacy and intelligibility"
+
+
+def frames_upto(name: str, stop: int) -> list[Frames]:
+    """Frames of sentences 0..stop-1: the main corpus, then a cached extension."""
+    out = frames(name)
+    if stop > N_SENTENCES:
+        out = out + frames(name, stop - N_SENTENCES, start=N_SENTENCES)
+    return out[:stop]
+
+
+def roc_auc(members: np.ndarray, others: np.ndarray) -> float:
+    """P(member score > non-member score), ties counted half (Mann-Whitney U)."""
+    m, o = np.asarray(members)[:, None], np.asarray(others)[None, :]
+    return float(np.mean((m > o) + 0.5 * (m == o)))
+
+
+def auc_interval(members: np.ndarray, others: np.ndarray, draws: int = 1000) -> list[float]:
+    """95 % bootstrap interval of :func:`roc_auc` (members and others resampled apart)."""
+    rng = np.random.default_rng(MIA_SEED)
+    aucs = [
+        roc_auc(rng.choice(members, members.size), rng.choice(others, others.size))
+        for _ in range(draws)
+    ]
+    return [float(v) for v in np.percentile(aucs, [2.5, 97.5])]
+
+
+def tpr_at_fpr(members: np.ndarray, others: np.ndarray, fpr: float = 0.01) -> float:
+    """Highest share of members flagged by a threshold that flags at most ``fpr`` of others."""
+    best = 0.0
+    for t in np.unique(np.concatenate([members, others])):
+        if np.mean(others >= t) <= fpr:
+            best = max(best, float(np.mean(members >= t)))
+    return best
+
+
+def per_utterance_loss(adapter: SpeakerAdapter, packed: np.ndarray) -> np.ndarray:
+    """The loss DP-SGD minimises, one value per utterance."""
+    with torch.no_grad():
+        return adapter(torch.from_numpy(packed)).numpy().astype(np.float64)
+
+
+def attack(
+    model: SpeakerAdapter, reference: SpeakerAdapter, members: np.ndarray, others: np.ndarray
+) -> dict[str, object]:
+    """Loss attack (score = -loss) and the same calibrated by the public reference model."""
+    lm, lo = per_utterance_loss(model, members), per_utterance_loss(model, others)
+    rm, ro = per_utterance_loss(reference, members), per_utterance_loss(reference, others)
+    plain_m, plain_o = -lm, -lo
+    cal_m, cal_o = rm - lm, ro - lo
+    return {
+        "loss_attack": {
+            "auc": roc_auc(plain_m, plain_o),
+            "auc_95ci": auc_interval(plain_m, plain_o),
+            "tpr_at_1pct_fpr": tpr_at_fpr(plain_m, plain_o),
+        },
+        "calibrated_attack": {
+            "auc": roc_auc(cal_m, cal_o),
+            "auc_95ci": auc_interval(cal_m, cal_o),
+            "tpr_at_1pct_fpr": tpr_at_fpr(cal_m, cal_o),
+        },
+        "member_loss_mean": float(lm.mean()),
+        "non_member_loss_mean": float(lo.mean()),
+    }
+
+
+def mia_target(name: str, joe: list[Frames]) -> dict[str, object]:
+    conv = load_converter()
+    tier, prior = conv.tier(8.0), conv.prior_for(8.0)
+    target = frames_upto(name, NON_MEMBERS.stop)
+    members = pad([example(target[i], joe[i], prior) for i in ENROLL])
+    others = pad([example(target[i], joe[i], prior) for i in NON_MEMBERS])
+    reference = SpeakerAdapter(prior)
+    out: dict[str, object] = {"public_prior_only": attack(reference, reference, members, others)}
+    nodp = fit_nonprivate(members, prior, steps=300)
+    out["no_dp"] = attack(nodp, reference, members, others)
+    run = train_dp(members, prior, tier.dp, epsilon=8.0, delta=DELTA, seed=MIA_SEED)
+    out["eps8"] = attack(adapter_with(prior, run.theta), reference, members, others)
+    out["eps8"]["epsilon_spent"] = run.epsilon  # type: ignore[index]
+    out["eps8"]["noise_multiplier"] = run.noise_multiplier  # type: ignore[index]
+    for key in ("public_prior_only", "no_dp", "eps8"):
+        r: dict[str, dict[str, float]] = out[key]  # type: ignore[assignment]
+        log(
+            f"{name} {key}: loss AUC {r['loss_attack']['auc']:.3f} "
+            f"TPR@1% {r['loss_attack']['tpr_at_1pct_fpr']:.2f}; calibrated AUC "
+            f"{r['calibrated_attack']['auc']:.3f} TPR@1% "
+            f"{r['calibrated_attack']['tpr_at_1pct_fpr']:.2f}"
+        )
+    return out
+
+
+def cmd_mia(args: argparse.Namespace) -> None:
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    joe = frames_upto("joe", NON_MEMBERS.stop)
+    t = time.time()
+    results: dict[str, object] = {
+        "command": "python benchmarks/engine.py mia",
+        "members": f"sentences {ENROLL.start}-{ENROLL.stop - 1} (the enrollment set)",
+        "non_members": f"sentences {NON_MEMBERS.start}-{NON_MEMBERS.stop - 1}, same speaker",
+        "adapter": "the eps >= 3 tier (16 components x 59 coefficients) for both no DP and eps 8",
+        "no_dp": "Adam, 300 full-batch steps (as in `run`)",
+        "eps8": f"DP-SGD with the shipped eps >= 3 settings, delta {DELTA:g}, seed {MIA_SEED}",
+        "delta": DELTA,
+        "targets": {name: mia_target(name, joe) for name in args.targets},
+    }
+    results["seconds"] = round(time.time() - t, 1)
+    write_privacy("mia", results)
+
+
+# --- intelligibility: word error rate of an offline recogniser -----------------------
+
+_ONES = [
+    *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+    *("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen"),
+    *("seventeen", "eighteen", "nineteen"),
+]
+_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+def number_words(n: int) -> str:
+    """English words of 0 <= n < 1,000,000 (the benchmark sentences use 1-99)."""
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    if n < 1000:
+        rest = "" if n % 100 == 0 else " " + number_words(n % 100)
+        return f"{_ONES[n // 100]} hundred{rest}"
+    rest = "" if n % 1000 == 0 else " " + number_words(n % 1000)
+    return f"{number_words(n // 1000)} thousand{rest}"
+
+
+def normalise(text: str) -> list[str]:
+    """Lower case, digits spelled out, punctuation dropped (apostrophes joined)."""
+    text = re.sub(r"\d+", lambda m: f" {number_words(int(m.group()))} ", text.lower())
+    text = text.replace("'", "")
+    return re.sub(r"[^a-z]+", " ", text).split()
+
+
+def word_errors(reference: list[str], hypothesis: list[str]) -> int:
+    """Levenshtein distance over words (substitutions, insertions, deletions)."""
+    row = list(range(len(hypothesis) + 1))
+    for i, ref in enumerate(reference, 1):
+        prev, row[0] = row[0], i
+        for j, hyp in enumerate(hypothesis, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ref != hyp))
+    return row[-1]
+
+
+def wer(references: list[str], hypotheses: list[str]) -> float:
+    """Corpus word error rate: total word edits over total reference words."""
+    refs = [normalise(r) for r in references]
+    errors = sum(word_errors(r, normalise(h)) for r, h in zip(refs, hypotheses, strict=True))
+    return errors / max(sum(len(r) for r in refs), 1)
+
+
+class Recogniser:
+    """PocketSphinx 5 with its bundled US English model, language model and dictionary."""
+
+    def __init__(self) -> None:
+        from pocketsphinx import Decoder
+
+        # Default configuration; only its logging is silenced.
+        self.decoder = Decoder(loglevel="FATAL")
+
+    def __call__(self, samples: np.ndarray) -> str:
+        x = np.nan_to_num(np.asarray(samples, dtype=np.float64))
+        peak = float(np.max(np.abs(x))) if x.size else 0.0
+        if peak > 0.99:
+            x = x * (0.99 / peak)
+        pcm = np.round(x * 32767).astype("<i2").tobytes()
+        self.decoder.start_utt()
+        self.decoder.process_raw(pcm, full_utt=True)
+        self.decoder.end_utt()
+        hyp = self.decoder.hyp()
+        return hyp.hypstr if hyp is not None else ""
+
+
+def cmd_wer(args: argparse.Namespace) -> None:
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    t = time.time()
+    conv = load_converter()
+    tier, prior = conv.tier(8.0), conv.prior_for(8.0)
+    texts = public_sentences(N_SENTENCES, SEED)
+    refs = [texts[i] for i in HELD_OUT]
+    asr = Recogniser()
+    joe, joe_audio = frames("joe"), corpus("joe")
+    base_hyp = [asr(joe_audio[i]) for i in HELD_OUT]
+    base = wer(refs, base_hyp)
+    log(f"base voice WER {base:.3f}")
+    targets: dict[str, object] = {}
+    for name in args.targets:
+        target = frames(name)
+        members = pad([example(target[i], joe[i], prior) for i in ENROLL])
+        run = train_dp(members, prior, tier.dp, epsilon=8.0, delta=DELTA, seed=MIA_SEED)
+        adapter = adapter_with(prior, run.theta)
+        clone_hyp = [asr(convert_frames(adapter, joe[i])) for i in HELD_OUT]
+        real = corpus(name)
+        real_hyp = [asr(real[i]) for i in HELD_OUT]
+        clone, real_wer = wer(refs, clone_hyp), wer(refs, real_hyp)
+        targets[name] = {
+            "real_target_speech": real_wer,
+            "eps8_clone": clone,
+            "clone_minus_base_points": 100.0 * (clone - base),
+            "meets_bar": bool(clone <= base + 0.10),
+            "eps8_clone_hypotheses": clone_hyp,
+        }
+        log(f"{name}: clone WER {clone:.3f} (base {base:.3f}), real {real_wer:.3f}")
+    write_privacy(
+        "wer",
+        {
+            "command": "python benchmarks/engine.py wer",
+            "recogniser": "pocketsphinx 5, bundled en-us acoustic model, LM and dictionary",
+            "sentences": f"held-out sentences {HELD_OUT.start}-{HELD_OUT.stop - 1}",
+            "clone": f"eps 8, 100 utterances, delta {DELTA:g}, seed {MIA_SEED}",
+            "bar": "clone WER <= base WER + 10 points",
+            "base_voice": base,
+            "base_hypotheses": base_hyp,
+            "references": refs,
+            "targets": targets,
+            "seconds": round(time.time() - t, 1),
+        },
+    )
+
+
+def write_privacy(key: str, section: dict[str, object]) -> None:
+    privacy = json.loads(PRIVACY_JSON.read_text()) if PRIVACY_JSON.exists() else {}
+    privacy[key] = section
+    DOCS.mkdir(parents=True, exist_ok=True)
+    PRIVACY_JSON.write_text(json.dumps(privacy, indent=2))
+    md = DOCS / "engine.md"
+    text = md.read_text() if md.exists() else ""
+    text = text.split("\n" + PRIVACY_HEADING)[0].rstrip("\n") + "\n"
+    md.write_text(text + "\n" + "\n".join(privacy_lines(privacy)).rstrip("\n") + "\n")
+    log(f"wrote {PRIVACY_JSON} and {md}")
+
+
+def _auc(r: dict[str, object]) -> str:
+    lo, hi = r.get("auc_95ci", [float("nan")] * 2)  # type: ignore[misc]
+    return f"{float(r['auc']):.3f} ({lo:.2f}-{hi:.2f})"  # type: ignore[arg-type]
+
+
+def privacy_lines(privacy: dict[str, dict[str, object]]) -> list[str]:
+    lines = [PRIVACY_HEADING, ""]
+    if "mia" in privacy:
+        mia = privacy["mia"]
+        lines += [
+            "Made by `python benchmarks/engine.py mia`. Loss-based membership inference:",
+            "members are the 100 enrollment utterances, non-members 100 other sentences by",
+            "the same speaker; the attack scores an utterance by minus its per-utterance",
+            "training loss (the loss DP-SGD minimises). The calibrated attack scores the",
+            "loss drop against the public converter alone (a reference model the attacker",
+            f"has). Adapter: the ε ≥ 3 tier; ε = 8 with δ = {DELTA:g}, seed {MIA_SEED}.",
+            "AUC with its 95 % bootstrap interval; 0.5 is chance. With 100 non-members,",
+            "1 % FPR is one non-member, so TPR there moves in steps of 0.01.",
+            "",
+            "| target | model | AUC | TPR at 1 % FPR | calibrated AUC "
+            "| calibrated TPR at 1 % FPR |",
+            "|---|---|---|---|---|---|",
+        ]
+        labels = {
+            "public_prior_only": "public converter only",
+            "no_dp": "no DP",
+            "eps8": "ε = 8",
+        }
+        for name, t in mia["targets"].items():  # type: ignore[union-attr]
+            for key, label in labels.items():
+                r = t[key]
+                a, c = r["loss_attack"], r["calibrated_attack"]
+                lines.append(
+                    f"| {name} | {label} | {_auc(a)} | {a['tpr_at_1pct_fpr']:.2f} | "
+                    f"{_auc(c)} | {c['tpr_at_1pct_fpr']:.2f} |"
+                )
+        lines.append("")
+    if "wer" in privacy:
+        w = privacy["wer"]
+        lines += [
+            "Made by `python benchmarks/engine.py wer`. Word error rate of PocketSphinx 5",
+            "(bundled US English acoustic model, language model and dictionary) on the 20",
+            "held-out sentences; text lower-cased, digits spelled out, punctuation dropped.",
+            "Bar: clone ≤ base + 10 points.",
+            "",
+            "| target | real target speech | base voice (Piper joe) | ε = 8 clone "
+            "| clone - base (points) | met? |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, t in w["targets"].items():  # type: ignore[union-attr]
+            lines.append(
+                f"| {name} | {100 * t['real_target_speech']:.1f} % | "
+                f"{100 * float(w['base_voice']):.1f} % | {100 * t['eps8_clone']:.1f} % | "
+                f"{t['clone_minus_base_points']:+.1f} | {'yes' if t['meets_bar'] else 'no'} |"
+            )
+        lines.append("")
+    return lines
+
+
 # --- reports ------------------------------------------------------------------------
 
 ROWS = [
@@ -426,7 +739,9 @@ def write(results: dict[str, object]) -> None:
             f"- DP-SGD alone: {t['dp_sgd_s']:.2f} s; the same steps without DP: "
             f"{t['same_sgd_without_dp_s']:.2f} s; Opacus overhead x{t['opacus_overhead_x']:.1f}",
         ]
-    (DOCS / "engine.md").write_text("\n".join(lines) + "\n")
+    if PRIVACY_JSON.exists():
+        lines += ["", *privacy_lines(json.loads(PRIVACY_JSON.read_text()))]
+    (DOCS / "engine.md").write_text("\n".join(lines).rstrip("\n") + "\n")
     _plot(targets)
 
 
@@ -478,6 +793,12 @@ def main() -> None:
     sub.add_parser("report", help="rewrite the .md and .png from engine.json").set_defaults(
         fn=lambda _: write(json.loads((DOCS / "engine.json").read_text()))
     )
+    mia = sub.add_parser("mia", help="loss-based membership inference, no DP vs eps 8")
+    mia.add_argument("--targets", nargs="*", choices=list(TARGETS), default=list(MIA_TARGETS))
+    mia.set_defaults(fn=cmd_mia)
+    wer_cmd = sub.add_parser("wer", help="PocketSphinx word error rate, base vs eps-8 clone")
+    wer_cmd.add_argument("--targets", nargs="*", choices=list(TARGETS), default=list(MIA_TARGETS))
+    wer_cmd.set_defaults(fn=cmd_wer)
     args = parser.parse_args()
     args.fn(args)
 
