@@ -19,7 +19,7 @@ from guardian.app._consent import TIME_FORMAT, check_id, stored_record
 from guardian.app._context import Guardian
 from guardian.audio import sniff
 from guardian.errors import DocumentError, NotFoundError, UsageError
-from guardian.keys._documents import sign_as_service
+from guardian.keys._documents import DocumentCheck, sign_as_service
 from guardian.rights import ErasureReceipt, check_receipt, receipt_body, subject_ref
 from guardian.store import (
     AuditEntry,
@@ -137,7 +137,7 @@ def forget(
     return ForgetResult(receipt, already=False)
 
 
-def verify_receipt_file(path: Path, g: Guardian | None = None) -> Any:
+def verify_receipt_file(path: Path, g: Guardian | None = None) -> DocumentCheck:
     """Check an erasure receipt file offline (and against this deployment, given ``g``)."""
     try:
         data = path.read_bytes()
