@@ -35,7 +35,7 @@ MAX_TEXT_CHARS = 5000
 DELTA_RUNS = 4
 """The default δ of a run is the voice's δ cap divided by this: four runs fit the cap."""
 _PAUSE_S = 0.15
-FIRST_CHUNK_WORDS = 4
+FIRST_CHUNK_WORDS = 3
 """Most words in the first ``--stream`` chunk (latency; about one second of speech)."""
 _SENTENCE = re.compile(r"[^.!?;]+[.!?;]*")
 

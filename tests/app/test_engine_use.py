@@ -108,3 +108,21 @@ def test_synthesis_is_policy_checked_labeled_and_verifiable(
 def test_bad_text_is_refused(text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         check_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The lighthouse keeper wrote a letter every evening. She described the weather.",
+        "Hi. Bye. Good night everyone.",
+        "Well, the keeper, old and kind, wrote a letter every single evening in spring.",
+        "One.",
+    ],
+)
+def test_stream_parts_start_short_and_keep_every_word(text: str) -> None:
+    from guardian.app._engine import FIRST_CHUNK_WORDS, stream_parts
+
+    parts = stream_parts(text)
+    assert " ".join(parts).split() == text.split()
+    assert len(parts[0].split()) <= FIRST_CHUNK_WORDS + 2
+    assert all(len(p.split()) >= 3 for p in parts[:-1])
