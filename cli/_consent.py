@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import JSON_OPTION, emit_json, guarded
+from cli._output import JSON_OPTION, emit_json, guarded, report_check
 from guardian import app as usecases
 from guardian.app import open_guardian
 from guardian.config import get_settings
@@ -96,16 +96,9 @@ def verify(
         result = usecases.verify_consent_file(path)
     else:
         result = usecases.verify_stored_consent(open_guardian(), target)
-    if as_json:
-        emit_json(result.to_dict())
-    elif result:
-        subject = "co-signed by the subject" if result.subject_signed else "no subject signature"
-        typer.echo(f"VALID: consent {result.document_id} (service signature valid; {subject})")
-    else:
-        typer.echo(f"INVALID: consent {result.document_id}")
-        for p in result.problems:
-            typer.echo(f"  - {p}")
-    raise typer.Exit(0 if result else 3)
+    subject = "co-signed by the subject" if result.subject_signed else "no subject signature"
+    note = f" (service signature valid; {subject})"
+    report_check(result, "consent", as_json=as_json, valid_note=note)
 
 
 @consent_app.command("keygen")

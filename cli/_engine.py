@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import JSON_OPTION, emit_json
+from cli._output import JSON_OPTION, emit_json, progress_bar
 from guardian import app as usecases
 from guardian.app import open_guardian
 
@@ -23,11 +23,9 @@ def train(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Train VOICE's adapter with DP-SGD; Ctrl-C cancels safely (no partial adapter)."""
-    from cli.main import _bar
-
     stop = {"now": False}
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
-    with _bar("training", 100, enabled=not as_json) as tick:
+    with progress_bar("training", 100, enabled=not as_json) as tick:
         result = usecases.train_voice(
             open_guardian(),
             voice,

@@ -6,12 +6,14 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import typer
 
 from guardian.errors import ExitCode, GuardianError
+from guardian.keys._documents import DocumentCheck
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -30,6 +32,50 @@ def setup_logging(verbose: bool) -> None:
 
 def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def progress_bar(label: str, total: int, *, enabled: bool) -> Iterator[Callable[..., None]]:
+    """A progress bar on stderr (never on stdout, which carries --json)."""
+    if not enabled:
+        yield lambda *_a, **_k: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task(label, total=total, info="")
+
+        def tick(done: int, info: str = "") -> None:
+            progress.update(task, completed=done, info=info)
+
+        yield tick
+
+
+def report_check(result: DocumentCheck, what: str, *, as_json: bool, valid_note: str = "") -> None:
+    """Print a signed-document check (VALID/INVALID with its problems) and exit 0 or 3."""
+    if as_json:
+        emit_json(result.to_dict())
+    elif result:
+        typer.echo(f"VALID: {what} {result.document_id}{valid_note}")
+    else:
+        typer.echo(f"INVALID: {what} {result.document_id}")
+        for p in result.problems:
+            typer.echo(f"  - {p}")
+    raise typer.Exit(0 if result else int(ExitCode.TAMPERED))
 
 
 def fail(error: GuardianError, *, as_json: bool) -> None:
@@ -67,4 +113,13 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-__all__ = ["JSON_OPTION", "ExitCode", "emit_json", "fail", "guarded", "setup_logging"]
+__all__ = [
+    "JSON_OPTION",
+    "ExitCode",
+    "emit_json",
+    "fail",
+    "guarded",
+    "progress_bar",
+    "report_check",
+    "setup_logging",
+]

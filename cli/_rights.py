@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import JSON_OPTION, emit_json, guarded
+from cli._output import JSON_OPTION, emit_json, guarded, report_check
 from guardian import app as usecases
 from guardian.app import open_guardian
 
@@ -60,16 +60,7 @@ def receipt_verify(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Check an erasure receipt's signature offline. Exit 0 valid, 3 invalid."""
-    result = usecases.verify_receipt_file(receipt)
-    if as_json:
-        emit_json(result.to_dict())
-    elif result:
-        typer.echo(f"VALID: erasure receipt {result.document_id}")
-    else:
-        typer.echo(f"INVALID: erasure receipt {result.document_id}")
-        for p in result.problems:
-            typer.echo(f"  - {p}")
-    raise typer.Exit(0 if result else 3)
+    report_check(usecases.verify_receipt_file(receipt), "erasure receipt", as_json=as_json)
 
 
 retention_app = typer.Typer(help="Apply the retention rules.", no_args_is_help=True)

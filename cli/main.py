@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +9,7 @@ import typer
 
 from cli._consent import consent_app, enroll, policy_app
 from cli._engine import synthesize, train
-from cli._output import JSON_OPTION, emit_json, guarded, setup_logging
+from cli._output import JSON_OPTION, emit_json, guarded, progress_bar, setup_logging
 from cli._rights import export, forget, receipt_app, report_app, retention_app
 from guardian import app as usecases
 from guardian.app import LabelRequest, open_guardian
@@ -228,7 +226,7 @@ def wm_corpus(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Synthesise offline training speech (Piper joe + espeak-ng voices)."""
-    with _bar("synthesising", count, enabled=not as_json) as tick:
+    with progress_bar("synthesising", count, enabled=not as_json) as tick:
         paths = usecases.make_corpus(
             out, count=count, seed=seed, progress=lambda done, _total: tick(done)
         )
@@ -258,7 +256,7 @@ def wm_train(
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     total = steps or usecases.load_train_config(config).steps
-    with _bar("training", total, enabled=not as_json) as tick:
+    with progress_bar("training", total, enabled=not as_json) as tick:
         ckpt = usecases.train_watermark(
             config_path=config,
             data=data,
@@ -299,37 +297,6 @@ def wm_export(
         emit_json({"card": str(path)})
     else:
         typer.echo(f"wrote {path}")
-
-
-@contextmanager
-def _bar(label: str, total: int, *, enabled: bool) -> Iterator[Callable[..., None]]:
-    """A progress bar on stderr (never on stdout, which carries --json)."""
-    if not enabled:
-        yield lambda *_a, **_k: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-    )
-    with Progress(*columns, console=Console(stderr=True)) as progress:
-        task = progress.add_task(label, total=total, info="")
-
-        def tick(done: int, info: str = "") -> None:
-            progress.update(task, completed=done, info=info)
-
-        yield tick
 
 
 # --- demo ------------------------------------------------------------------------------------

@@ -25,7 +25,14 @@ from guardian.app._engine import (
 )
 from guardian.app._enroll import EnrollRequest, EnrollResult, enroll
 from guardian.app._keys import init_keys, list_keys, revoke_key, rotate_key
-from guardian.app._label import AudioStage, LabelRequest, LabelResult, label_audio, label_file
+from guardian.app._label import (
+    AudioStage,
+    LabelRequest,
+    LabelResult,
+    label_audio,
+    label_file,
+    write_new_file,
+)
 from guardian.app._policy import authorize, check_policies, consent_facts, require
 from guardian.app._policy import explain as explain_policy
 from guardian.app._report import ProcessingReport, processing_report
@@ -38,7 +45,6 @@ from guardian.app._rights import (
     forget,
     resolve_subject,
     verify_receipt_file,
-    write_new_file,
 )
 from guardian.app._verify import (
     ManifestInfo,

@@ -14,9 +14,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from guardian.app._context import Guardian
+from guardian.app._label import TIME_FORMAT
 from guardian.consent import (
     RecordCheck,
     SignedRecord,
@@ -36,7 +37,6 @@ SUPPORTED_LOCALES = ("en-US",)
 
 _NAME_RE = re.compile(r"^[^\W\d_][^\W_]*(?:[ .'\-]+[^\W_]+)*\.?$")
 _ID_RE = re.compile(r"^[a-z]+_[a-z2-7]{26}$")
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -327,10 +327,6 @@ def revoke_consent(
             details={"consent_id": voice.consent_id, "reason": reason},
         )
     return RevokeResult(voice.id, voice.consent_id, as_utc(voice.revoked_at), already=False)
-
-
-def voices(s: Session) -> list[Voice]:
-    return list(s.exec(select(Voice).order_by(col(Voice.created_at))).all())
 
 
 def withdraw_consent(g: Guardian, token: str) -> RevokeResult:

@@ -39,6 +39,7 @@ from guardian.app._consent import (
     load_subject_key,
 )
 from guardian.app._context import Guardian
+from guardian.app._label import TIME_FORMAT
 from guardian.app._verify import Verdict, verify_bytes
 from guardian.audio import Audio, decode_bytes, read_input_bytes
 from guardian.consent import (
@@ -374,7 +375,7 @@ def _record_body(
                 if i.quality is not None
             ],
         },
-        "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": now.strftime(TIME_FORMAT),
         "software": f"guardian/{__version__}",
     }
 

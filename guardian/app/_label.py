@@ -230,3 +230,13 @@ def _write_new(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def write_new_file(path: Path, data: bytes) -> None:
+    """Create ``path`` with ``data``; never overwrite (one-line usage errors)."""
+    try:
+        _write_new(path, data)
+    except FileExistsError as e:
+        raise UsageError(f"{path} already exists; not overwriting it") from e
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from e

@@ -11,6 +11,7 @@ from sqlmodel import func, select
 
 from guardian import __version__
 from guardian.app._context import Guardian
+from guardian.app._label import TIME_FORMAT
 from guardian.app._retention import retention_rules
 from guardian.store import Label, Subject, Voice, VoiceStatus, utcnow
 
@@ -113,7 +114,7 @@ def processing_report(g: Guardian) -> ProcessingReport:
     return ProcessingReport(
         {
             "controller": g.settings.organization,
-            "generated_at": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "generated_at": utcnow().strftime(TIME_FORMAT),
             "software": __version__,
             "purposes": dict(sorted(purposes.items())),
             "subjects": {

@@ -15,8 +15,9 @@ import numpy as np
 from sqlmodel import Session, col, select
 
 from guardian import __version__
-from guardian.app._consent import TIME_FORMAT, check_id, stored_record
+from guardian.app._consent import check_id, find_voice, stored_record
 from guardian.app._context import Guardian
+from guardian.app._label import TIME_FORMAT, write_new_file
 from guardian.audio import sniff
 from guardian.errors import DocumentError, NotFoundError, UsageError
 from guardian.keys._documents import DocumentCheck, sign_as_service
@@ -43,10 +44,7 @@ def resolve_subject(s: Session, ref: str) -> Subject:
     if ref.startswith("sub_"):
         subject = s.get(Subject, check_id(ref, "sub"))
     elif ref.startswith(("voice_", "consent_")):
-        prefix = ref.split("_", 1)[0]
-        column = Voice.id if prefix == "voice" else Voice.consent_id
-        voice = s.exec(select(Voice).where(column == check_id(ref, prefix))).first()
-        subject = s.get(Subject, voice.subject_id) if voice else None
+        subject = s.get(Subject, find_voice(s, ref).subject_id)
     else:
         raise UsageError(f"{ref!r} is not a subject, voice or consent id")
     if subject is None:
@@ -308,14 +306,3 @@ def export_subject(g: Guardian, ref: str, out: Path) -> ExportResult:
         )
         write_new_file(out, data)
     return ExportResult(out, subject.id, len(z.listing), digest)
-
-
-def write_new_file(path: Path, data: bytes) -> None:
-    """Create ``path`` with ``data``; never overwrite (one-line usage errors)."""
-    try:
-        with path.open("xb") as f:
-            f.write(data)
-    except FileExistsError as e:
-        raise UsageError(f"{path} already exists; not overwriting it") from e
-    except OSError as e:
-        raise UsageError(f"cannot write {path}: {e.strerror or e}") from e

@@ -225,7 +225,7 @@ def _trusted(
             if not signed_before:
                 why = (
                     f"signed with key {key.kid}, revoked at "
-                    f"{key.revoked_at.strftime('%Y-%m-%dT%H:%M:%SZ')}, and the registry has "
+                    f"{key.revoked_at.strftime(TIME_FORMAT)}, and the registry has "
                     "no record of it being signed before that"
                 )
                 return VerifyResult(Verdict.TAMPERED, [why], info, wm, match="manifest", **fields)
