@@ -1,11 +1,20 @@
 """Cloning-engine benchmark: SECS of the DP speaker adapter, training time, Opacus overhead.
 
-One command each (CPU):
+Every figure in docs/benchmarks/engine.md and synthesis.md, with one command (CPU):
 
-    .venv/bin/python benchmarks/engine.py pretrain   # public converter -> guardian/engine/weights/
-    .venv/bin/python benchmarks/engine.py run        # -> docs/benchmarks/engine.{json,md,png}
+    .venv/bin/python benchmarks/engine.py all
+
+which runs these in turn (each can also run alone):
+
+    .venv/bin/python benchmarks/engine.py run        # SECS, training time and peak memory,
+                                                     # Opacus overhead -> engine.{json,md,png}
     .venv/bin/python benchmarks/engine.py mia        # membership inference -> engine_privacy.json
     .venv/bin/python benchmarks/engine.py wer        # PocketSphinx WER -> engine_privacy.json
+    .venv/bin/python benchmarks/synthesis.py         # real-time factor, --stream first chunk
+
+``cost`` re-measures only the training time and memory. The shipped public converter
+comes from ``engine.py pretrain`` (-> guardian/engine/weights/); ``all`` evaluates the
+shipped one and does not refit it.
 
 Speech is generated offline and cached under ``data/engine/`` (git-ignored): Piper joe
 (the base voice), the benchmark targets (festival slt, kal, ked and an espeak-ng voice
@@ -25,6 +34,7 @@ import itertools
 import json
 import os
 import re
+import subprocess
 import sys
 import textwrap
 import time
@@ -305,12 +315,25 @@ def evaluate_target(name: str, joe: list[Frames]) -> dict[str, object]:
     return out
 
 
-def timing(joe_texts: list[str]) -> dict[str, object]:
-    """End-to-end ε = 8 training on 100 slt utterances with 2 threads, and Opacus overhead."""
+def _rss_mib(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak so far) of this process, in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def cmd_train_cost(_: argparse.Namespace) -> None:
+    """End-to-end ε = 8 training on 100 slt utterances in a fresh process.
+
+    Run by :func:`timing` as a child, so that its peak memory is the training's own
+    and not the benchmark's caches.
+    """
     torch.set_num_threads(2)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    texts = public_sentences(N_SENTENCES, SEED)
     real = corpus("slt")
     utterances = [Audio(real[i][:, None], RATE) for i in ENROLL]
-    texts = [joe_texts[i] for i in ENROLL]
     stages: dict[str, float] = {}
     last = [time.perf_counter()]
 
@@ -319,10 +342,32 @@ def timing(joe_texts: list[str]) -> dict[str, object]:
         stages[stage] = stages.get(stage, 0.0) + now - last[0]
         last[0] = now
 
+    before = _rss_mib("VmRSS")
     t0 = time.perf_counter()
-    adapter = train_adapter(utterances, texts, epsilon=8.0, delta=DELTA, progress=progress)
+    adapter = train_adapter(
+        utterances, [texts[i] for i in ENROLL], epsilon=8.0, delta=DELTA, progress=progress
+    )
     total = time.perf_counter() - t0
+    result = {
+        "train_adapter_eps8_100utt_s": total,
+        "stages_s": stages,
+        "epsilon_spent": adapter.epsilon_spent,
+        "steps": adapter.steps,
+        "noise_multiplier": adapter.noise_multiplier,
+        "rss_before_training_mib": before,
+        "peak_rss_mib": _rss_mib("VmHWM"),
+    }
+    print(json.dumps(result))
+
+
+def timing() -> dict[str, object]:
+    """End-to-end ε = 8 training (time, peak memory) and the Opacus overhead."""
+    child = subprocess.run(
+        [sys.executable, __file__, "train-cost"], capture_output=True, text=True, check=True
+    )
+    end_to_end = json.loads(child.stdout.strip().splitlines()[-1])
     # Opacus overhead: the same steps on the same examples, with and without DP.
+    torch.set_num_threads(2)
     conv = load_converter()
     tier, prior = conv.tier(8.0), conv.prior_for(8.0)
     target, joe = frames("slt"), frames("joe")
@@ -344,24 +389,27 @@ def timing(joe_texts: list[str]) -> dict[str, object]:
     torch.set_num_threads(1)
     return {
         "threads": 2,
-        "train_adapter_eps8_100utt_s": total,
-        "stages_s": stages,
-        "epsilon_spent": adapter.epsilon_spent,
-        "steps": adapter.steps,
-        "noise_multiplier": adapter.noise_multiplier,
+        "loadavg_1min_after": os.getloadavg()[0],
+        **end_to_end,
         "dp_sgd_s": dp_s,
         "same_sgd_without_dp_s": plain_s,
         "opacus_overhead_x": dp_s / plain_s,
     }
 
 
+def cmd_cost(_: argparse.Namespace) -> None:
+    """Re-measure only the training cost, keeping the SECS results in engine.json."""
+    results = json.loads((DOCS / "engine.json").read_text())
+    results["timing"] = timing()
+    write(results)
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", DeprecationWarning)
     joe = frames("joe")
-    texts = public_sentences(N_SENTENCES, SEED)
     results: dict[str, object] = {
-        "command": "python benchmarks/engine.py run",
+        "command": f"python benchmarks/engine.py {args.cmd}",
         "delta": DELTA,
         "converter": load_converter().model_id,
         "cpu": os.cpu_count(),
@@ -372,7 +420,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         results["targets"][name] = evaluate_target(name, joe)  # type: ignore[index]
         write(results)
     if not args.skip_timing:
-        results["timing"] = timing(texts)
+        results["timing"] = timing()
         write(results)
     log("done")
 
@@ -711,9 +759,11 @@ def write(results: dict[str, object]) -> None:
     lines = [
         "# Cloning engine: measured quality (SECS) and cost",
         "",
-        "Made by `python benchmarks/engine.py run` (CPU). SECS = Resemblyzer cosine of a",
-        "converted held-out sentence to the centroid of 20 real target utterances, mean of",
-        f"20 held-out sentences. DP rows: mean of {len(SEEDS)} seeds, δ = {DELTA:g}.",
+        "Every figure on this page (and in synthesis.md) comes from one command,",
+        "`python benchmarks/engine.py all` (CPU); this table alone from `engine.py run`.",
+        "SECS = Resemblyzer cosine of a converted held-out sentence to the centroid of 20",
+        "real target utterances, mean of 20 held-out sentences. DP rows: mean of",
+        f"{len(SEEDS)} seeds, δ = {DELTA:g}.",
         "",
         "| condition | " + " | ".join(names) + " | mean |",
         "|---|" + "---|" * (len(names) + 1),
@@ -732,10 +782,29 @@ def write(results: dict[str, object]) -> None:
             "",
             "## Training cost (ε = 8, 100 slt utterances, 2 threads)",
             "",
+            *(
+                [
+                    f"Load average when measured: {t['loadavg_1min_after']:.1f} on "
+                    f"{results.get('cpu', '?')} cores (above 0.5, other work shared the "
+                    "CPU and the times are upper bounds).",
+                    "",
+                ]
+                if "loadavg_1min_after" in t
+                else []
+            ),
             f"- `train_adapter` end to end: {t['train_adapter_eps8_100utt_s']:.1f} s "
             f"(stages, s: {_rounded(t['stages_s'])}; "
             f"{t['steps']} DP-SGD steps, noise multiplier {t['noise_multiplier']:.2f}, "
             f"ε spent {t['epsilon_spent']:.2f})",
+            *(
+                [
+                    f"- peak memory of the training process: {t['peak_rss_mib']:.0f} MiB "
+                    f"resident ({t['rss_before_training_mib']:.0f} MiB before training "
+                    "started: Python, torch, the base voice and the 100 recordings)"
+                ]
+                if "peak_rss_mib" in t
+                else []
+            ),
             f"- DP-SGD alone: {t['dp_sgd_s']:.2f} s; the same steps without DP: "
             f"{t['same_sgd_without_dp_s']:.2f} s; Opacus overhead x{t['opacus_overhead_x']:.1f}",
         ]
@@ -782,14 +851,34 @@ def _has(t: dict[str, object], key: str) -> bool:
     return True
 
 
+def cmd_all(args: argparse.Namespace) -> None:
+    """The whole evaluation, in the order the docs present it."""
+    args.targets, args.skip_timing = None, False
+    cmd_run(args)
+    args.targets = list(MIA_TARGETS)
+    cmd_mia(args)
+    cmd_wer(args)
+    log("synthesis real-time factor and --stream latency (benchmarks/synthesis.py)")
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "synthesis.py")], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser(
+        "all", help="run, mia, wer and the synthesis benchmark: every figure in the docs"
+    ).set_defaults(fn=cmd_all)
     sub.add_parser("pretrain", help="fit the public converter").set_defaults(fn=cmd_pretrain)
     run = sub.add_parser("run", help="measure SECS, time and overhead")
     run.add_argument("--targets", nargs="*", choices=list(TARGETS))
     run.add_argument("--skip-timing", action="store_true")
     run.set_defaults(fn=cmd_run)
+    sub.add_parser("cost", help="re-measure only training time and memory").set_defaults(
+        fn=cmd_cost
+    )
+    sub.add_parser(
+        "train-cost", help="(internal) one timed training run, JSON on stdout"
+    ).set_defaults(fn=cmd_train_cost)
     sub.add_parser("report", help="rewrite the .md and .png from engine.json").set_defaults(
         fn=lambda _: write(json.loads((DOCS / "engine.json").read_text()))
     )
