@@ -162,6 +162,26 @@ def align(reference: np.ndarray, processed: np.ndarray, *, max_lag: int = 4096) 
     return out
 
 
+def misalign(
+    x: torch.Tensor, y: torch.Tensor, rng: random.Random, *, max_shift: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shift the audio by a random whole-plus-fractional number of samples.
+
+    The generator and the detector share SEANet's frame grid (``max_shift`` samples per
+    latent frame). Without this, a detector can learn to expect the watermark on that
+    grid, and a codec's start delay, a crop or a splice, which move the audio by an
+    arbitrary and often fractional number of samples, make it blind.
+    """
+    whole = rng.randrange(max_shift)
+    frac = rng.random()
+    n = x.shape[-1]
+    f = torch.fft.rfftfreq(n, device=x.device)
+    delayed = torch.fft.irfft(
+        torch.fft.rfft(x, dim=-1) * torch.exp(-2j * math.pi * f * frac), n=n, dim=-1
+    )
+    return delayed[..., whole:], y[..., whole:]
+
+
 def identity() -> Aug:
     return lambda x, y, _r: (x, y)
 

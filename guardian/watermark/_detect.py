@@ -11,7 +11,7 @@ from guardian.audio import Audio, resample
 from guardian.errors import WatermarkError
 from guardian.watermark._model import SAMPLE_RATE, WatermarkModel, no_compile
 from guardian.watermark._payload import NBITS, Payload
-from guardian.watermark._signal import normalize_loudness, shape_watermark
+from guardian.watermark._signal import detector_input, shape_watermark
 
 MIN_SECONDS = 0.5
 CHUNK_S = 10.0
@@ -103,7 +103,7 @@ def _presence(model: WatermarkModel, mono: np.ndarray) -> tuple[np.ndarray, np.n
             stop = min(n, start + chunk)
             lo, hi = max(0, start - ctx), min(n, stop + ctx)
             seg = torch.from_numpy(np.ascontiguousarray(mono[lo:hi]))[None, None, :]
-            out = model.detector.detector(normalize_loudness(seg))[0]
+            out = model.detector.detector(detector_input(seg, model.embed))[0]
             p = torch.softmax(out[:2], dim=0)[1].numpy()[start - lo : stop - lo]
             bits = out[2:].numpy()[:, start - lo : stop - lo]
             pad = (-len(p)) % FRAME

@@ -107,8 +107,26 @@ class EmbedConfig:
     shaped: bool = True
     """False for official AudioSeal generators, whose output is added as it is."""
 
-    def to_dict(self) -> dict[str, float | bool]:
-        return asdict(self)
+    band_hz: tuple[float, float] | None = None
+    """Keep the watermark (and the detector's view) inside this band, in Hz.
+
+    A band that every attack in the suite passes (low-pass 3 kHz, high-pass 500 Hz,
+    8 kHz resampling, perceptual codecs) turns those attacks into near-identities for
+    the detector. ``None`` (models before v2) uses the whole band.
+    """
+
+    def __post_init__(self) -> None:
+        if self.band_hz is not None:
+            lo, hi = (float(f) for f in self.band_hz)
+            if not 0 <= lo < hi <= SAMPLE_RATE / 2:
+                raise ValueError(f"band_hz must satisfy 0 <= low < high <= 8000, got {lo}, {hi}")
+            object.__setattr__(self, "band_hz", (lo, hi))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.band_hz is not None:
+            d["band_hz"] = list(self.band_hz)
+        return d
 
 
 def build_generator(arch: ArchConfig) -> AudioSealWM:

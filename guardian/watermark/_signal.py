@@ -22,6 +22,22 @@ def envelope(x: torch.Tensor, cfg: EmbedConfig) -> torch.Tensor:
     return torch.maximum(env, peak * 10 ** (cfg.envelope_floor_db / 20))
 
 
+BAND_EDGE_HZ = 40.0
+"""Width of the band limit's soft edges (a sigmoid in frequency, no ringing to speak of)."""
+
+
+def band_limit(x: torch.Tensor, band_hz: tuple[float, float] | None) -> torch.Tensor:
+    """Keep only ``band_hz`` of ``x`` (..., T); differentiable, zero phase."""
+    if band_hz is None:
+        return x
+    lo, hi = band_hz
+    n = x.shape[-1]
+    f = torch.fft.rfftfreq(n, d=1 / SAMPLE_RATE).to(x.device)
+    gain = torch.sigmoid((f - lo) / BAND_EDGE_HZ) * torch.sigmoid((hi - f) / BAND_EDGE_HZ)
+    out: torch.Tensor = torch.fft.irfft(torch.fft.rfft(x, dim=-1) * gain, n=n, dim=-1)
+    return out
+
+
 def shape_watermark(
     raw: torch.Tensor, x: torch.Tensor, cfg: EmbedConfig, *, snr_db: float | None = None
 ) -> torch.Tensor:
@@ -29,7 +45,7 @@ def shape_watermark(
     if not cfg.shaped:
         return raw
     snr = cfg.snr_db if snr_db is None else snr_db
-    shaped = raw * envelope(x, cfg)
+    shaped = band_limit(raw * envelope(x, cfg), cfg.band_hz)
     p_x = x.pow(2).mean(dim=-1, keepdim=True)
     p_w = shaped.pow(2).mean(dim=-1, keepdim=True) + _EPS
     gain = torch.sqrt(p_x / (p_w * 10 ** (snr / 10)))
@@ -40,6 +56,11 @@ def normalize_loudness(x: torch.Tensor) -> torch.Tensor:
     """Scale each item to a fixed RMS: makes detection immune to boost and duck."""
     rms = x.pow(2).mean(dim=-1, keepdim=True).add(_EPS).sqrt()
     return x * (DETECTOR_RMS / rms)
+
+
+def detector_input(x: torch.Tensor, cfg: EmbedConfig) -> torch.Tensor:
+    """What the detector sees: the watermark's band, at a fixed loudness."""
+    return normalize_loudness(band_limit(x, cfg.band_hz))
 
 
 def snr_db(reference: torch.Tensor, processed: torch.Tensor) -> float:

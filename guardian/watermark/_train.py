@@ -17,6 +17,7 @@ Follows the AudioSeal paper's ingredients, adapted to a small CPU budget:
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import secrets
@@ -39,7 +40,7 @@ from guardian.watermark._model import (
     build_generator,
     no_compile,
 )
-from guardian.watermark._signal import normalize_loudness, shape_watermark
+from guardian.watermark._signal import detector_input, shape_watermark
 
 
 @dataclass
@@ -62,6 +63,22 @@ class TrainConfig:
     unmarked_prob: float = 0.25
     partial_prob: float = 0.5
     nonspeech_prob: float = 0.15
+    misalign_prob: float = 0.0
+    """Share of steps whose detector input is shifted off the generator's frame grid."""
+    latent_rms_max: float | None = None
+    """Penalise the generator's latent (its encoder output) above this RMS.
+
+    The output is rescaled to an exact SNR, so nothing else bounds the latent; it grows
+    (to an RMS over 100 within 2000 steps) until the message embedding that is added to
+    it (RMS about 4) no longer changes the watermark, and the payload is never learnt.
+    """
+    latent_weight: float = 1.0
+    message_warmup_steps: int = 0
+    """First steps that train the payload alone: every item fully watermarked at the
+    starting SNR, no attack, message loss only. Trained jointly from the start, the
+    detection loss (learnt in a few hundred steps) teaches the generator to ignore the
+    random message, and the payload stays at chance; ramps count from the warm-up's end.
+    """
     checkpoint_every: int = 250
     seed: int = 1234
 
@@ -249,6 +266,8 @@ def train(
         rng.seed(config.seed + step)
     (out_dir / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
     data = TrainingAudio(files, seed=config.seed + step)
+    latent: dict[str, torch.Tensor] = {}
+    gen.encoder.register_forward_hook(lambda _m, _i, out: latent.__setitem__("h", out))
     n = int(config.segment_s * SAMPLE_RATE)
     log_path = out_dir / "train_log.jsonl"
     t_last = time.perf_counter()
@@ -258,16 +277,26 @@ def train(
                 break
             x = data.batch(config.batch_size, n, config.nonspeech_prob).to(device)
             msg = torch.randint(0, 2, (config.batch_size, config.arch.nbits), device=device)
+            warm = step < config.message_warmup_steps
+            joint = max(0, step - config.message_warmup_steps)
             snr = config.snr_start_db + (config.embed.snr_db - config.snr_start_db) * _ramp(
-                step, 0, config.snr_ramp_steps
+                joint, 0, config.snr_ramp_steps
             )
             raw = gen.get_watermark(x, message=msg)
             wm = shape_watermark(raw, x, config.embed, snr_db=snr)
-            labels = _masks(config.batch_size, n, config, rng).to(device)
+            labels = (
+                torch.ones(config.batch_size, 1, n)
+                if warm
+                else _masks(config.batch_size, n, config, rng)
+            ).to(device)
             marked = x + wm * labels
-            aug_name, aug = _augment.choose(rng)
+            aug_name, aug = ("warmup", _augment.identity()) if warm else _augment.choose(rng)
             attacked, att_labels = aug(marked, labels, rng)
-            out = det.detector(normalize_loudness(attacked))
+            if rng.random() < config.misalign_prob:
+                attacked, att_labels = _augment.misalign(
+                    attacked, att_labels, rng, max_shift=math.prod(config.arch.ratios)
+                )
+            out = det.detector(detector_input(attacked, config.embed))
             det_logits = out[:, :2, :]
             target = att_labels[:, 0, :].round().long()
             loss_det = F.cross_entropy(det_logits, target)
@@ -284,10 +313,24 @@ def train(
             full = x + wm
             perc = perceptual(x, full)
             w_msg = config.message_weight * _ramp(
-                step, config.message_start_step, config.message_ramp_steps
+                joint, config.message_start_step, config.message_ramp_steps
             )
-            w_perc = config.perceptual_weight * _ramp(step, 0, config.perceptual_ramp_steps)
-            loss = loss_det + w_msg * loss_msg + w_perc * (perc["mel"] + perc["loudness"])
+            w_perc = config.perceptual_weight * _ramp(joint, 0, config.perceptual_ramp_steps)
+            latent_rms = latent["h"].pow(2).mean().sqrt()
+            loss_latent = (
+                F.relu(latent_rms - config.latent_rms_max)
+                if config.latent_rms_max is not None
+                else torch.zeros((), device=device)
+            )
+            if warm:
+                loss = loss_msg + config.latent_weight * loss_latent
+            else:
+                loss = (
+                    loss_det
+                    + w_msg * loss_msg
+                    + w_perc * (perc["mel"] + perc["loudness"])
+                    + config.latent_weight * loss_latent
+                )
             opt_g.zero_grad(set_to_none=True)
             opt_d.zero_grad(set_to_none=True)
             loss.backward()
@@ -315,6 +358,7 @@ def train(
                     "msg": loss_msg.item(),
                     "mel": perc["mel"].item(),
                     "loud": perc["loudness"].item(),
+                    "latent_rms": latent_rms.item(),
                     "det_acc": acc,
                     "bit_acc": bit_acc,
                 },

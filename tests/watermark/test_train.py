@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -9,7 +10,7 @@ import torch
 from guardian.audio import Audio, OutputFormat, encode_bytes, speechlike
 from guardian.watermark import load_card
 from guardian.watermark._export import export
-from guardian.watermark._model import ArchConfig
+from guardian.watermark._model import ArchConfig, EmbedConfig
 from guardian.watermark._train import TrainConfig, train
 
 
@@ -29,6 +30,10 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
     files = _data(tmp_path / "data")
     config = TrainConfig(
         arch=ArchConfig(n_filters=4, dimension=8, lstm=1),
+        embed=EmbedConfig(band_hz=(600.0, 2700.0)),
+        misalign_prob=1.0,
+        latent_rms_max=1.0,
+        message_warmup_steps=1,
         steps=3,
         batch_size=2,
         segment_s=0.5,
@@ -48,8 +53,12 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
     train(files, tmp_path / "run", config=config, progress=lambda s: seen.append(s.step))
     assert seen == [1, 2, 3]
     assert torch.load(ckpt, weights_only=True)["step"] == 3
-    assert len((tmp_path / "run" / "train_log.jsonl").read_text().splitlines()) == 3
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").open()]
+    assert [row["step"] for row in log] == [1, 2, 3]
+    assert all(row["latent_rms"] > 0 for row in log)
+    assert [row["aug"] == "warmup" for row in log] == [True, False, False]
     negatives = [Audio(speechlike(2.0, seed=s)[:, None], 16000) for s in (40, 41)]
     card = export(ckpt, tmp_path / "m.yaml", model_id="t", config=config, negatives=negatives)
     model = load_card(card)
     assert model.model_id == "t" and model.generator is not None
+    assert model.embed.band_hz == (600.0, 2700.0)

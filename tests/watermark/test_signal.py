@@ -1,0 +1,85 @@
+"""Band limit, envelope shaping and grid misalignment: the v2 recipe's signal pieces."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from guardian.watermark._augment import misalign
+from guardian.watermark._model import SAMPLE_RATE, EmbedConfig
+from guardian.watermark._signal import band_limit, detector_input, shape_watermark
+
+BAND = (600.0, 2700.0)
+
+
+def _tone(hz: float, n: int = SAMPLE_RATE) -> torch.Tensor:
+    t = torch.arange(n) / SAMPLE_RATE
+    return torch.sin(2 * math.pi * hz * t)[None, None, :]
+
+
+def _rms(x: torch.Tensor) -> float:
+    return float(x.pow(2).mean().sqrt())
+
+
+@pytest.mark.parametrize(("hz", "kept"), [(300.0, False), (1500.0, True), (5000.0, False)])
+def test_band_limit_keeps_the_band_only(hz: float, kept: bool) -> None:
+    out = band_limit(_tone(hz), BAND)
+    ratio = _rms(out) / _rms(_tone(hz))
+    assert ratio > 0.99 if kept else ratio < 1e-3
+
+
+def test_no_band_is_the_identity() -> None:
+    x = torch.randn(2, 1, 800)
+    assert torch.equal(band_limit(x, None), x)
+
+
+def test_shaped_watermark_is_in_band_at_the_exact_snr() -> None:
+    cfg = EmbedConfig(snr_db=26.0, band_hz=BAND)
+    x = 0.3 * torch.randn(1, 1, SAMPLE_RATE)
+    wm = shape_watermark(torch.randn(1, 1, SAMPLE_RATE), x, cfg)
+    snr = 10 * math.log10(float(x.pow(2).sum() / wm.pow(2).sum()))
+    assert snr == pytest.approx(26.0, abs=1e-3)
+    spec = torch.fft.rfft(wm[0, 0]).abs().pow(2)
+    f = torch.fft.rfftfreq(SAMPLE_RATE, 1 / SAMPLE_RATE)
+    outside = spec[(f < BAND[0] - 300) | (f > BAND[1] + 300)].sum() / spec.sum()
+    assert float(outside) < 1e-4
+
+
+def test_detector_input_ignores_level_and_out_of_band_energy() -> None:
+    cfg = EmbedConfig(band_hz=BAND)
+    speech = _tone(1000.0)
+    loud_hiss = speech * 10 + 5 * _tone(6000.0)
+    assert torch.allclose(detector_input(speech, cfg), detector_input(loud_hiss, cfg), atol=1e-3)
+
+
+@pytest.mark.parametrize("band", [(3000.0, 2000.0), (-1.0, 100.0), (100.0, 9000.0)])
+def test_bad_bands_are_refused(band: tuple[float, float]) -> None:
+    with pytest.raises(ValueError, match="band_hz"):
+        EmbedConfig(band_hz=band)
+
+
+def test_band_survives_the_card_round_trip() -> None:
+    cfg = EmbedConfig(band_hz=[600, 2700])  # type: ignore[arg-type]  # as YAML gives it
+    assert cfg.band_hz == BAND
+    assert EmbedConfig(**cfg.to_dict()) == cfg
+
+
+def test_misalign_delays_by_a_whole_plus_fractional_shift() -> None:
+    n, hz = 4000, 440.0
+    x = _tone(hz, n).double()
+    labels = torch.ones(1, 1, n)
+    rng = random.Random(3)
+    out, out_labels = misalign(x, labels, rng, max_shift=320)
+    whole = n - out.shape[-1]
+    assert 0 <= whole < 320 and out_labels.shape[-1] == out.shape[-1]
+    rng = random.Random(3)
+    rng.randrange(320)
+    frac = rng.random()
+    t = (torch.arange(whole, n, dtype=torch.float64) - frac) / SAMPLE_RATE
+    expected = torch.sin(2 * math.pi * hz * t)
+    inner = slice(200, -200)  # away from the circular FFT shift's wrap-around
+    assert np.allclose(out[0, 0, inner].numpy(), expected[inner].numpy(), atol=2e-2)
