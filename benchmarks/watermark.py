@@ -71,7 +71,7 @@ FPR = 1e-3
 SURVIVES = 0.90
 SYSTEMS = ("guardian", "perth")
 PERTH_DEFAULT = 0.5  # get_watermark(round=True) reports a watermark from 0.5 up
-EXPORT_CARD = ROOT / "runs" / "wm-v1" / "export" / "guardian-wm-v1.yaml"
+EXPORT_CARD = ROOT / "runs" / "wm-v2" / "export" / "guardian-wm-v2.yaml"
 
 # --- corpus -------------------------------------------------------------------------
 
@@ -742,6 +742,10 @@ def main() -> None:
     print(table)
     if args.clips >= 200 and args.negatives >= 1000:  # the minimum sample
         write_doc(ROOT / "docs" / "benchmarks" / "watermark.md", table)
+        # The tests label, attack and verify wherever this file says the mark survives.
+        (ROOT / "docs" / "benchmarks" / "watermark_survival.json").write_text(
+            json.dumps(survival, indent=2) + "\n"
+        )
         plot(report, ROOT / "docs" / "benchmarks" / "watermark.png")
     else:
         plot(report, args.out / "watermark.png")

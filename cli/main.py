@@ -242,7 +242,7 @@ def wm_train(
     data: Annotated[list[Path], typer.Option("--data", help="Audio file or directory (repeat).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints, log).")],
     config: Annotated[Path, typer.Option(help="Training recipe (YAML).")] = Path(
-        "guardian/watermark/weights/train-v1.yaml"
+        "guardian/watermark/weights/train-v2.yaml"
     ),
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     steps: Annotated[int | None, typer.Option(help="Override the recipe's step count.")] = None,
