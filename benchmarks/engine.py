@@ -784,9 +784,10 @@ def write(results: dict[str, object]) -> None:
             "",
             *(
                 [
-                    f"Load average when measured: {t['loadavg_1min_after']:.1f} on "
-                    f"{results.get('cpu', '?')} cores (above 0.5, other work shared the "
-                    "CPU and the times are upper bounds).",
+                    f"1-minute load average just after measuring: "
+                    f"{t['loadavg_1min_after']:.1f} on {results.get('cpu', '?')} cores "
+                    "(the measurement's own 2 threads count; well above 2 means other "
+                    "work shared the CPU and the times are upper bounds).",
                     "",
                 ]
                 if "loadavg_1min_after" in t
