@@ -80,8 +80,10 @@ def load_card(card: Path) -> WatermarkModel:
         sha = str(meta["sha256"])
         arch = ArchConfig.from_dict(meta["arch"])
         embed = EmbedConfig(**meta.get("embed", {}))
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError) as e:
         raise WatermarkModelError(f"watermark model card {card} lacks {e}") from e
+    except ValueError as e:
+        raise WatermarkModelError(f"watermark model card {card} is invalid: {e}") from e
     if not weights.exists():
         raise WatermarkModelError(f"weights {weights} named by {card.name} are missing")
     state = load_state(weights, expected_sha256=sha)

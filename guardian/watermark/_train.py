@@ -9,7 +9,10 @@ Follows the AudioSeal paper's ingredients, adapted to a small CPU budget:
   penalty that keeps the watermark under the speech in every band;
 - localization: each item is watermarked only on random segments (or not at all),
   and the detector is trained per sample against that mask, balanced 50/50;
-- the message loss is switched on once detection works and ramped in;
+- the watermark and the detector's view can be kept in one frequency band, and the
+  detector input is shifted off the generator's frame grid on some steps;
+- the payload can be trained alone first (a warm-up), with the generator's latent
+  bounded so that the message embedding added to it keeps mattering;
 - the watermarked audio passes through a random attack (``_augment``) before the
   detector, including real MP3/AAC/Opus round-trips with straight-through gradients.
 """

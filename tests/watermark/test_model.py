@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -170,3 +171,13 @@ def test_candidate_tags_recover_weak_bit_errors() -> None:
     assert p.label_tag in candidate_label_tags(bits, conf)
     with pytest.raises(ValueError):
         Payload(1 << 16)
+
+
+def test_card_with_a_bad_band_is_a_clear_error(tiny_watermark_card: Path, tmp_path: Path) -> None:
+    meta = yaml.safe_load(tiny_watermark_card.read_text())
+    meta["embed"]["band_hz"] = [3000, 2000]
+    card = tmp_path / tiny_watermark_card.name
+    card.write_text(yaml.safe_dump(meta))
+    shutil.copy(tiny_watermark_card.parent / meta["weights"], tmp_path / meta["weights"])
+    with pytest.raises(WatermarkModelError, match="is invalid: band_hz"):
+        load_card(card)
