@@ -17,36 +17,21 @@ import torch
 import torch.nn.functional as F
 
 from guardian.watermark._model import SAMPLE_RATE
+from guardian.watermark._signal import freq_mask
 
 Aug = Callable[[torch.Tensor, torch.Tensor, random.Random], tuple[torch.Tensor, torch.Tensor]]
 
 
-def _freq_mask(
-    x: torch.Tensor, lo: float | None, hi: float | None, width: float = 80.0
-) -> torch.Tensor:
-    """Smooth-edged FFT filter (differentiable)."""
-    n = x.shape[-1]
-    spec = torch.fft.rfft(x, dim=-1)
-    f = torch.fft.rfftfreq(n, d=1 / SAMPLE_RATE).to(x.device)
-    gain = torch.ones_like(f)
-    if lo is not None:
-        gain = gain * torch.sigmoid((f - lo) / width)
-    if hi is not None:
-        gain = gain * torch.sigmoid((hi - f) / width)
-    out: torch.Tensor = torch.fft.irfft(spec * gain, n=n, dim=-1)
-    return out
-
-
 def lowpass(hz: float) -> Aug:
-    return lambda x, y, _r: (_freq_mask(x, None, hz), y)
+    return lambda x, y, _r: (freq_mask(x, None, hz), y)
 
 
 def highpass(hz: float) -> Aug:
-    return lambda x, y, _r: (_freq_mask(x, hz, None), y)
+    return lambda x, y, _r: (freq_mask(x, hz, None), y)
 
 
 def bandpass(lo: float, hi: float) -> Aug:
-    return lambda x, y, _r: (_freq_mask(x, lo, hi), y)
+    return lambda x, y, _r: (freq_mask(x, lo, hi), y)
 
 
 def white_noise(snr_db: float) -> Aug:

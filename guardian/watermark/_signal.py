@@ -26,16 +26,24 @@ BAND_EDGE_HZ = 40.0
 """Width of the band limit's soft edges (a sigmoid in frequency, no ringing to speak of)."""
 
 
-def band_limit(x: torch.Tensor, band_hz: tuple[float, float] | None) -> torch.Tensor:
-    """Keep only ``band_hz`` of ``x`` (..., T); differentiable, zero phase."""
-    if band_hz is None:
-        return x
-    lo, hi = band_hz
+def freq_mask(
+    x: torch.Tensor, lo: float | None, hi: float | None, width: float = 80.0
+) -> torch.Tensor:
+    """Smooth-edged FFT filter over the last axis: differentiable, zero phase."""
     n = x.shape[-1]
     f = torch.fft.rfftfreq(n, d=1 / SAMPLE_RATE).to(x.device)
-    gain = torch.sigmoid((f - lo) / BAND_EDGE_HZ) * torch.sigmoid((hi - f) / BAND_EDGE_HZ)
+    gain = torch.ones_like(f)
+    if lo is not None:
+        gain = gain * torch.sigmoid((f - lo) / width)
+    if hi is not None:
+        gain = gain * torch.sigmoid((hi - f) / width)
     out: torch.Tensor = torch.fft.irfft(torch.fft.rfft(x, dim=-1) * gain, n=n, dim=-1)
     return out
+
+
+def band_limit(x: torch.Tensor, band_hz: tuple[float, float] | None) -> torch.Tensor:
+    """Keep only ``band_hz`` of ``x`` (..., T); the identity without a band."""
+    return x if band_hz is None else freq_mask(x, *band_hz, width=BAND_EDGE_HZ)
 
 
 def shape_watermark(
