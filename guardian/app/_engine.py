@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from guardian.errors import ConsentError, GuardianError, UsageError
 from guardian.policy import Action, PolicyRequest
 from guardian.store import Voice
 from guardian.vault import BlobKind
+from guardian.watermark import MIN_SECONDS
 
 MAX_TEXT_CHARS = 5000
 """Longest text one ``synthesize`` call accepts (about five minutes of speech)."""
@@ -36,7 +38,16 @@ DELTA_RUNS = 4
 """The default δ of a run is the voice's δ cap divided by this: four runs fit the cap."""
 _PAUSE_S = 0.15
 FIRST_CHUNK_WORDS = 3
-"""Most words in the first ``--stream`` chunk (latency; about one second of speech)."""
+"""Most words in the first ``--stream`` chunk, unless fewer would be too short to mark."""
+FIRST_CHUNK_S = 1.0
+"""Target length of the first ``--stream`` chunk in the cloned voice: its cost, and so
+the stream's first-chunk latency, grows with its length."""
+MIN_PART_S = 0.55
+"""Predicted length under which a ``--stream`` part joins the next (a watermark needs
+0.5 s; a part that still comes out shorter waits for the next one)."""
+BASE_SECONDS_PER_WORD = 0.29
+"""Speaking time per word of the base voice (Piper joe), leading and trailing silence
+included; measured over ordinary sentences of 2 to 10 words (0.24 to 0.39 s)."""
 _SENTENCE = re.compile(r"[^.!?;]+[.!?;]*")
 
 
@@ -212,18 +223,23 @@ def sentences(text: str) -> list[str]:
     return [m.strip() for m in _SENTENCE.findall(text) if any(c.isalnum() for c in m)]
 
 
-def stream_parts(text: str) -> list[str]:
-    """Sentences for ``--stream``: the first cut after a few words, so the first chunk
-    is ready quickly; parts too short to carry a watermark are joined to the next."""
+def stream_parts(text: str, *, stretch: float = 1.0) -> list[str]:
+    """Sentences for ``--stream``, the first cut after a few words so that it is ready
+    quickly. ``stretch`` is the voice's speaking rate (converted length over base
+    length): a slow voice gets fewer words in its first chunk. Parts predicted too short
+    to carry a watermark are joined to the next."""
+    per_word = BASE_SECONDS_PER_WORD * stretch
+    least = max(1, math.ceil(MIN_PART_S / per_word))
+    first = max(least, min(FIRST_CHUNK_WORDS, int(FIRST_CHUNK_S / per_word)))
     parts = sentences(text) or [text]
     words = parts[0].split()
-    if len(words) > FIRST_CHUNK_WORDS + 2:
+    if len(words) > first + 2:
         commas = [i + 1 for i, w in enumerate(words) if w.endswith(",")]
-        cut = next((c for c in commas if 3 <= c <= FIRST_CHUNK_WORDS), FIRST_CHUNK_WORDS)
+        cut = next((c for c in commas if least <= c <= first), first)
         parts = [" ".join(words[:cut]), " ".join(words[cut:]), *parts[1:]]
     merged: list[str] = []
     for part in parts:
-        if merged and len(merged[-1].split()) < 3:
+        if merged and len(merged[-1].split()) < least:
             merged[-1] = f"{merged[-1]} {part}"
         else:
             merged.append(part)
@@ -334,17 +350,33 @@ def synthesize(
     voice, adapter = _adapter(g, request)
     result = SynthesisResult(voice.id, epsilon=voice.epsilon_spent)
     if stream:
-        parts = stream_parts(text)
+        parts = stream_parts(text, stretch=adapter.stretch)
         out = request.output
-        for i, audio in enumerate(_chunks(adapter, g.base_voice, parts), start=1):
-            path = out.with_name(f"{out.stem}-{i:03d}{out.suffix}")
-            result.labels.append(_label(g, audio, request, voice, adapter, path))
+        held: list[Audio] = []
+        for k, audio in enumerate(_chunks(adapter, g.base_voice, parts), start=1):
+            held.append(audio)
+            # A part that came out too short to mark (the prediction is per word) waits
+            # for the next one rather than failing.
+            if k < len(parts) and sum(a.duration for a in held) < MIN_SECONDS:
+                continue
+            path = out.with_name(f"{out.stem}-{len(result.labels) + 1:03d}{out.suffix}")
+            result.labels.append(_label(g, _joined(held), request, voice, adapter, path))
+            held = []
             if on_chunk is not None:
                 on_chunk(result.labels[-1])
         return result
     pieces = list(_chunks(adapter, g.base_voice, sentences(text) or [text]))
+    result.labels.append(_label(g, _joined(pieces), request, voice, adapter, request.output))
+    return result
+
+
+def _joined(pieces: list[Audio]) -> Audio:
+    """Sentences one after another, with a short pause between them; speech shorter
+    than a watermark needs (a lone "Yes." from a fast voice) ends in a longer pause."""
     rate = pieces[0].sample_rate
     gap = np.zeros((int(_PAUSE_S * rate), 1), np.float32)
-    joined = np.concatenate([x for p in pieces for x in (p.samples, gap)][:-1])
-    result.labels.append(_label(g, Audio(joined, rate), request, voice, adapter, request.output))
-    return result
+    samples = np.concatenate([x for p in pieces for x in (p.samples, gap)][:-1])
+    short = int((MIN_SECONDS + _PAUSE_S) * rate) - len(samples)
+    if short > 0:
+        samples = np.concatenate([samples, np.zeros((short, samples.shape[1]), np.float32)])
+    return Audio(samples, rate)

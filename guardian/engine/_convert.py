@@ -14,6 +14,11 @@ F0_RANGE = (40.0, 800.0)
 RATE_RANGE = (0.5, 2.0)
 
 
+def speaking_rate(adapter: SpeakerAdapter) -> float:
+    """How much longer than the base voice the converted speech is (1.0: same length)."""
+    return float(np.clip(np.exp(adapter.log_rate()), *RATE_RANGE))
+
+
 def convert_frames(adapter: SpeakerAdapter, frames: Frames) -> np.ndarray:
     """Convert analysed base-voice frames and synthesise 16 kHz samples."""
     prior = adapter.prior
@@ -34,7 +39,7 @@ def convert_frames(adapter: SpeakerAdapter, frames: Frames) -> np.ndarray:
     env = np.clip(np.nan_to_num(env, nan=ENV_RANGE[0]), *ENV_RANGE)
     f0 = np.where(voiced, np.clip(np.nan_to_num(f0, nan=0.0), *F0_RANGE), 0.0)
     # Speaking rate: repeat or drop whole frames, which WORLD resynthesises smoothly.
-    rate = float(np.clip(np.exp(adapter.log_rate()), *RATE_RANGE))
+    rate = speaking_rate(adapter)
     n = max(1, round(frames.n * rate))
     idx = np.minimum((np.arange(n) / rate).astype(int), frames.n - 1)
     return synthesise(f0[idx], env[idx], frames.ap[idx])

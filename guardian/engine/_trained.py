@@ -19,7 +19,7 @@ import torch
 from guardian.audio import Audio, resample
 from guardian.engine._adapter import Prior, SpeakerAdapter
 from guardian.engine._base import BaseVoice
-from guardian.engine._convert import convert_samples
+from guardian.engine._convert import convert_samples, speaking_rate
 from guardian.engine._data import example, pad
 from guardian.engine._dp import DPRun, HistoryEntry, epsilon_of, train_dp
 from guardian.engine._errors import (
@@ -79,6 +79,11 @@ class TrainedAdapter:
         if peak > 0.99:
             out = out * (0.99 / peak)
         return Audio(out[:, None], RATE)
+
+    @property
+    def stretch(self) -> float:
+        """Length of the converted speech relative to the base voice's (speaking rate)."""
+        return speaking_rate(self._module)
 
     def speak(self, base: BaseVoice, text: str) -> Audio:
         """Say ``text`` with the base voice, converted to the speaker."""

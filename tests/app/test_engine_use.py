@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -110,19 +111,53 @@ def test_bad_text_is_refused(text: str, message: str) -> None:
         check_text(text)
 
 
+@pytest.mark.parametrize("stretch", [0.5, 1.0, 1.5, 2.0])
 @pytest.mark.parametrize(
     "text",
     [
         "The lighthouse keeper wrote a letter every evening. She described the weather.",
         "Hi. Bye. Good night everyone.",
         "Well, the keeper, old and kind, wrote a letter every single evening in spring.",
+        "The keeper wrote a long letter. Bye.",
         "One.",
     ],
 )
-def test_stream_parts_start_short_and_keep_every_word(text: str) -> None:
-    from guardian.app._engine import FIRST_CHUNK_WORDS, stream_parts
+def test_stream_parts_start_short_and_keep_every_word(text: str, stretch: float) -> None:
+    from guardian.app._engine import (
+        BASE_SECONDS_PER_WORD,
+        FIRST_CHUNK_WORDS,
+        MIN_PART_S,
+        stream_parts,
+    )
 
-    parts = stream_parts(text)
+    parts = stream_parts(text, stretch=stretch)
     assert " ".join(parts).split() == text.split()
-    assert len(parts[0].split()) <= FIRST_CHUNK_WORDS + 2
-    assert all(len(p.split()) >= 3 for p in parts[:-1])
+    per_word = BASE_SECONDS_PER_WORD * stretch
+    least = math.ceil(MIN_PART_S / per_word)
+    assert len(parts[0].split()) <= max(least, FIRST_CHUNK_WORDS) + 2
+    assert all(len(p.split()) * per_word >= MIN_PART_S for p in parts[:-1])
+
+
+def test_stream_first_chunk_is_shorter_for_a_slow_voice() -> None:
+    from guardian.app._engine import stream_parts
+
+    text = "The lighthouse keeper wrote a letter every evening in the spring."
+    normal, slow = stream_parts(text, stretch=1.0), stream_parts(text, stretch=2.0)
+    assert len(slow[0].split()) < len(normal[0].split()) == 3
+
+
+def test_speech_too_short_to_mark_ends_in_a_pause() -> None:
+    import numpy as np
+
+    from guardian.app._engine import _joined
+    from guardian.audio import Audio
+    from guardian.watermark import MIN_SECONDS
+
+    blip = Audio(np.full((3200, 1), 0.1, np.float32), 16000)  # 0.2 s
+    padded = _joined([blip])
+    assert padded.duration >= MIN_SECONDS
+    assert np.array_equal(padded.samples[:3200], blip.samples)
+    assert not padded.samples[3200:].any()
+    long = Audio(np.full((16000, 1), 0.1, np.float32), 16000)
+    assert _joined([long]).duration == 1.0
+    assert _joined([long, long]).duration == pytest.approx(2.15)
