@@ -178,6 +178,7 @@ TRAINING_AUGMENTATIONS: list[tuple[str, Aug, float]] = [
     ("white_noise_20db", white_noise(20.0), 1.0),
     ("white_noise_10db", white_noise(10.0), 0.5),
     ("pink_noise", pink_noise(0.05), 1.0),
+    ("pink_noise_0db", pink_noise(0.1), 0.0),  # the suite's level; recipes opt in
     ("lowpass_3k", lowpass(3000.0), 1.0),
     ("lowpass_5k", lowpass(5000.0), 0.5),
     ("highpass_500", highpass(500.0), 1.0),
@@ -196,7 +197,26 @@ TRAINING_AUGMENTATIONS: list[tuple[str, Aug, float]] = [
 ]
 
 
-def choose(rng: random.Random) -> tuple[str, Aug]:
-    names, augs, weights = zip(*TRAINING_AUGMENTATIONS, strict=True)
-    i = rng.choices(range(len(names)), weights=weights)[0]
-    return names[i], augs[i]
+def weights(overrides: dict[str, float] | None = None) -> dict[str, float]:
+    """Each augmentation's relative weight: the defaults above, with ``overrides``.
+
+    An unknown name is an error, so that a typo in a recipe cannot silently drop an
+    attack from training.
+    """
+    out = {name: w for name, _aug, w in TRAINING_AUGMENTATIONS}
+    for name, w in (overrides or {}).items():
+        if name not in out:
+            raise ValueError(f"unknown training augmentation {name!r}; known: {', '.join(out)}")
+        if w < 0:
+            raise ValueError(f"augmentation weight for {name!r} must be >= 0, got {w}")
+        out[name] = float(w)
+    if not any(out.values()):
+        raise ValueError("every training augmentation has weight 0")
+    return out
+
+
+def choose(rng: random.Random, weighting: dict[str, float] | None = None) -> tuple[str, Aug]:
+    table = weighting or weights()
+    names = [name for name, _aug, _w in TRAINING_AUGMENTATIONS]
+    i = rng.choices(range(len(names)), weights=[table[n] for n in names])[0]
+    return names[i], TRAINING_AUGMENTATIONS[i][1]

@@ -34,11 +34,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from guardian.errors import WatermarkModelError
 from guardian.watermark import _augment
 from guardian.watermark._model import (
     SAMPLE_RATE,
     ArchConfig,
     EmbedConfig,
+    WatermarkModel,
     build_detector,
     build_generator,
     no_compile,
@@ -82,8 +84,16 @@ class TrainConfig:
     detection loss (learnt in a few hundred steps) teaches the generator to ignore the
     random message, and the payload stays at chance; ramps count from the warm-up's end.
     """
+    augment_weights: dict[str, float] = field(default_factory=dict)
+    """Overrides of the attack mix (``_augment.TRAINING_AUGMENTATIONS``), by name."""
+    init_from: str | None = None
+    """Start a fresh run from a model card's weights (a path, or a card name in the
+    shipped weights folder), to fine-tune rather than train from scratch."""
     checkpoint_every: int = 250
     seed: int = 1234
+
+    def __post_init__(self) -> None:
+        _augment.weights(self.augment_weights)  # refuse unknown names early
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -267,8 +277,13 @@ def train(
         opt_d.load_state_dict(state["opt_d"])
         step = int(state["step"])
         rng.seed(config.seed + step)
+    elif config.init_from:
+        start = _init_model(config)
+        gen.load_state_dict(start.generator.state_dict())  # type: ignore[union-attr]
+        det.load_state_dict(start.detector.state_dict())
     (out_dir / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
     data = TrainingAudio(files, seed=config.seed + step)
+    attack_mix = _augment.weights(config.augment_weights)
     latent: dict[str, torch.Tensor] = {}
     gen.encoder.register_forward_hook(lambda _m, _i, out: latent.__setitem__("h", out))
     n = int(config.segment_s * SAMPLE_RATE)
@@ -293,7 +308,9 @@ def train(
                 else _masks(config.batch_size, n, config, rng)
             ).to(device)
             marked = x + wm * labels
-            aug_name, aug = ("warmup", _augment.identity()) if warm else _augment.choose(rng)
+            aug_name, aug = (
+                ("warmup", _augment.identity()) if warm else _augment.choose(rng, attack_mix)
+            )
             attacked, att_labels = aug(marked, labels, rng)
             if rng.random() < config.misalign_prob:
                 attacked, att_labels = _augment.misalign(
@@ -377,6 +394,21 @@ def train(
                 _save(ckpt, gen, det, opt_g, opt_d, step)
     _save(ckpt, gen, det, opt_g, opt_d, step)
     return ckpt
+
+
+def _init_model(config: TrainConfig) -> WatermarkModel:
+    """The model a fine-tuning run starts from; it must have the run's architecture."""
+    from guardian.watermark._loader import WEIGHTS_DIR, load_model
+
+    spec = str(config.init_from)
+    shipped = WEIGHTS_DIR / f"{spec}.yaml"
+    model = load_model(str(shipped) if not Path(spec).exists() and shipped.exists() else spec)
+    if model.generator is None or model.arch != config.arch:
+        raise WatermarkModelError(
+            f"init_from {spec!r}: needs a generator with the run's architecture "
+            f"({config.arch.to_dict()}), got {model.arch.to_dict()}"
+        )
+    return model
 
 
 def _save(
