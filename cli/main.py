@@ -245,7 +245,9 @@ def wm_train(
         "guardian/watermark/weights/train-v2.yaml"
     ),
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    steps: Annotated[int | None, typer.Option(help="Override the recipe's step count.")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Override the step count (of a staged recipe's last stage).")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = True,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
@@ -255,7 +257,7 @@ def wm_train(
     stop = {"now": False}
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    total = steps or usecases.load_train_config(config).steps
+    total = usecases.recipe_steps(config, steps)
     with progress_bar("training", total, enabled=not as_json) as tick:
         ckpt = usecases.train_watermark(
             config_path=config,

@@ -56,8 +56,10 @@ from guardian.app._verify import (
 )
 from guardian.app._wm_admin import (
     export_watermark,
+    load_recipe,
     load_train_config,
     make_corpus,
+    recipe_steps,
     train_watermark,
     watermark_info,
 )
@@ -98,6 +100,7 @@ __all__ = [
     "label_audio",
     "label_file",
     "list_keys",
+    "load_recipe",
     "load_train_config",
     "make_corpus",
     "make_subject_key",
@@ -105,6 +108,7 @@ __all__ = [
     "plan_retention",
     "processing_report",
     "recent_audit",
+    "recipe_steps",
     "require",
     "resolve_subject",
     "revoke_consent",

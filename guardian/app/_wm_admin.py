@@ -30,12 +30,41 @@ def make_corpus(
 
 
 def load_train_config(path: Path) -> TrainConfig:
+    """A single-stage config (a run directory's ``train_config.json``, or a recipe)."""
+    stages = load_recipe(path)
+    if len(stages) != 1:
+        raise UsageError(f"{path}: a recipe of {len(stages)} stages, not one training config")
+    return stages[0][1]
+
+
+def load_recipe(path: Path) -> list[tuple[str, TrainConfig]]:
+    """A training recipe: one config, or ``stages`` trained one after another.
+
+    In a staged recipe the top-level keys are shared, each stage's keys override them,
+    and every stage after the first starts from the previous stage's weights.
+    """
     try:
-        return TrainConfig.from_dict(yaml.safe_load(path.read_text()) or {})
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise TypeError("expected a mapping")
+        stages = data.pop("stages", None) or [{}]
+        out: list[tuple[str, TrainConfig]] = []
+        for i, stage in enumerate(stages, start=1):
+            stage = dict(stage)
+            name = str(stage.pop("name", f"stage{i}"))
+            out.append((f"{i}-{name}" if len(stages) > 1 else "", _merged(data, stage)))
+        return out
     except FileNotFoundError as e:
         raise UsageError(f"{path}: no such training config") from e
-    except (yaml.YAMLError, TypeError) as e:
+    except (yaml.YAMLError, TypeError, ValueError, AttributeError) as e:
         raise UsageError(f"{path}: not a valid training config ({e})") from e
+
+
+def _merged(shared: dict[str, Any], stage: dict[str, Any]) -> TrainConfig:
+    merged = {**shared, **stage}
+    for key in ("arch", "embed", "augment_weights"):  # nested: merge key by key
+        merged[key] = {**(shared.get(key) or {}), **(stage.get(key) or {})}
+    return TrainConfig.from_dict(merged)
 
 
 def train_watermark(
@@ -49,26 +78,69 @@ def train_watermark(
     progress: Callable[[TrainStatus], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Path:
-    """``guardian watermark train``: resumable training; returns the checkpoint path."""
+    """``guardian watermark train``: resumable training; returns the checkpoint path.
+
+    A staged recipe trains each stage in its own folder under ``out`` (``1-base`` …),
+    each from the previous stage's weights; finished stages are skipped on a rerun.
+    ``steps`` overrides the last stage's step count. ``progress`` counts steps over all
+    stages.
+    """
+    import dataclasses
+
     import torch
 
-    config = load_train_config(config_path)
+    stages = load_recipe(config_path)
     if steps is not None:
-        config.steps = steps
+        stages[-1][1].steps = steps
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA GPU is available on this machine")
     files = list(iter_audio_files(data))
     if not files:
         raise UsageError("no training audio found under " + ", ".join(map(str, data)))
-    return train(
-        files,
-        out,
-        config=config,
-        device=device,
-        resume=resume,
-        progress=progress,
-        should_stop=should_stop,
-    )
+    total = sum(config.steps for _, config in stages)
+    done = 0
+    ckpt = out / "checkpoint.pt"
+    for i, (name, config) in enumerate(stages):
+        if i > 0:
+            config.init_from = str(ckpt)
+        run = out / name if name else out
+        ckpt = run / "checkpoint.pt"
+        offset = done
+
+        def counted(st: TrainStatus, offset: int = offset) -> None:
+            if progress is not None:
+                progress(dataclasses.replace(st, step=st.step + offset, steps=total))
+
+        if not (resume and _finished(ckpt, config.steps)):
+            train(
+                files,
+                run,
+                config=config,
+                device=device,
+                resume=resume,
+                progress=counted,
+                should_stop=should_stop,
+            )
+        if not _finished(ckpt, config.steps):
+            break  # stopped early: later stages wait for a rerun
+        done += config.steps
+    return ckpt
+
+
+def recipe_steps(config_path: Path, steps: int | None = None) -> int:
+    """Steps over all stages of a recipe (``steps`` replacing the last stage's)."""
+    counts = [config.steps for _, config in load_recipe(config_path)]
+    if steps is not None:
+        counts[-1] = steps
+    return sum(counts)
+
+
+def _finished(checkpoint: Path, steps: int) -> bool:
+    import torch
+
+    if not checkpoint.exists():
+        return False
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["step"]) >= steps
 
 
 def _negatives(dirs: list[Path], *, limit: int, seed: int) -> list[Audio]:

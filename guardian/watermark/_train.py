@@ -40,7 +40,6 @@ from guardian.watermark._model import (
     SAMPLE_RATE,
     ArchConfig,
     EmbedConfig,
-    WatermarkModel,
     build_detector,
     build_generator,
     no_compile,
@@ -87,8 +86,9 @@ class TrainConfig:
     augment_weights: dict[str, float] = field(default_factory=dict)
     """Overrides of the attack mix (``_augment.TRAINING_AUGMENTATIONS``), by name."""
     init_from: str | None = None
-    """Start a fresh run from a model card's weights (a path, or a card name in the
-    shipped weights folder), to fine-tune rather than train from scratch."""
+    """Start a fresh run from other weights, to fine-tune rather than train from scratch:
+    a model card (a path, or a card name in the shipped weights folder), or a training
+    checkpoint (``.pt``)."""
     checkpoint_every: int = 250
     seed: int = 1234
 
@@ -278,9 +278,9 @@ def train(
         step = int(state["step"])
         rng.seed(config.seed + step)
     elif config.init_from:
-        start = _init_model(config)
-        gen.load_state_dict(start.generator.state_dict())  # type: ignore[union-attr]
-        det.load_state_dict(start.detector.state_dict())
+        gen_state, det_state = _init_weights(config)
+        gen.load_state_dict(gen_state)
+        det.load_state_dict(det_state)
     (out_dir / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
     data = TrainingAudio(files, seed=config.seed + step)
     attack_mix = _augment.weights(config.augment_weights)
@@ -396,11 +396,16 @@ def train(
     return ckpt
 
 
-def _init_model(config: TrainConfig) -> WatermarkModel:
-    """The model a fine-tuning run starts from; it must have the run's architecture."""
+def _init_weights(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The weights a fine-tuning run starts from: a training checkpoint (``.pt``, the
+    previous stage of a staged recipe), or a model card (a path, or the name of a card
+    in the shipped weights folder) of the run's architecture."""
     from guardian.watermark._loader import WEIGHTS_DIR, load_model
 
     spec = str(config.init_from)
+    if spec.endswith(".pt"):
+        state = torch.load(spec, map_location="cpu", weights_only=True)
+        return state["generator"], state["detector"]
     shipped = WEIGHTS_DIR / f"{spec}.yaml"
     model = load_model(str(shipped) if not Path(spec).exists() and shipped.exists() else spec)
     if model.generator is None or model.arch != config.arch:
@@ -408,7 +413,7 @@ def _init_model(config: TrainConfig) -> WatermarkModel:
             f"init_from {spec!r}: needs a generator with the run's architecture "
             f"({config.arch.to_dict()}), got {model.arch.to_dict()}"
         )
-    return model
+    return model.generator.state_dict(), model.detector.state_dict()
 
 
 def _save(

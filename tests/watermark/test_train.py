@@ -91,3 +91,70 @@ def test_attack_mix_overrides_are_checked() -> None:
         TrainConfig(augment_weights={"mp3_23k": 1.0})
     with pytest.raises(ValueError, match=">= 0"):
         TrainConfig(augment_weights={"echo": -1.0})
+
+
+def test_staged_recipe_chains_weights_and_resumes(tmp_path: Path) -> None:
+    from guardian.app import load_recipe, recipe_steps, train_watermark
+
+    _data(tmp_path / "data")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "arch: {n_filters: 4, dimension: 8, lstm: 1}\n"
+        "batch_size: 2\nsegment_s: 0.5\nsteps: 2\n"
+        "augment_weights: {identity: 1.0}\n"
+        "stages:\n"
+        "  - name: base\n"
+        "  - name: tune\n"
+        "    steps: 0\n"
+        "    augment_weights: {echo: 0.0}\n"
+    )
+    stages = load_recipe(recipe)
+    assert [name for name, _ in stages] == ["1-base", "2-tune"]
+    assert stages[1][1].augment_weights == {"identity": 1.0, "echo": 0.0}  # merged
+    assert recipe_steps(recipe) == 2 and recipe_steps(recipe, 5) == 7
+    seen: list[tuple[int, int]] = []
+    last = train_watermark(
+        config_path=recipe,
+        data=[tmp_path / "data"],
+        out=tmp_path / "run",
+        device="cpu",
+        steps=None,
+        resume=True,
+        progress=lambda s: seen.append((s.step, s.steps)),
+    )
+    assert last == tmp_path / "run" / "2-tune" / "checkpoint.pt"
+    assert seen == [(1, 2), (2, 2)]
+    first = torch.load(tmp_path / "run" / "1-base" / "checkpoint.pt", weights_only=True)
+    tuned = torch.load(last, weights_only=True)
+    for part in ("generator", "detector"):  # stage 2 (0 steps) starts from stage 1
+        for name, value in first[part].items():
+            assert torch.equal(tuned[part][name], value), name
+    # A rerun skips the finished stages; --steps extends the last one.
+    seen.clear()
+    train_watermark(
+        config_path=recipe,
+        data=[tmp_path / "data"],
+        out=tmp_path / "run",
+        device="cpu",
+        steps=1,
+        resume=True,
+        progress=lambda s: seen.append((s.step, s.steps)),
+    )
+    assert seen == [(3, 3)]
+
+
+def test_bad_recipe_is_a_usage_error(tmp_path: Path) -> None:
+    from guardian.app import load_recipe, load_train_config
+    from guardian.errors import UsageError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages:\n  - {augment_weights: {mp3_23k: 1.0}}\n")
+    with pytest.raises(UsageError, match="mp3_23k"):
+        load_recipe(bad)
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(UsageError, match="not a valid training config"):
+        load_recipe(bad)
+    two = tmp_path / "two.yaml"
+    two.write_text("stages: [{name: a}, {name: b}]\n")
+    with pytest.raises(UsageError, match="2 stages"):
+        load_train_config(two)
