@@ -107,3 +107,27 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     for v in ("enrolled", "rejected", "allow", "deny", "revoked", "erased"):
         assert v in verdicts
     assert verdicts[-2] == "verified, voice erased"
+
+
+def test_watermark_train_staged_recipe(home: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for seed in range(2):
+        write_clip(data / f"c{seed}.wav", seconds=2.0, seed=seed)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "arch: {n_filters: 4, dimension: 8, lstm: 1}\nbatch_size: 2\nsegment_s: 0.5\n"
+        "steps: 1\naugment_weights: {identity: 1.0}\nstages: [{name: a}, {name: b}]\n"
+    )
+    args = ["watermark", "train", "--data", str(data), "--out", str(tmp_path / "run")]
+    r = run(home, *args, "--config", str(recipe), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc == {
+        "checkpoint": str(tmp_path / "run" / "2-b" / "checkpoint.pt"),
+        "stopped_early": False,
+    }
+    recipe.write_text("augment_weights: {mp3_23k: 1.0}\n")
+    r = run(home, *args, "--config", str(recipe))
+    assert r.returncode != 0
+    assert "mp3_23k" in r.stderr and len(r.stderr.strip().splitlines()) == 1
