@@ -38,13 +38,13 @@ DELTA_RUNS = 4
 """The default δ of a run is the voice's δ cap divided by this: four runs fit the cap."""
 _PAUSE_S = 0.15
 FIRST_CHUNK_WORDS = 3
-"""Most words in the first ``--stream`` chunk, unless fewer would be too short to mark."""
-FIRST_CHUNK_S = 1.0
+"""Most words in the first ``--stream`` chunk."""
+FIRST_CHUNK_S = 0.7
 """Target length of the first ``--stream`` chunk in the cloned voice: its cost, and so
 the stream's first-chunk latency, grows with its length."""
 MIN_PART_S = 0.55
 """Predicted length under which a ``--stream`` part joins the next (a watermark needs
-0.5 s; a part that still comes out shorter waits for the next one)."""
+0.5 s; a part that still comes out shorter ends in a pause, see ``_joined``)."""
 BASE_SECONDS_PER_WORD = 0.29
 """Speaking time per word of the base voice (Piper joe), leading and trailing silence
 included; measured over ordinary sentences of 2 to 10 words (0.24 to 0.39 s)."""
@@ -226,20 +226,21 @@ def sentences(text: str) -> list[str]:
 def stream_parts(text: str, *, stretch: float = 1.0) -> list[str]:
     """Sentences for ``--stream``, the first cut after a few words so that it is ready
     quickly. ``stretch`` is the voice's speaking rate (converted length over base
-    length): a slow voice gets fewer words in its first chunk. Parts predicted too short
-    to carry a watermark are joined to the next."""
+    length): a slow voice gets fewer words in its first chunk. Later parts predicted too
+    short to carry a watermark are joined to the next."""
     per_word = BASE_SECONDS_PER_WORD * stretch
     least = max(1, math.ceil(MIN_PART_S / per_word))
-    first = max(least, min(FIRST_CHUNK_WORDS, int(FIRST_CHUNK_S / per_word)))
+    first = min(FIRST_CHUNK_WORDS, max(1, int(FIRST_CHUNK_S / per_word)))
     parts = sentences(text) or [text]
     words = parts[0].split()
     if len(words) > first + 2:
         commas = [i + 1 for i, w in enumerate(words) if w.endswith(",")]
-        cut = next((c for c in commas if least <= c <= first), first)
+        cut = next((c for c in commas if min(least, first) <= c <= first), first)
         parts = [" ".join(words[:cut]), " ".join(words[cut:]), *parts[1:]]
-    merged: list[str] = []
-    for part in parts:
-        if merged and len(merged[-1].split()) < least:
+    # The first part stays as cut (a short one is padded); later short ones join the next.
+    merged = parts[:1]
+    for part in parts[1:]:
+        if len(merged) > 1 and len(merged[-1].split()) < least:
             merged[-1] = f"{merged[-1]} {part}"
         else:
             merged.append(part)
@@ -352,16 +353,9 @@ def synthesize(
     if stream:
         parts = stream_parts(text, stretch=adapter.stretch)
         out = request.output
-        held: list[Audio] = []
-        for k, audio in enumerate(_chunks(adapter, g.base_voice, parts), start=1):
-            held.append(audio)
-            # A part that came out too short to mark (the prediction is per word) waits
-            # for the next one rather than failing.
-            if k < len(parts) and sum(a.duration for a in held) < MIN_SECONDS:
-                continue
-            path = out.with_name(f"{out.stem}-{len(result.labels) + 1:03d}{out.suffix}")
-            result.labels.append(_label(g, _joined(held), request, voice, adapter, path))
-            held = []
+        for i, audio in enumerate(_chunks(adapter, g.base_voice, parts), start=1):
+            path = out.with_name(f"{out.stem}-{i:03d}{out.suffix}")
+            result.labels.append(_label(g, _joined([audio]), request, voice, adapter, path))
             if on_chunk is not None:
                 on_chunk(result.labels[-1])
         return result
@@ -372,7 +366,8 @@ def synthesize(
 
 def _joined(pieces: list[Audio]) -> Audio:
     """Sentences one after another, with a short pause between them; speech shorter
-    than a watermark needs (a lone "Yes." from a fast voice) ends in a longer pause."""
+    than a watermark needs (a lone "Yes.", or a stream's one-word first chunk) ends in
+    a longer pause rather than waiting for more words, which would delay it."""
     rate = pieces[0].sample_rate
     gap = np.zeros((int(_PAUSE_S * rate), 1), np.float32)
     samples = np.concatenate([x for p in pieces for x in (p.samples, gap)][:-1])

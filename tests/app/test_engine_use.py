@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -133,9 +132,10 @@ def test_stream_parts_start_short_and_keep_every_word(text: str, stretch: float)
     parts = stream_parts(text, stretch=stretch)
     assert " ".join(parts).split() == text.split()
     per_word = BASE_SECONDS_PER_WORD * stretch
-    least = math.ceil(MIN_PART_S / per_word)
-    assert len(parts[0].split()) <= max(least, FIRST_CHUNK_WORDS) + 2
-    assert all(len(p.split()) * per_word >= MIN_PART_S for p in parts[:-1])
+    assert len(parts[0].split()) <= FIRST_CHUNK_WORDS + 2
+    # Between the first part (short on purpose; padded if need be) and the last one,
+    # every part is predicted long enough to carry a watermark.
+    assert all(len(p.split()) * per_word >= MIN_PART_S for p in parts[1:-1])
 
 
 def test_stream_first_chunk_is_shorter_for_a_slow_voice() -> None:
@@ -143,7 +143,7 @@ def test_stream_first_chunk_is_shorter_for_a_slow_voice() -> None:
 
     text = "The lighthouse keeper wrote a letter every evening in the spring."
     normal, slow = stream_parts(text, stretch=1.0), stream_parts(text, stretch=2.0)
-    assert len(slow[0].split()) < len(normal[0].split()) == 3
+    assert len(slow[0].split()) < len(normal[0].split()) <= 3
 
 
 def test_speech_too_short_to_mark_ends_in_a_pause() -> None:
