@@ -43,6 +43,8 @@ def train(
             f"δ {result.delta:.2g} (voice total ε {result.epsilon_total:.2f}, "
             f"δ {result.delta_total:.2g})"
         )
+        for warning in result.warnings:
+            typer.echo(f"warning: {warning}", err=True)
 
 
 def synthesize(

@@ -79,6 +79,10 @@ class TrainResult:
     steps: int
     noise_multiplier: float
     utterances: int
+    speaking_rate: float
+    """Length of the voice's speech relative to the base voice's."""
+    warnings: list[str] = field(default_factory=list)
+    """Signs that DP noise, not the speaker, decided the voice (see TrainedAdapter)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -159,6 +163,8 @@ def train_voice(
         steps=adapter.steps,
         noise_multiplier=adapter.noise_multiplier,
         utterances=len(audio),
+        speaking_rate=adapter.stretch,
+        warnings=adapter.warnings(len(audio)),
     )
 
 

@@ -259,8 +259,11 @@ def _engine_steps(g: Guardian, step: Step, voice: str | None, out: Path) -> None
         r = train_voice(g, voice, epsilon=8.0)
         detail = (
             f"ε {r.epsilon:.2f}, δ {r.delta:.1g} on {r.utterances} utterances, "
-            f"{r.steps} DP-SGD steps (noise multiplier {r.noise_multiplier:.2f})"
+            f"{r.steps} DP-SGD steps (noise multiplier {r.noise_multiplier:.2f}), "
+            f"speaking rate x{r.speaking_rate:.2f}"
         )
+        if r.warnings:
+            detail += f"; {len(r.warnings)} warning(s): DP noise outweighs this little data"
         return "trained", detail
 
     def do_synthesize() -> tuple[str, str]:

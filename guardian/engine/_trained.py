@@ -19,7 +19,7 @@ import torch
 from guardian.audio import Audio, resample
 from guardian.engine._adapter import Prior, SpeakerAdapter
 from guardian.engine._base import BaseVoice
-from guardian.engine._convert import convert_samples, speaking_rate
+from guardian.engine._convert import RATE_RANGE, convert_samples, speaking_rate
 from guardian.engine._data import example, pad
 from guardian.engine._dp import DPRun, HistoryEntry, epsilon_of, train_dp
 from guardian.engine._errors import (
@@ -33,6 +33,8 @@ from guardian.engine._world import RATE, analyse
 Device = Literal["cpu", "cuda"]
 FORMAT = "guardian-speaker-adapter/1"
 MIN_UTTERANCES = 2
+RECOMMENDED_UTTERANCES = 50
+"""Below this, DP noise outweighs the enrollment data (the benchmark measures 50 and 100)."""
 MAX_ROWS = 1500
 """Rows (10 ms each) kept per utterance: 15 s; longer readings add cost, not voice."""
 Progress = Callable[[str, int, int], None]
@@ -84,6 +86,28 @@ class TrainedAdapter:
     def stretch(self) -> float:
         """Length of the converted speech relative to the base voice's (speaking rate)."""
         return speaking_rate(self._module)
+
+    def warnings(self, utterances: int) -> list[str]:
+        """What a user should know about this adapter's quality, trained on ``utterances``.
+
+        Both are signs that DP noise, not the speaker, decided the voice: too little data
+        for the budget, or a speaking rate pushed to the conversion's bound (a real
+        speaker's rate is far inside it).
+        """
+        out = []
+        if utterances < RECOMMENDED_UTTERANCES:
+            out.append(
+                f"only {utterances} enrollment utterances: DP noise outweighs them, so the "
+                f"voice will sound little like the speaker (quality is measured with 50 and "
+                f"100; see docs/engine.md)"
+            )
+        if not RATE_RANGE[0] < self.stretch < RATE_RANGE[1]:
+            out.append(
+                f"the speaking rate hit its bound (x{self.stretch:.1f} the base voice's "
+                "length): that is DP noise, not the speaker; enroll more utterances or "
+                "train with a larger ε"
+            )
+        return out
 
     def speak(self, base: BaseVoice, text: str) -> Audio:
         """Say ``text`` with the base voice, converted to the speaker."""

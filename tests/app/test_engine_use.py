@@ -81,6 +81,9 @@ def test_synthesis_is_policy_checked_labeled_and_verifiable(
         synthesize(g, say)
     assert _last(g).action == "synthesize.refused" and not out.exists()
     trained = train_voice(g, voice, epsilon=8.0)
+    # The shipped samples are a handful of utterances: training says so.
+    assert trained.utterances < 50
+    assert any("enrollment utterances" in w for w in trained.warnings)
     denied = SynthesisRequest(voice, "Vote for me.", out, "political-ads", ORG)
     with pytest.raises(PolicyDeniedError):
         synthesize(g, denied)

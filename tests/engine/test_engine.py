@@ -7,6 +7,7 @@ few DP-SGD steps, so each test takes seconds. Quality is measured by
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from pathlib import Path
@@ -32,7 +33,7 @@ from guardian.engine import (
 from guardian.engine._data import pad
 from guardian.engine._dp import train_dp
 from guardian.engine._prior import SHIPPED_CARD, Tier
-from guardian.engine._trained import prepare_examples
+from guardian.engine._trained import RECOMMENDED_UTTERANCES, prepare_examples
 
 DELTA = 1e-3
 Enrollment = tuple[list[Audio], list[str]]
@@ -174,3 +175,24 @@ def test_base_voice_speaks(base_voice: BaseVoice) -> None:
     audio = base_voice.synthesize("Hello there.")
     assert isinstance(audio, Audio)
     assert audio.sample_rate == base_voice.sample_rate and audio.duration > 0.3
+
+
+def _with_log_rate(adapter: TrainedAdapter, log_rate: float) -> TrainedAdapter:
+    """The same adapter with its speaking rate (the last parameter) set in natural units."""
+    prior = adapter._module.prior
+    doc = json.loads(adapter.to_bytes())
+    theta = np.frombuffer(base64.b64decode(doc["theta"]), dtype="<f4").copy()
+    theta[-1] = (log_rate - float(prior.init["rate"][0])) / prior.scales["rate"]
+    doc["theta"] = base64.b64encode(theta.tobytes()).decode("ascii")
+    return TrainedAdapter.from_bytes(json.dumps(doc).encode())
+
+
+def test_warnings_name_too_little_data_and_a_rate_at_its_bound(adapter: TrainedAdapter) -> None:
+    steady = _with_log_rate(adapter, 0.1)
+    assert steady.stretch == pytest.approx(np.exp(0.1), rel=1e-5)
+    assert steady.warnings(RECOMMENDED_UTTERANCES) == []
+    (few,) = steady.warnings(RECOMMENDED_UTTERANCES - 1)
+    assert f"only {RECOMMENDED_UTTERANCES - 1} enrollment utterances" in few
+    for log_rate in (-3.0, 3.0):
+        (bound,) = _with_log_rate(adapter, log_rate).warnings(RECOMMENDED_UTTERANCES)
+        assert "speaking rate hit its bound" in bound
