@@ -36,7 +36,11 @@ def emit_json(obj: Any) -> None:
 
 @contextmanager
 def progress_bar(label: str, total: int, *, enabled: bool) -> Iterator[Callable[..., None]]:
-    """A progress bar on stderr (never on stdout, which carries --json)."""
+    """A progress bar on stderr (never on stdout, which carries --json).
+
+    It appears at the first tick, so input refused before any work leaves only the
+    one-line error.
+    """
     if not enabled:
         yield lambda *_a, **_k: None
         return
@@ -56,13 +60,19 @@ def progress_bar(label: str, total: int, *, enabled: bool) -> Iterator[Callable[
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
     )
-    with Progress(*columns, console=Console(stderr=True)) as progress:
-        task = progress.add_task(label, total=total, info="")
+    progress = Progress(*columns, console=Console(stderr=True))
+    task = progress.add_task(label, total=total, info="")
 
-        def tick(done: int, info: str = "") -> None:
-            progress.update(task, completed=done, info=info)
+    def tick(done: int, info: str = "") -> None:
+        if not progress.live.is_started:
+            progress.start()
+        progress.update(task, completed=done, info=info)
 
+    try:
         yield tick
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 def report_check(result: DocumentCheck, what: str, *, as_json: bool, valid_note: str = "") -> None:

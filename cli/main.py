@@ -223,12 +223,20 @@ def wm_corpus(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the WAV files.")],
     count: Annotated[int, typer.Option(help="Number of sentences.")] = 500,
     seed: Annotated[int, typer.Option(help="Sentence and voice seed.")] = 777,
+    converted: Annotated[
+        float,
+        typer.Option(help="Share of clips spoken by random public voices of the cloning engine."),
+    ] = 0.0,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Synthesise offline training speech (Piper joe + espeak-ng voices)."""
     with progress_bar("synthesising", count, enabled=not as_json) as tick:
         paths = usecases.make_corpus(
-            out, count=count, seed=seed, progress=lambda done, _total: tick(done)
+            out,
+            count=count,
+            seed=seed,
+            converted=converted,
+            progress=lambda done, _total: tick(done),
         )
     if as_json:
         emit_json({"out": str(out), "files": len(paths)})

@@ -250,26 +250,75 @@ NONSPEECH: tuple[Callable[[np.random.Generator, float], np.ndarray], ...] = (
 )
 
 
+PUBLIC_VOICE_SPREAD = 0.15
+"""Standard deviation of the random moves of a public voice's adapter parameters."""
+
+
+def public_voice(rng: random.Random) -> Callable[[np.ndarray], np.ndarray]:
+    """A random voice of the cloning engine, made from public parts only.
+
+    The engine's public converter (its starting adapter, fit on public voices) moved at
+    random, as DP noise moves an adapter trained on little data, with a mean pitch from
+    x0.6 to x1.6 and a speaking rate anywhere in the engine's range (x0.5 to x2). Its
+    output is the kind of speech Guardian synthesises and watermarks: WORLD-vocoded,
+    often slowed down or hurried. No enrolled speaker is involved.
+
+    Returns:
+        A function from 16 kHz samples to 16 kHz samples in that voice.
+    """
+    import torch
+
+    from guardian.engine import load_converter
+    from guardian.engine._adapter import SpeakerAdapter
+    from guardian.engine._convert import RATE_RANGE, convert_samples
+
+    adapter = SpeakerAdapter(load_converter().prior_for(8.0))
+    theta = torch.from_numpy(
+        np.random.default_rng(rng.getrandbits(32)).normal(
+            0.0, PUBLIC_VOICE_SPREAD, adapter.theta.numel()
+        )
+    ).float()
+    scale = adapter.prior.scales
+    # Groups in order: map, offset, gv, f0 (mean log-F0, spread), rate (log).
+    f0_mean = sum(n for k, n in adapter.sizes.items() if k not in ("f0", "rate"))
+    theta[f0_mean] = rng.uniform(-0.5, 0.5) / scale["f0"]
+    log_rate = rng.uniform(*np.log(RATE_RANGE))
+    theta[-1] = (log_rate - float(adapter.prior.init["rate"][0])) / scale["rate"]
+    with torch.no_grad():
+        adapter.theta.copy_(theta)
+    return lambda samples: convert_samples(adapter, samples)
+
+
 def write_speech_corpus(
     out: Path,
     *,
     count: int,
     seed: int,
     rate: int = 16_000,
+    converted: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
     """Synthesise ``count`` distinct sentences as 16-bit WAV files under ``out``.
 
     A third come from Piper, the rest from espeak-ng voices (all from Piper when
-    espeak-ng is not installed). The same seed gives the same sentences and voices.
+    espeak-ng is not installed). A share ``converted`` of them is then spoken by a
+    random :func:`public_voice` of the cloning engine. The same seed gives the same
+    sentences and voices (with ``converted`` 0, the same corpus as before it existed).
     """
+    from guardian.engine._world import RATE as ENGINE_RATE
+
     out.mkdir(parents=True, exist_ok=True)
     synth = Synth(require_espeak=False)
     rng, used = random.Random(seed), set[str]()
     paths: list[Path] = []
+    if progress is not None:
+        progress(0, count)
     for i in range(count):
         engine = "piper" if i % 3 == 0 or not synth.has_espeak else "espeak"
         audio, _desc = speech(synth, engine, rng, used)
+        if converted and rng.random() < converted:
+            voice = public_voice(rng)
+            audio = finish(voice(resample(audio, RATE, ENGINE_RATE)), ENGINE_RATE, rng)
         path = out / f"speech-{seed}-{i:05d}.wav"
         sf.write(path, resample(audio, RATE, rate), rate, subtype="PCM_16")
         paths.append(path)

@@ -19,14 +19,21 @@ SEGMENT_S = 2.0
 
 
 def make_corpus(
-    out: Path, *, count: int, seed: int, progress: Callable[[int, int], None] | None = None
+    out: Path,
+    *,
+    count: int,
+    seed: int,
+    converted: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
     """``guardian watermark corpus``: synthesise training speech offline."""
     from guardian.corpus import write_speech_corpus
 
     if count < 1:
         raise UsageError("--count must be at least 1")
-    return write_speech_corpus(out, count=count, seed=seed, progress=progress)
+    if not 0.0 <= converted <= 1.0:
+        raise UsageError("--converted must be a share between 0 and 1")
+    return write_speech_corpus(out, count=count, seed=seed, converted=converted, progress=progress)
 
 
 def load_train_config(path: Path) -> TrainConfig:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
 from tests.conftest import write_clip
 
@@ -131,3 +132,15 @@ def test_watermark_train_staged_recipe(home: Path, tmp_path: Path) -> None:
     r = run(home, *args, "--config", str(recipe))
     assert r.returncode != 0
     assert "mp3_23k" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_watermark_corpus_with_converted_speech(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    args = ["watermark", "corpus", "-o", str(out), "--count", "2", "--converted"]
+    r = run(home, *args, "1.5")
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+    assert "--converted" in r.stderr and not out.exists()
+    r = run(home, *args, "1", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"out": str(out), "files": 2}
+    assert all(sf.info(p).samplerate == 16_000 for p in out.glob("*.wav"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import numpy as np
 import pytest
 from opacus.accountants import RDPAccountant
 
-from guardian.audio import Audio
+from guardian.audio import Audio, resample
+from guardian.corpus import public_voice
 from guardian.engine import (
     AdapterFormatError,
     BaseVoice,
@@ -196,3 +198,13 @@ def test_warnings_name_too_little_data_and_a_rate_at_its_bound(adapter: TrainedA
     for log_rate in (-3.0, 3.0):
         (bound,) = _with_log_rate(adapter, log_rate).warnings(RECOMMENDED_UTTERANCES)
         assert "speaking rate hit its bound" in bound
+
+
+def test_public_voices_vary_in_pace_and_repeat_by_seed(base_voice: BaseVoice) -> None:
+    spoken = base_voice.synthesize("A quiet lantern waited near the river.")
+    x = resample(spoken.mono(), spoken.sample_rate, 16_000)
+    stretches = [len(public_voice(random.Random(seed))(x)) / len(x) for seed in range(4)]
+    assert all(0.45 < s < 2.1 for s in stretches)
+    assert max(stretches) / min(stretches) > 1.2
+    again = public_voice(random.Random(2))(x)
+    np.testing.assert_array_equal(again, public_voice(random.Random(2))(x))
