@@ -1,6 +1,7 @@
 """Cloning-engine benchmark: SECS of the DP speaker adapter, training time, Opacus overhead.
 
-Every figure in docs/benchmarks/engine.md and synthesis.md, with one command (CPU):
+Every figure in docs/benchmarks/engine.md, synthesis.md and engine_ceiling.md, with one
+command (CPU):
 
     .venv/bin/python benchmarks/engine.py all
 
@@ -11,6 +12,7 @@ which runs these in turn (each can also run alone):
     .venv/bin/python benchmarks/engine.py mia        # membership inference -> engine_privacy.json
     .venv/bin/python benchmarks/engine.py wer        # PocketSphinx WER -> engine_privacy.json
     .venv/bin/python benchmarks/synthesis.py         # real-time factor, --stream first chunk
+    .venv/bin/python benchmarks/engine_ceiling.py    # oracle features vs converters, no DP
 
 ``cost`` re-measures only the training time and memory. The shipped public converter
 comes from ``engine.py pretrain`` (-> guardian/engine/weights/); ``all`` evaluates the
@@ -861,13 +863,15 @@ def cmd_all(args: argparse.Namespace) -> None:
     cmd_wer(args)
     log("synthesis real-time factor and --stream latency (benchmarks/synthesis.py)")
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "synthesis.py")], check=True)
+    log("where SECS is lost: oracle features against converters (benchmarks/engine_ceiling.py)")
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "engine_ceiling.py")], check=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser(
-        "all", help="run, mia, wer and the synthesis benchmark: every figure in the docs"
+        "all", help="run, mia, wer, synthesis and ceiling benchmarks: every figure in the docs"
     ).set_defaults(fn=cmd_all)
     sub.add_parser("pretrain", help="fit the public converter").set_defaults(fn=cmd_pretrain)
     run = sub.add_parser("run", help="measure SECS, time and overhead")

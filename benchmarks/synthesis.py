@@ -50,22 +50,27 @@ def _median(xs: list[float]) -> float:
     return float(statistics.median(xs))
 
 
-def _measure(g: Any, work: Path, index: int, repeats: int) -> dict[str, Any]:
-    """Enroll the demo voice afresh, train it at ε = 8, and time its synthesis."""
+def enroll_demo_voice(g: Any, work: Path, index: int, purpose: str = "bench") -> str:
+    """Enroll the shipped demo voice afresh (a new voice id each call)."""
     c = create_challenge(g, name=DEMO_NAME, organization=DEMO_ORG)
     consent = work / f"consent{index}.wav"
     consent.write_bytes(encode_bytes(spoken_consent(DEMO_VOICE, c.code), OutputFormat.WAV))
     texts = tuple((DEMO_VOICE / "transcripts.txt").read_text().splitlines())
-    voice = enroll(
+    return enroll(
         g,
         EnrollRequest(
             challenge_id=c.challenge_id,
             consent=consent,
             samples=tuple(enrollment_samples(DEMO_VOICE)),
-            purposes=("bench",),
+            purposes=(purpose,),
             transcripts=texts,
         ),
     ).voice_id
+
+
+def _measure(g: Any, work: Path, index: int, repeats: int) -> dict[str, Any]:
+    """Enroll the demo voice afresh, train it at ε = 8, and time its synthesis."""
+    voice = enroll_demo_voice(g, work, index)
     t0 = time.perf_counter()
     train_voice(g, voice, epsilon=8.0)
     train_s = time.perf_counter() - t0

@@ -257,9 +257,9 @@ PUBLIC_VOICE_SPREAD = 0.15
 def public_voice(rng: random.Random) -> Callable[[np.ndarray], np.ndarray]:
     """A random voice of the cloning engine, made from public parts only.
 
-    The engine's public converter (its starting adapter, fit on public voices) moved at
-    random, as DP noise moves an adapter trained on little data, with a mean pitch from
-    x0.6 to x1.6 and a speaking rate anywhere in the engine's range (x0.5 to x2). Its
+    The engine's public converter (its starting adapter, fit on public voices) with
+    every parameter moved at random, a mean pitch from x0.6 to x1.6 and a speaking rate
+    anywhere in the engine's range (x0.5 to x2; DP noise pushes real voices there). Its
     output is the kind of speech Guardian synthesises and watermarks: WORLD-vocoded,
     often slowed down or hurried. No enrolled speaker is involved.
 
