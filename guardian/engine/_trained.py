@@ -98,8 +98,8 @@ class TrainedAdapter:
         if utterances < RECOMMENDED_UTTERANCES:
             out.append(
                 f"only {utterances} enrollment utterances: DP noise outweighs them, so the "
-                f"voice will sound little like the speaker (quality is measured with 50 and "
-                f"100; see docs/engine.md)"
+                "voice will sound little like the speaker (quality is measured with 50 and "
+                "100; see docs/engine.md)"
             )
         if not RATE_RANGE[0] < self.stretch < RATE_RANGE[1]:
             out.append(
