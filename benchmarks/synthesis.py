@@ -1,6 +1,6 @@
 """Synthesis cost end to end: real-time factor with watermark and signing, stream latency.
 
-    .venv/bin/python benchmarks/synthesis.py [--voices 3] [--repeats 3]
+    .venv/bin/python benchmarks/synthesis.py [--voices 5] [--repeats 3]
 
 For each of ``--voices`` training runs, enrolls the shipped demo voice in a temporary
 home, trains its adapter (ε = 8), then times ``guardian synthesize`` on a ~10 s text
@@ -121,7 +121,7 @@ def _measure(g: Any, work: Path, index: int, repeats: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--voices", type=int, default=3, help="training runs (voices)")
+    parser.add_argument("--voices", type=int, default=5, help="training runs (voices)")
     parser.add_argument("--repeats", type=int, default=3, help="syntheses per voice")
     args = parser.parse_args()
     torch.set_num_threads(2)
