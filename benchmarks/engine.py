@@ -753,6 +753,18 @@ def _value(t: dict[str, object], key: str) -> float:
     return float(t[key])  # type: ignore[arg-type]
 
 
+def secs_table(names: list[str], rows: list[tuple[str, list[float]]]) -> list[str]:
+    """Markdown lines: a row per condition, a column per target, then their mean."""
+    lines = [
+        "| condition | " + " | ".join(names) + " | mean |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
+    for label, vals in rows:
+        cells = " | ".join(f"{v:.3f}" for v in vals)
+        lines.append(f"| {label} | {cells} | {np.mean(vals):.3f} |")
+    return lines
+
+
 def write(results: dict[str, object]) -> None:
     DOCS.mkdir(parents=True, exist_ok=True)
     (DOCS / "engine.json").write_text(json.dumps(results, indent=2))
@@ -767,17 +779,14 @@ def write(results: dict[str, object]) -> None:
         "real target utterances, mean of 20 held-out sentences. DP rows: mean of",
         f"{len(SEEDS)} seeds, δ = {DELTA:g}.",
         "",
-        "| condition | " + " | ".join(names) + " | mean |",
-        "|---|" + "---|" * (len(names) + 1),
     ]
+    rows = []
     for key, label in ROWS:
         try:
-            vals = [_value(targets[n], key) for n in names]
+            rows.append((label, [_value(targets[n], key) for n in names]))
         except KeyError:
             continue
-        lines.append(
-            f"| {label} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {np.mean(vals):.3f} |"
-        )
+    lines += secs_table(names, rows)
     if "timing" in results:
         t: dict[str, object] = results["timing"]  # type: ignore[assignment]
         lines += [

@@ -43,14 +43,20 @@ from engine import (
     frames,
     log,
     secs_of,
+    secs_table,
 )
 
 from guardian.audio import Audio
 from guardian.consent import embed
 from guardian.engine import load_converter
-from guardian.engine._adapter import Prior, SpeakerAdapter, cepstra, envelope
+from guardian.engine._adapter import Prior, SpeakerAdapter, cepstra
 from guardian.engine._align import dtw_path, speech_span
-from guardian.engine._convert import ENV_RANGE, convert_frames
+from guardian.engine._convert import (
+    bounded_envelope,
+    convert_envelope,
+    convert_f0,
+    convert_frames,
+)
 from guardian.engine._data import example, pad
 from guardian.engine._pretrain import fit_nonprivate
 from guardian.engine._world import N_MEL, RATE, Frames, synthesise
@@ -84,30 +90,6 @@ def aligned_target(base: Frames, target: Frames) -> np.ndarray:
     index[:s0], index[s1:] = t0, t1 - 1
     index[s0:s1] = dtw_path(base.env[s0:s1], target.env[t0:t1]) + t0
     return index
-
-
-def adapter_f0(adapter: SpeakerAdapter, f0: np.ndarray) -> np.ndarray:
-    out = f0.copy()
-    voiced = out > 0
-    with torch.no_grad():
-        lf0 = torch.from_numpy(np.log(out[voiced]).astype(np.float32))
-        out[voiced] = np.exp(adapter.convert_lf0(lf0).numpy())
-    return out
-
-
-def adapter_envelope(adapter: SpeakerAdapter, base: Frames) -> np.ndarray:
-    """The envelope :func:`convert_frames` synthesises (before any speaking-rate change)."""
-    cep = cepstra(base.env)
-    with torch.no_grad():
-        z = torch.from_numpy(adapter.prior.features(cep))
-        return restored(adapter, adapter.regress(z, torch.from_numpy(cep)), base)
-
-
-def restored(linear: SpeakerAdapter, conv: torch.Tensor, base: Frames) -> np.ndarray:
-    """Converted cepstra with the linear adapter's variance restored, as an envelope."""
-    with torch.no_grad():
-        conv = linear.restore_variance(conv, torch.from_numpy(base.speech.astype(np.float32)))
-    return np.asarray(np.clip(envelope(conv.numpy()), *ENV_RANGE))
 
 
 # --- piecewise-linear: an offset per soft phonetic class -------------------------------
@@ -170,7 +152,7 @@ def class_envelope(model: ClassOffsets, base: Frames, centres: np.ndarray) -> np
         change = model.change(torch.from_numpy(z), torch.from_numpy(class_posteriors(z, centres)))
         c = torch.from_numpy(cep)
         conv = torch.cat([c[:, :1], c[:, 1 : q + 1] + change, c[:, q + 1 :]], -1)
-    return restored(lin, conv, base)
+    return bounded_envelope(lin, conv, base.speech)
 
 
 # --- nonlinear: an MLP on the aligned frame pairs --------------------------------------
@@ -214,7 +196,7 @@ def mlp_envelope(model: torch.nn.Module, linear: SpeakerAdapter, base: Frames) -
     c = torch.from_numpy(cepstra(base.env))
     with torch.no_grad():
         conv = torch.cat([c[:, :1], c[:, 1:] + model(c)], -1)
-    return restored(linear, conv, base)
+    return bounded_envelope(linear, conv, base.speech)
 
 
 # --- the measurement -----------------------------------------------------------------
@@ -234,7 +216,7 @@ def evaluate(name: str, joe: list[Frames], centres: np.ndarray) -> dict[str, flo
     for i in HELD_OUT:
         base, tgt = joe[i], target[i]
         m = aligned_target(base, tgt)
-        f0, env = adapter_f0(linear, base.f0), adapter_envelope(linear, base)
+        f0, env = convert_f0(linear, base.f0), convert_envelope(linear, base)
         clips["real"].append(real[i])
         clips["world_resynthesis"].append(synthesise(tgt.f0, tgt.env, tgt.ap))
         clips["oracle_envelope_ap_f0"].append(synthesise(tgt.f0[m], tgt.env[m], tgt.ap[m]))
@@ -262,15 +244,10 @@ def write(results: dict[str, object]) -> None:
         "the 100 enrollment utterances without DP. SECS as in engine.md (20 held-out",
         "sentences against the centroid of 20 real ones).",
         "",
-        "| condition | " + " | ".join(names) + " | mean |",
-        "|---|" + "---|" * (len(names) + 1),
+        *secs_table(names, [(label, [targets[n][key] for n in names]) for key, label in ROWS]),
+        "",
+        f"Wall time {results['seconds']:.0f} s on {results['threads']} threads.",
     ]
-    for key, label in ROWS:
-        vals = [targets[n][key] for n in names]
-        lines.append(
-            f"| {label} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {np.mean(vals):.3f} |"
-        )
-    lines += ["", f"Wall time {results['seconds']:.0f} s on {results['threads']} threads."]
     (DOCS / "engine_ceiling.md").write_text("\n".join(lines) + "\n")
 
 
