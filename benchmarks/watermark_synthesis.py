@@ -78,8 +78,10 @@ def as_written(model: WatermarkModel, clip: Audio, i: int) -> Audio:
     return decode_bytes(encode_bytes(marked, OutputFormat.WAV))
 
 
-def scores(model: WatermarkModel, clips: list[Audio], others: list[Audio], name: str) -> np.ndarray:
-    index = next(i for i, a in enumerate(ATTACKS) if a.name == name)
+def scores(
+    model: WatermarkModel, clips: list[Audio], others: list[Audio], index: int
+) -> np.ndarray:
+    """Scores of ``clips`` after attack ``index``, each with its own seeded draws."""
     out = []
     for i, clip in enumerate(clips):
         rng = np.random.default_rng([SEED, i, index])
@@ -93,9 +95,9 @@ def evaluate(
 ) -> dict[str, Any]:
     marked = [as_written(model, clip, i) for i, clip in enumerate(speech)]
     rows: list[dict[str, Any]] = []
-    for attack in ATTACKS:
-        pos = scores(model, marked, plain, attack.name)
-        neg = scores(model, plain, plain, attack.name)
+    for index, attack in enumerate(ATTACKS):
+        pos = scores(model, marked, plain, index)
+        neg = scores(model, plain, plain, index)
         hit = pos >= model.threshold
         rows.append(
             {
