@@ -13,6 +13,7 @@ Nothing is downloaded: a missing source is a clear error.
 
 from __future__ import annotations
 
+import functools
 import io
 import random
 import shutil
@@ -20,12 +21,16 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 
 from guardian.audio import resample
 from guardian.errors import ConfigError
+
+if TYPE_CHECKING:
+    from guardian.engine._adapter import Prior
 
 RATE = 48_000
 
@@ -250,6 +255,14 @@ NONSPEECH: tuple[Callable[[np.random.Generator, float], np.ndarray], ...] = (
 )
 
 
+@functools.cache
+def _public_prior() -> Prior:
+    """The shipped converter's prior (ε ≥ 3 size), read and hash-checked once."""
+    from guardian.engine import load_converter
+
+    return load_converter().prior_for(8.0)
+
+
 PUBLIC_VOICE_SPREAD = 0.15
 """Standard deviation of the random moves of a public voice's adapter parameters."""
 
@@ -268,11 +281,10 @@ def public_voice(rng: random.Random) -> Callable[[np.ndarray], np.ndarray]:
     """
     import torch
 
-    from guardian.engine import load_converter
     from guardian.engine._adapter import SpeakerAdapter
     from guardian.engine._convert import RATE_RANGE, convert_samples
 
-    adapter = SpeakerAdapter(load_converter().prior_for(8.0))
+    adapter = SpeakerAdapter(_public_prior())
     theta = torch.from_numpy(
         np.random.default_rng(rng.getrandbits(32)).normal(
             0.0, PUBLIC_VOICE_SPREAD, adapter.theta.numel()
