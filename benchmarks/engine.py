@@ -1,7 +1,7 @@
 """Cloning-engine benchmark: SECS of the DP speaker adapter, training time, Opacus overhead.
 
-Every figure in docs/benchmarks/engine.md, synthesis.md and engine_ceiling.md, with one
-command (CPU):
+Every figure in docs/benchmarks/engine.md, synthesis.md, engine_ceiling.md and
+engine_tiers.md, with one command (CPU):
 
     .venv/bin/python benchmarks/engine.py all
 
@@ -13,6 +13,7 @@ which runs these in turn (each can also run alone):
     .venv/bin/python benchmarks/engine.py wer        # PocketSphinx WER -> engine_privacy.json
     .venv/bin/python benchmarks/synthesis.py         # real-time factor, --stream first chunk
     .venv/bin/python benchmarks/engine_ceiling.py    # oracle features vs converters, no DP
+    .venv/bin/python benchmarks/engine_tiers.py      # adapter size per tier (tuning voice)
 
 ``cost`` re-measures only the training time and memory. The shipped public converter
 comes from ``engine.py pretrain`` (-> guardian/engine/weights/); ``all`` evaluates the
@@ -182,7 +183,8 @@ def frames(name: str, count: int = N_SENTENCES, start: int = 0) -> list[Frames]:
 # --- pretraining --------------------------------------------------------------------
 
 TIERS = (
-    # Chosen on the public tuning voice (TUNING_VOICE), never on a benchmark target.
+    # Chosen on the public tuning voice (TUNING_VOICE), never on a benchmark target:
+    # benchmarks/engine_tiers.py.
     Tier(
         min_epsilon=0.0,
         components=4,
@@ -530,11 +532,15 @@ def cmd_mia(args: argparse.Namespace) -> None:
     warnings.simplefilter("ignore", DeprecationWarning)
     joe = frames_upto("joe", NON_MEMBERS.stop)
     t = time.time()
+    tier = load_converter().tier(8.0)
     results: dict[str, object] = {
         "command": "python benchmarks/engine.py mia",
         "members": f"sentences {ENROLL.start}-{ENROLL.stop - 1} (the enrollment set)",
         "non_members": f"sentences {NON_MEMBERS.start}-{NON_MEMBERS.stop - 1}, same speaker",
-        "adapter": "the eps >= 3 tier (16 components x 59 coefficients) for both no DP and eps 8",
+        "adapter": (
+            f"the eps >= {tier.min_epsilon:g} tier ({tier.components} components x "
+            f"{tier.order} coefficients) for both no DP and eps 8"
+        ),
         "no_dp": "Adam, 300 full-batch steps (as in `run`)",
         "eps8": f"DP-SGD with the shipped eps >= 3 settings, delta {DELTA:g}, seed {MIA_SEED}",
         "delta": DELTA,
@@ -874,13 +880,16 @@ def cmd_all(args: argparse.Namespace) -> None:
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "synthesis.py")], check=True)
     log("where SECS is lost: oracle features against converters (benchmarks/engine_ceiling.py)")
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "engine_ceiling.py")], check=True)
+    log("adapter size per privacy tier on the tuning voice (benchmarks/engine_tiers.py)")
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "engine_tiers.py")], check=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser(
-        "all", help="run, mia, wer, synthesis and ceiling benchmarks: every figure in the docs"
+        "all",
+        help="run, mia, wer, synthesis, ceiling and tier benchmarks: every figure in the docs",
     ).set_defaults(fn=cmd_all)
     sub.add_parser("pretrain", help="fit the public converter").set_defaults(fn=cmd_pretrain)
     run = sub.add_parser("run", help="measure SECS, time and overhead")
