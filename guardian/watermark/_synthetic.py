@@ -1,8 +1,19 @@
-"""Synthetic non-speech audio: music-like chords, coloured noise, sweeps."""
+"""Synthetic non-speech audio: music-like chords and melodies, drones, noise, sweeps.
+
+Training draws its non-speech items from here, and ``guardian watermark export``
+calibrates the detection threshold on it, so the two see the same kinds of sound.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+from guardian import corpus
+from guardian.audio import resample
+
+Generator = Callable[[np.random.Generator, int, int], np.ndarray]
 
 
 def _chords(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
@@ -32,8 +43,22 @@ def _sweep(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     return np.asarray(np.sin(phase))
 
 
+def _corpus(name: str) -> Generator:
+    """A generator of :mod:`guardian.corpus` (made at 48 kHz), resampled to ``sr``."""
+
+    def generate(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
+        x = getattr(corpus, name)(rng, n / sr + 0.01).astype(np.float32)
+        x = resample(x, corpus.RATE, sr)
+        return np.asarray(np.pad(x, (0, max(0, n - len(x))))[:n])
+
+    return generate
+
+
+KINDS: tuple[Generator, ...] = (_chords, _noise, _sweep, _corpus("music"), _corpus("drone"))
+
+
 def random_nonspeech(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    kind = int(rng.integers(3))
-    x = (_chords, _noise, _sweep)[kind](rng, n, sr)
+    """``n`` samples of one kind of non-speech at ``sr``, peak between -20 and -3 dBFS."""
+    x = KINDS[int(rng.integers(len(KINDS)))](rng, n, sr)
     peak = float(np.abs(x).max()) or 1.0
     return (x / peak * 10 ** (rng.uniform(-20, -3) / 20)).astype(np.float32)

@@ -153,7 +153,7 @@ class TrainingAudio:
         return seg
 
     def nonspeech(self, n: int) -> np.ndarray:
-        """Music-like chords, coloured noise or sweeps: the detector must not fire on them."""
+        """Music-like sounds, noise or sweeps: the detector must not fire on them."""
         from guardian.watermark._synthetic import random_nonspeech
 
         return random_nonspeech(self._rng, n, SAMPLE_RATE)

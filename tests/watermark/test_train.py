@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,6 +15,7 @@ from guardian.errors import WatermarkModelError
 from guardian.watermark import _augment, load_card
 from guardian.watermark._export import export
 from guardian.watermark._model import ArchConfig, EmbedConfig
+from guardian.watermark._synthetic import KINDS, random_nonspeech
 from guardian.watermark._train import TrainConfig, train
 
 
@@ -158,3 +160,18 @@ def test_bad_recipe_is_a_usage_error(tmp_path: Path) -> None:
     two.write_text("stages: [{name: a}, {name: b}]\n")
     with pytest.raises(UsageError, match="2 stages"):
         load_train_config(two)
+
+
+@pytest.mark.parametrize("sr", [16000, 22050])
+def test_every_kind_of_nonspeech_fills_the_segment(sr: int) -> None:
+    # Training and threshold calibration both draw from these kinds, the music-like
+    # ones of guardian.corpus included (made at 48 kHz and resampled).
+    rng = np.random.default_rng(0)
+    n = int(1.3 * sr)
+    for make in KINDS:
+        x = make(rng, n, sr)
+        assert x.shape == (n,) and np.isfinite(x).all() and np.abs(x).max() > 0
+        # not silent at the end: the 48 kHz generators are asked for enough audio
+        assert np.abs(x[-sr // 10 :]).max() > 0
+    peaks = [float(np.abs(random_nonspeech(rng, n, sr)).max()) for _ in range(40)]
+    assert min(peaks) >= 10 ** (-20 / 20) - 1e-6 and max(peaks) <= 10 ** (-3 / 20) + 1e-6
