@@ -232,6 +232,12 @@ def cmd_pretrain(_: argparse.Namespace) -> None:
 # --- measuring ----------------------------------------------------------------------
 
 
+def centroid(real: list[np.ndarray]) -> np.ndarray:
+    """Unit-length mean embedding of a speaker's CENTROID sentences (what SECS compares to)."""
+    cent = np.mean([embed(Audio(real[i][:, None], RATE)) for i in CENTROID], axis=0)
+    return np.asarray(cent / np.linalg.norm(cent))
+
+
 def secs_of(wavs: list[np.ndarray], centroid: np.ndarray) -> float:
     return float(np.mean([embed(Audio(w[:, None], RATE)) @ centroid for w in wavs]))
 
@@ -247,8 +253,7 @@ def evaluate_target(name: str, joe: list[Frames]) -> dict[str, object]:
     conv = load_converter()
     target = frames(name)
     real = corpus(name)
-    cent = np.mean([embed(Audio(real[i][:, None], RATE)) for i in CENTROID], axis=0)
-    cent = cent / np.linalg.norm(cent)
+    cent = centroid(real)
     joe_audio = corpus("joe")
     held = list(HELD_OUT)
 

@@ -34,11 +34,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine import (
-    CENTROID,
     DOCS,
     ENROLL,
     HELD_OUT,
     TARGETS,
+    centroid,
     corpus,
     frames,
     log,
@@ -46,8 +46,6 @@ from engine import (
     secs_table,
 )
 
-from guardian.audio import Audio
-from guardian.consent import embed
 from guardian.engine import load_converter
 from guardian.engine._adapter import Prior, SpeakerAdapter, cepstra
 from guardian.engine._align import dtw_path, speech_span
@@ -59,7 +57,7 @@ from guardian.engine._convert import (
 )
 from guardian.engine._data import example, pad
 from guardian.engine._pretrain import fit_nonprivate
-from guardian.engine._world import N_MEL, RATE, Frames, synthesise
+from guardian.engine._world import N_MEL, Frames, synthesise
 
 CLASSES = 32
 """Phonetic classes of the piecewise-linear converter."""
@@ -204,8 +202,7 @@ def mlp_envelope(model: torch.nn.Module, linear: SpeakerAdapter, base: Frames) -
 
 def evaluate(name: str, joe: list[Frames], centres: np.ndarray) -> dict[str, float]:
     target, real = frames(name), corpus(name)
-    cent = np.mean([embed(Audio(real[i][:, None], RATE)) for i in CENTROID], axis=0)
-    cent = cent / np.linalg.norm(cent)
+    cent = centroid(real)
     prior = load_converter().prior  # full size: every component and coefficient
     packed = pad([example(target[i], joe[i], prior) for i in ENROLL])
     linear = fit_nonprivate(packed, prior, steps=300)

@@ -22,6 +22,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,28 +30,25 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine import (
-    CENTROID,
     DELTA,
     DOCS,
     ENROLL,
     HELD_OUT,
     TIERS,
     adapter_with,
+    centroid,
     corpus,
     frames,
     log,
     secs_of,
 )
 
-from guardian.audio import Audio
-from guardian.consent import embed
 from guardian.engine import load_converter
 from guardian.engine._adapter import Prior
 from guardian.engine._convert import convert_frames
 from guardian.engine._data import example, pad
 from guardian.engine._dp import train_dp
 from guardian.engine._pretrain import TUNING_VOICE, fit_nonprivate
-from guardian.engine._world import RATE
 
 SIZES = {
     # tier floor: (ε values it must serve, candidate (P, Q) sizes)
@@ -68,32 +66,33 @@ def main() -> None:
     t = time.time()
     name = f"pub_{TUNING_VOICE[0]}"
     joe, target, real = frames("joe"), frames(name), corpus(name)
-    cent = np.mean([embed(Audio(real[i][:, None], RATE)) for i in CENTROID], axis=0)
-    cent = cent / np.linalg.norm(cent)
+    cent = centroid(real)
     full = load_converter().prior
-    tiers = {t.min_epsilon: t for t in TIERS}
+    tiers = {tier.min_epsilon: tier for tier in TIERS}
     # One DTW per utterance: a smaller adapter's rows are the full-size rows with
     # fewer leading components (the projection's first P rows).
     packed_full = pad([example(target[i], joe[i], full) for i in ENROLL])
+
+    def secs(prior: Prior, theta: np.ndarray) -> float:
+        adapter = adapter_with(prior, theta)
+        return secs_of([convert_frames(adapter, joe[i]) for i in HELD_OUT], cent)
+
     rows = []
     for floor, (epsilons, sizes) in SIZES.items():
         for p, q in sizes:
             prior = full.with_capacity(p, q)
             packed = np.concatenate([packed_full[..., :p], packed_full[..., full.p :]], -1)
             nodp = fit_nonprivate(packed, prior, steps=300).theta.detach().numpy()
-
-            def secs(theta: np.ndarray, prior: Prior = prior) -> float:
-                adapter = adapter_with(prior, theta)
-                return secs_of([convert_frames(adapter, joe[i]) for i in HELD_OUT], cent)
-
-            row = {"tier": floor, "components": p, "order": q, "no_dp": secs(nodp)}
+            row: dict[str, Any] = {"tier": floor, "components": p, "order": q}
+            row["no_dp"] = secs(prior, nodp)
             row["parameters"] = int(nodp.size)
             for eps in epsilons:
                 runs = [
                     secs(
+                        prior,
                         train_dp(
                             packed, prior, tiers[floor].dp, epsilon=eps, delta=DELTA, seed=s
-                        ).theta
+                        ).theta,
                     )
                     for s in range(args.seeds)
                 ]
