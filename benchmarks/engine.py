@@ -15,6 +15,8 @@ which runs these in turn (each can also run alone):
     .venv/bin/python benchmarks/engine_ceiling.py    # oracle features vs converters, no DP
     .venv/bin/python benchmarks/engine_tiers.py      # adapter size per tier (tuning voice)
 
+DP training on a CUDA GPU against the CPU (docs/benchmarks/engine_cuda.md) needs a GPU
+machine: ``benchmarks/engine_cuda.py``, not part of ``all``.
 ``cost`` re-measures only the training time and memory. The shipped public converter
 comes from ``engine.py pretrain`` (-> guardian/engine/weights/); ``all`` evaluates the
 shipped one and does not refit it.
