@@ -182,6 +182,10 @@ def export_watermark(
     checkpoint = run_dir / "checkpoint.pt"
     if not checkpoint.exists():
         raise UsageError(f"{run_dir}: no checkpoint.pt (train first)")
+    # Checked before the minutes of calibration; export() creates a missing folder.
+    folder = next((p for p in (card.parent, *card.parent.parents) if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise UsageError(f"{card}: {folder} is not a folder")
     config = load_train_config(run_dir / "train_config.json")
     return export(
         checkpoint,

@@ -30,6 +30,7 @@ def export(
     det.load_state_dict(state["detector"])
     model = WatermarkModel(model_id, config.arch, config.embed, gen, det, weights_sha256="")
     threshold = calibrate(model, negatives)
+    card.parent.mkdir(parents=True, exist_ok=True)
     weights = card.with_suffix(".pt")
     weights.write_bytes(state_bytes(gen, det))
     info = {

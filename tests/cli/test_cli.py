@@ -128,6 +128,16 @@ def test_watermark_train_staged_recipe(home: Path, tmp_path: Path) -> None:
         "checkpoint": str(tmp_path / "run" / "2-b" / "checkpoint.pt"),
         "stopped_early": False,
     }
+    export = ["watermark", "export", "--run", str(tmp_path / "run" / "2-b"), "--count", "4"]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    r = run(home, *export, "--model-id", "t", "--card", str(blocker / "cards" / "t.yaml"))
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+    assert "not a folder" in r.stderr and blocker.read_text() == ""
+    card = tmp_path / "new" / "cards" / "t.yaml"  # missing folders are created
+    r = run(home, *export, "--model-id", "t", "--card", str(card), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"card": str(card)} and card.with_suffix(".pt").exists()
     recipe.write_text("augment_weights: {mp3_23k: 1.0}\n")
     r = run(home, *args, "--config", str(recipe))
     assert r.returncode != 0

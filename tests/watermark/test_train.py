@@ -63,7 +63,10 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
     assert all(row["latent_rms"] > 0 for row in log)
     assert [row["aug"] == "warmup" for row in log] == [True, False, False]
     negatives = [Audio(speechlike(2.0, seed=s)[:, None], 16000) for s in (40, 41)]
-    card = export(ckpt, tmp_path / "m.yaml", model_id="t", config=config, negatives=negatives)
+    # The card's folder is created when missing.
+    card = export(
+        ckpt, tmp_path / "cards" / "m.yaml", model_id="t", config=config, negatives=negatives
+    )
     model = load_card(card)
     assert model.model_id == "t" and model.generator is not None
     assert model.embed.band_hz == (600.0, 2700.0)
