@@ -1,12 +1,12 @@
 """DP training of the speaker adapter on a CUDA GPU against the CPU, same data and seeds.
 
-Checks what ``guardian train --device cuda`` changes: the per-utterance gradients and
-the loss must agree with the CPU's, the accountant must spend the same epsilon over the
+Checks what ``guardian train --device cuda`` changes: the per-utterance losses and
+their gradient must agree with the CPU's, the accountant must spend the same epsilon over the
 same Poisson-sampled steps, and the trained adapter must clone the voice as well as
 one trained on the CPU. Three steps, because the GPU machine has only PyTorch, Opacus
 and NumPy, not the speech stack:
 
-    .venv/bin/python benchmarks/engine_cuda.py prepare   # here: pack the four targets'
+    .venv/bin/python benchmarks/engine_cuda.py prepare   # here: pack the two targets'
                                                          # enrollment data (data/engine/cuda/)
     python3 benchmarks/engine_cuda.py device --out DIR   # on the GPU machine: train on the
                                                          # CPU and on CUDA -> DIR/engine_cuda_runs.*
@@ -51,8 +51,9 @@ SEEDS = (0, 1)
 DELTA = 1e-5
 
 
-def _key(name: str, eps: float) -> str:
-    return f"{name}_eps{eps:g}"
+def _theta_key(name: str, eps: float, seed: int, device: str) -> str:
+    """Name of one run's adapter in ``engine_cuda_runs.npz``."""
+    return f"{name}_eps{eps:g}_seed{seed}_{device}"
 
 
 def cmd_prepare(_: argparse.Namespace) -> None:
@@ -162,7 +163,7 @@ def cmd_device(args: argparse.Namespace) -> None:
                     if device == "cuda":
                         torch.cuda.synchronize()
                     seconds = time.perf_counter() - t0
-                    thetas[f"{_key(name, eps)}_seed{seed}_{label}"] = run.theta
+                    thetas[_theta_key(name, eps, seed, label)] = run.theta
                     rows.append(
                         {
                             "target": name,
@@ -214,7 +215,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     for row in data["runs"]:
         eps, name = row["epsilon"], row["target"]
         adapter = adapter_with(
-            conv.prior_for(eps), thetas[f"{_key(name, eps)}_seed{row['seed']}_{row['device']}"]
+            conv.prior_for(eps), thetas[_theta_key(name, eps, row["seed"], row["device"])]
         )
         row["secs"] = secs_of([convert_frames(adapter, joe[i]) for i in HELD_OUT], cents[name])
         print(
