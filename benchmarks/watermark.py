@@ -593,6 +593,12 @@ def _pair(r: dict[str, Any]) -> str:
     return f"{r['tpr_speech_negatives']:.2f} ({r['fpr_attacked_negatives_speech']:.2f})"
 
 
+def _survives(guardian: dict[str, Any]) -> bool:
+    """Survival as ``guardian verify`` decides it: at the card's threshold, and at the
+    benchmark's FPR <= 1e-3 threshold too (the stricter of the two)."""
+    return min(guardian["tpr"], guardian["tpr_at_default"]) >= SURVIVES
+
+
 def markdown(report: dict[str, Any]) -> str:
     c, g, p = report["card"], report["systems"]["guardian"], report["systems"]["perth"]
     lines = ["| measure | bar | Guardian | Perth | Guardian vs bar |", "|---|---|---:|---:|---|"]
@@ -605,16 +611,16 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "| attack | Guardian TPR | Perth TPR | Guardian bit accuracy "
         "| FPR on attacked negatives (G / P) | speech-only threshold: TPR (attacked-negative "
-        "FPR), G / P | survives |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "FPR), G / P | Guardian TPR at its card threshold | survives |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, r in report["attacks"].items():
         gr, pr = r["guardian"], r["perth"]
         lines.append(
             f"| {name} | {gr['tpr']:.3f} | {pr['tpr']:.3f} | {gr['bit_accuracy']:.3f} "
             f"| {gr['fpr_attacked_negatives']:.3f} / {pr['fpr_attacked_negatives']:.3f} "
-            f"| {_pair(gr)} / {_pair(pr)} "
-            f"| {'yes' if gr['tpr'] >= SURVIVES else 'no'} |"
+            f"| {_pair(gr)} / {_pair(pr)} | {gr['tpr_at_default']:.3f} "
+            f"| {'yes' if _survives(gr) else 'no'} |"
         )
     sp, cor = report["speed"], report["corpus"]
     speeds = "; ".join(
@@ -731,7 +737,11 @@ def main() -> None:
     report["bars"] = bars(report)
     table = markdown(report)
     survival = {
-        n: {"guardian_tpr": r["guardian"]["tpr"], "survives": r["guardian"]["tpr"] >= SURVIVES}
+        n: {
+            "guardian_tpr": r["guardian"]["tpr"],
+            "guardian_tpr_at_card_threshold": r["guardian"]["tpr_at_default"],
+            "survives": _survives(r["guardian"]),
+        }
         for n, r in report["attacks"].items()
     }
     args.out.mkdir(parents=True, exist_ok=True)

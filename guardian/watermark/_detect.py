@@ -125,16 +125,19 @@ def window_score(prob: np.ndarray) -> float:
     return float(((c[starts + w] - c[starts]) / w).max())
 
 
-def _segments(prob: np.ndarray) -> list[Segment]:
+def _segments(prob: np.ndarray, threshold: float) -> list[Segment]:
+    """Runs of 0.1 s frames with presence above 0.5, at least 0.3 s long, whose mean
+    presence reaches the clip ``threshold`` (a short run of unwatermarked speech can
+    cross 0.5; the calibrated threshold is what keeps false positives rare)."""
     per = 10  # frames per 0.1 s
-    frames = prob[: len(prob) // per * per].reshape(-1, per).mean(axis=1) > 0.5
+    tenths = prob[: len(prob) // per * per].reshape(-1, per).mean(axis=1)
     out: list[Segment] = []
     start = None
-    for i, on in enumerate([*frames, False]):
+    for i, on in enumerate([*(tenths > 0.5), False]):
         if on and start is None:
             start = i
         elif not on and start is not None:
-            if i - start >= 3:  # ignore blips under 0.3 s
+            if i - start >= 3 and tenths[start:i].mean() >= threshold:
                 out.append(Segment(start / 10, i / 10))
             start = None
     return out
@@ -165,7 +168,7 @@ def detect(model: WatermarkModel, audio: Audio) -> Detection:
         payload=Payload.from_bits(bits) if detected else None,
         bits=bits,
         bit_confidence=conf,
-        segments=_segments(prob) if detected else [],
+        segments=_segments(prob, thr) if detected else [],
     )
 
 

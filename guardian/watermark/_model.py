@@ -107,6 +107,15 @@ class EmbedConfig:
     shaped: bool = True
     """False for official AudioSeal generators, whose output is added as it is."""
 
+    spectral_mask: bool = False
+    """Give the watermark the clip's short-time spectrum (v6 on).
+
+    In every STFT bin (32 ms Hann window, 8 ms hop) the envelope-shaped watermark is
+    multiplied by the clip's own magnitude, so it sits at a near-constant level below
+    the clip everywhere, where hearing (and PESQ) masks it, instead of filling the
+    quiet parts of the band. Models before v6 leave it off.
+    """
+
     band_hz: tuple[float, float] | None = None
     """Keep the watermark (and the detector's view) inside this band, in Hz.
 

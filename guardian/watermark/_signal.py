@@ -46,14 +46,37 @@ def band_limit(x: torch.Tensor, band_hz: tuple[float, float] | None) -> torch.Te
     return x if band_hz is None else freq_mask(x, *band_hz, width=BAND_EDGE_HZ)
 
 
+STFT_FFT = 512
+STFT_HOP = 128
+
+
+def spectral_mask(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Multiply ``w`` (B, 1, T) by the short-time magnitude of ``x`` in every STFT bin.
+
+    A time-varying zero-phase filter, differentiable, so training sees exactly what
+    embedding does. The overall level is left to the caller's SNR scaling.
+    """
+    window = torch.hann_window(STFT_FFT, device=w.device)
+
+    def stft(v: torch.Tensor) -> torch.Tensor:
+        return torch.stft(v[:, 0], STFT_FFT, STFT_HOP, window=window, return_complex=True)
+
+    masked = stft(w) * stft(x).abs()
+    out = torch.istft(masked, STFT_FFT, STFT_HOP, window=window, length=w.shape[-1])
+    return out[:, None, :]
+
+
 def shape_watermark(
     raw: torch.Tensor, x: torch.Tensor, cfg: EmbedConfig, *, snr_db: float | None = None
 ) -> torch.Tensor:
-    """Shape the generator output to the speech envelope at an exact per-item SNR."""
+    """Shape the generator output to the speech envelope (and, with
+    ``cfg.spectral_mask``, to its short-time spectrum) at an exact per-item SNR."""
     if not cfg.shaped:
         return raw
     snr = cfg.snr_db if snr_db is None else snr_db
     shaped = band_limit(raw * envelope(x, cfg), cfg.band_hz)
+    if cfg.spectral_mask:
+        shaped = band_limit(spectral_mask(shaped, x), cfg.band_hz)
     p_x = x.pow(2).mean(dim=-1, keepdim=True)
     p_w = shaped.pow(2).mean(dim=-1, keepdim=True) + _EPS
     gain = torch.sqrt(p_x / (p_w * 10 ** (snr / 10)))

@@ -24,6 +24,7 @@ from guardian.watermark import (
     load_card,
     load_model,
 )
+from guardian.watermark._detect import Segment, _segments
 from guardian.watermark._model import ArchConfig, build_detector, build_generator
 
 
@@ -181,3 +182,11 @@ def test_card_with_a_bad_band_is_a_clear_error(tiny_watermark_card: Path, tmp_pa
     shutil.copy(tiny_watermark_card.parent / meta["weights"], tmp_path / meta["weights"])
     with pytest.raises(WatermarkModelError, match="is invalid: band_hz"):
         load_card(card)
+
+
+def test_localization_keeps_runs_that_reach_the_threshold_only() -> None:
+    prob = np.full(600, 0.1, dtype=np.float32)  # 6 s of 10 ms frames
+    prob[100:300] = 0.95  # 1-3 s: watermarked
+    prob[400:440] = 0.6  # 4-4.4 s: unwatermarked speech just over 0.5
+    assert _segments(prob, 0.85) == [Segment(1.0, 3.0)]
+    assert _segments(prob, 0.55) == [Segment(1.0, 3.0), Segment(4.0, 4.4)]

@@ -1,4 +1,4 @@
-"""Band limit, envelope shaping and grid misalignment: the v2 recipe's signal pieces."""
+"""Band limit, envelope and spectral shaping, grid misalignment: the recipes' signal pieces."""
 
 from __future__ import annotations
 
@@ -49,6 +49,36 @@ def test_shaped_watermark_is_in_band_at_the_exact_snr() -> None:
     assert float(outside) < 1e-4
 
 
+def _level_db(w: torch.Tensor, hz: float) -> float:
+    spec = torch.fft.rfft(w[0, 0]).abs().pow(2)
+    f = torch.fft.rfftfreq(w.shape[-1], 1 / SAMPLE_RATE)
+    return 10 * math.log10(float(spec[(f - hz).abs() < 40].sum()))
+
+
+def test_spectral_mask_keeps_the_watermark_at_a_constant_level_below_the_clip() -> None:
+    torch.manual_seed(0)
+    x = 0.3 * _tone(1000.0) + 0.003 * _tone(2200.0)  # the 2.2 kHz partial is 40 dB down
+    raw = torch.randn(1, 1, SAMPLE_RATE)
+    plain = shape_watermark(raw, x, EmbedConfig(band_hz=BAND))
+    masked = shape_watermark(raw, x, EmbedConfig(band_hz=BAND, spectral_mask=True))
+    # the envelope alone spreads the watermark over the band: as loud at 2.2 kHz as at 1 kHz
+    assert abs(_level_db(plain, 1000.0) - _level_db(plain, 2200.0)) < 6
+    # masked, it follows the clip: 40 dB down where the clip is, give or take 3
+    assert _level_db(masked, 1000.0) - _level_db(masked, 2200.0) == pytest.approx(40, abs=3)
+    snr = 10 * math.log10(float(x.pow(2).sum() / masked.pow(2).sum()))
+    assert snr == pytest.approx(26.0, abs=1e-3)
+
+
+def test_spectral_mask_puts_nothing_where_the_clip_is_silent() -> None:
+    x = 0.3 * _tone(1000.0)
+    x[..., SAMPLE_RATE // 2 :] = 0
+    raw = torch.randn(1, 1, SAMPLE_RATE)
+    masked = shape_watermark(raw, x, EmbedConfig(band_hz=BAND, spectral_mask=True))
+    half = SAMPLE_RATE // 2 + 800  # past the STFT overhang (and, at the end, the
+    # band limit's circular wrap-around of the tone's abrupt start)
+    assert _rms(masked[..., half:-800]) < 1e-3 * _rms(masked[..., : SAMPLE_RATE // 2])
+
+
 def test_detector_input_ignores_level_and_out_of_band_energy() -> None:
     cfg = EmbedConfig(band_hz=BAND)
     speech = _tone(1000.0)
@@ -66,6 +96,8 @@ def test_band_survives_the_card_round_trip() -> None:
     cfg = EmbedConfig(band_hz=[600, 2700])  # type: ignore[arg-type]  # as YAML gives it
     assert cfg.band_hz == BAND
     assert EmbedConfig(**cfg.to_dict()) == cfg
+    masked = EmbedConfig(band_hz=BAND, spectral_mask=True)
+    assert EmbedConfig(**masked.to_dict()) == masked
 
 
 def test_misalign_delays_by_a_whole_plus_fractional_shift() -> None:
