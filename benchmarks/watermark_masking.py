@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from guardian.audio import Audio, resample  # noqa: E402
 from guardian.watermark import Payload, detect, embed, load_card  # noqa: E402
 from guardian.watermark._model import SAMPLE_RATE  # noqa: E402
-from guardian.watermark._signal import band_limit, spectral_mask  # noqa: E402
+from guardian.watermark._signal import band_limit, scale_to_snr, snr_db, spectral_mask  # noqa: E402
 
 SNR_DB = 26.0
 BAND = (600.0, 2700.0)
@@ -57,10 +57,6 @@ def _pesq(x: np.ndarray, y: np.ndarray) -> float:
     from pesq import pesq
 
     return float(pesq(SAMPLE_RATE, x, y, "wb"))
-
-
-def _at_snr(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    return w * torch.sqrt(x.pow(2).mean() / (w.pow(2).mean() * 10 ** (SNR_DB / 10)))
 
 
 def _white(band: tuple[float, float] | None) -> Placement:
@@ -86,7 +82,7 @@ def noise_study(clips: list[np.ndarray]) -> list[dict[str, Any]]:
         for i, x16 in enumerate(clips):
             x = torch.from_numpy(x16)[None, None]
             noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(i))
-            y = x + _at_snr(x, place(x, noise))
+            y = x + scale_to_snr(place(x, noise), x, SNR_DB)
             scores.append(_pesq(x16, y[0, 0].numpy()))
         rows.append({"placement": name, "pesq_wb": float(np.mean(scores))})
         print(f"{name}: PESQ-WB {rows[-1]['pesq_wb']:.3f}", flush=True)
@@ -95,9 +91,8 @@ def noise_study(clips: list[np.ndarray]) -> list[dict[str, Any]]:
 
 def model_study(clips: list[tuple[np.ndarray, int]]) -> list[dict[str, Any]]:
     v5 = load_card(V5_CARD)
-    remasked = dataclasses.replace(
-        load_card(V5_CARD), embed=dataclasses.replace(v5.embed, spectral_mask=True)
-    )
+    # the same (read-only) networks, embedded with the mask switched on
+    remasked = dataclasses.replace(v5, embed=dataclasses.replace(v5.embed, spectral_mask=True))
     v6 = load_card(V6_CARD)
     rows = []
     for name, model in (
@@ -109,7 +104,7 @@ def model_study(clips: list[tuple[np.ndarray, int]]) -> list[dict[str, Any]]:
         for i, (x, rate) in enumerate(clips):
             marked = embed(model, Audio(x[:, None], rate), Payload(i * 2654435761 % (1 << 16)))
             y = marked.samples[:, 0]
-            snrs.append(10 * np.log10(np.sum(x.astype(np.float64) ** 2) / np.sum((y - x) ** 2.0)))
+            snrs.append(snr_db(torch.from_numpy(x), torch.from_numpy(y)))
             pesqs.append(_pesq(resample(x, rate, SAMPLE_RATE), resample(y, rate, SAMPLE_RATE)))
             found = detect(model, marked)
             hits.append(found.score > model.threshold)

@@ -77,10 +77,14 @@ def shape_watermark(
     shaped = band_limit(raw * envelope(x, cfg), cfg.band_hz)
     if cfg.spectral_mask:
         shaped = band_limit(spectral_mask(shaped, x), cfg.band_hz)
+    return scale_to_snr(shaped, x, snr)
+
+
+def scale_to_snr(w: torch.Tensor, x: torch.Tensor, snr_db: float) -> torch.Tensor:
+    """Scale each item of ``w`` (..., T) so that ``x`` is ``snr_db`` above it."""
     p_x = x.pow(2).mean(dim=-1, keepdim=True)
-    p_w = shaped.pow(2).mean(dim=-1, keepdim=True) + _EPS
-    gain = torch.sqrt(p_x / (p_w * 10 ** (snr / 10)))
-    return shaped * gain
+    p_w = w.pow(2).mean(dim=-1, keepdim=True) + _EPS
+    return w * torch.sqrt(p_x / (p_w * 10 ** (snr_db / 10)))
 
 
 def normalize_loudness(x: torch.Tensor) -> torch.Tensor:
