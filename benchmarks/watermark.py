@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import importlib.util
 import json
 import math
@@ -341,8 +342,11 @@ def _run(jobs: list[Job], pool: ProcessPoolExecutor | None) -> Iterator[tuple[st
 def evaluate(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
     """Embed (cached per model), attack and score; returns qualities and raw scores."""
     corpus, positives = args.out / "wm-corpus", meta["positives"]
+    model = load_card(args.snapshot)
+    # Cards may share weights and differ in how they embed (v8 reuses v5's weights).
+    how = hashlib.sha256(json.dumps(model.embed.to_dict(), sort_keys=True).encode()).hexdigest()
     tags = {
-        "guardian": f"guardian-{load_card(args.snapshot).weights_sha256[:16]}",
+        "guardian": f"guardian-{model.weights_sha256[:16]}-{how[:8]}",
         "perth": f"perth-{version('resemble-perth')}",
     }
     marked = {s: corpus / "marked" / tags[s] for s in SYSTEMS}

@@ -15,7 +15,9 @@ from guardian.watermark._signal import detector_input, shape_watermark
 
 MIN_SECONDS = 0.5
 CHUNK_S = 10.0
+"""Embedding chunk; detection chunks are the model's ``embed.detect_chunk_s``."""
 CONTEXT_S = 1.0
+"""Most context either side of a detection chunk."""
 WINDOW_S = 1.0
 """Clip score = the best mean presence over any window of this length."""
 _SILENCE_RMS = 10 ** (-60 / 20)
@@ -89,7 +91,8 @@ FRAME = SAMPLE_RATE // 100
 def _presence(model: WatermarkModel, mono: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Frame-level presence probability and per-frame summed bit logits.
 
-    The clip is processed in overlapping chunks (``CONTEXT_S`` either side) and only
+    The clip is processed in overlapping chunks (``embed.detect_chunk_s`` long, with an
+    eighth of that, at most ``CONTEXT_S``, either side) and only
     pooled per-frame results are kept: memory is constant in the clip length apart
     from the 10 ms frame arrays.
     """
@@ -97,7 +100,8 @@ def _presence(model: WatermarkModel, mono: np.ndarray) -> tuple[np.ndarray, np.n
     n_frames = -(-n // FRAME)
     prob = np.zeros(n_frames, dtype=np.float32)
     logits = np.zeros((NBITS, n_frames), dtype=np.float32)
-    chunk, ctx = int(CHUNK_S * SAMPLE_RATE), int(CONTEXT_S * SAMPLE_RATE)
+    chunk_s = model.embed.detect_chunk_s
+    chunk, ctx = int(chunk_s * SAMPLE_RATE), int(min(CONTEXT_S, chunk_s / 8) * SAMPLE_RATE)
     with torch.inference_mode(), no_compile():
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,13 @@ import torch
 from guardian.audio import Audio
 from guardian.watermark._detect import calibrate
 from guardian.watermark._loader import write_card
-from guardian.watermark._model import WatermarkModel, build_detector, build_generator, state_bytes
+from guardian.watermark._model import (
+    WatermarkModel,
+    build_detector,
+    build_generator,
+    sha256_file,
+    state_bytes,
+)
 from guardian.watermark._train import TrainConfig
 
 
@@ -23,7 +30,12 @@ def export(
     negatives: list[Audio],
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``<card>.pt`` and ``card``, with the threshold calibrated on ``negatives``."""
+    """Write ``<card>.pt`` and ``card``, with the threshold calibrated on ``negatives``.
+
+    If a weights file beside ``card`` already holds exactly these weights (a card that
+    changes only how a model embeds or detects, like v8 with v5's weights), the card
+    names that file instead of writing a copy.
+    """
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     gen, det = build_generator(config.arch), build_detector(config.arch)
     gen.load_state_dict(state["generator"])
@@ -31,8 +43,12 @@ def export(
     model = WatermarkModel(model_id, config.arch, config.embed, gen, det, weights_sha256="")
     threshold = calibrate(model, negatives)
     card.parent.mkdir(parents=True, exist_ok=True)
-    weights = card.with_suffix(".pt")
-    weights.write_bytes(state_bytes(gen, det))
+    data = state_bytes(gen, det)
+    digest = hashlib.sha256(data).hexdigest()
+    same = (p for p in sorted(card.parent.glob("*.pt")) if sha256_file(p) == digest)
+    weights = next(same, None) or card.with_suffix(".pt")
+    if weights == card.with_suffix(".pt"):
+        weights.write_bytes(data)
     info = {
         "training": {"steps": int(state["step"]), "config": config.to_dict()},
         "calibration": {"negatives": len(negatives), "target_fpr": 1e-3},

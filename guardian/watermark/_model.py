@@ -116,6 +116,25 @@ class EmbedConfig:
     quiet parts of the band. Models before v6 leave it off.
     """
 
+    spectral_mask_power: float = 1.0
+    """With ``spectral_mask``: the clip's magnitude is raised to this power first.
+
+    1 gives the watermark the clip's spectrum exactly (v6); 0.5 follows it half way in
+    decibels (v7), so the watermark keeps some energy between the clip's harmonics and
+    formants, where codecs and speed changes leave more of it.
+    """
+
+    detect_chunk_s: float = 10.0
+    """Detection runs the detector on chunks this long, each with an eighth of it (at
+    most 1 s) of context either side.
+
+    The detector's LSTM carries state across its input. Trained on 1 s segments, a
+    detector fine-tuned with the spectral mask (v7) lets seconds of unwatermarked
+    speech before a watermarked stretch pull that stretch's presence down (a 2-3 s
+    splice scores 0.5-0.8 in 10 s chunks, 0.8-0.95 in 2 s ones), so its card asks for
+    short chunks: more context overlap, so detection costs more.
+    """
+
     band_hz: tuple[float, float] | None = None
     """Keep the watermark (and the detector's view) inside this band, in Hz.
 
@@ -130,6 +149,12 @@ class EmbedConfig:
             if not 0 <= lo < hi <= SAMPLE_RATE / 2:
                 raise ValueError(f"band_hz must satisfy 0 <= low < high <= 8000, got {lo}, {hi}")
             object.__setattr__(self, "band_hz", (lo, hi))
+        if not 1.0 <= self.detect_chunk_s <= 60.0:
+            raise ValueError(f"detect_chunk_s must be in [1, 60] s, got {self.detect_chunk_s}")
+        if not 0 < self.spectral_mask_power <= 2:
+            raise ValueError(
+                f"spectral_mask_power must be in (0, 2], got {self.spectral_mask_power}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

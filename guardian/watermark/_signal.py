@@ -50,8 +50,9 @@ STFT_FFT = 512
 STFT_HOP = 128
 
 
-def spectral_mask(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Multiply ``w`` (B, 1, T) by the short-time magnitude of ``x`` in every STFT bin.
+def spectral_mask(w: torch.Tensor, x: torch.Tensor, power: float = 1.0) -> torch.Tensor:
+    """Multiply ``w`` (B, 1, T) by the short-time magnitude of ``x`` in every STFT bin,
+    raised to ``power``.
 
     A time-varying zero-phase filter, differentiable, so training sees exactly what
     embedding does. The overall level is left to the caller's SNR scaling.
@@ -61,7 +62,8 @@ def spectral_mask(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     def stft(v: torch.Tensor) -> torch.Tensor:
         return torch.stft(v[:, 0], STFT_FFT, STFT_HOP, window=window, return_complex=True)
 
-    masked = stft(w) * stft(x).abs()
+    magnitude = stft(x).abs()
+    masked = stft(w) * (magnitude if power == 1 else magnitude.add(_EPS).pow(power))
     out = torch.istft(masked, STFT_FFT, STFT_HOP, window=window, length=w.shape[-1])
     return out[:, None, :]
 
@@ -76,7 +78,7 @@ def shape_watermark(
     snr = cfg.snr_db if snr_db is None else snr_db
     shaped = band_limit(raw * envelope(x, cfg), cfg.band_hz)
     if cfg.spectral_mask:
-        shaped = band_limit(spectral_mask(shaped, x), cfg.band_hz)
+        shaped = band_limit(spectral_mask(shaped, x, cfg.spectral_mask_power), cfg.band_hz)
     return scale_to_snr(shaped, x, snr)
 
 

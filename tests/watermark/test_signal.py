@@ -55,16 +55,22 @@ def _level_db(w: torch.Tensor, hz: float) -> float:
     return 10 * math.log10(float(spec[(f - hz).abs() < 40].sum()))
 
 
-def test_spectral_mask_keeps_the_watermark_at_a_constant_level_below_the_clip() -> None:
+@pytest.mark.parametrize("power", [1.0, 0.5])
+def test_spectral_mask_keeps_the_watermark_at_a_constant_level_below_the_clip(
+    power: float,
+) -> None:
     torch.manual_seed(0)
     x = 0.3 * _tone(1000.0) + 0.003 * _tone(2200.0)  # the 2.2 kHz partial is 40 dB down
     raw = torch.randn(1, 1, SAMPLE_RATE)
     plain = shape_watermark(raw, x, EmbedConfig(band_hz=BAND))
-    masked = shape_watermark(raw, x, EmbedConfig(band_hz=BAND, spectral_mask=True))
+    cfg = EmbedConfig(band_hz=BAND, spectral_mask=True, spectral_mask_power=power)
+    masked = shape_watermark(raw, x, cfg)
     # the envelope alone spreads the watermark over the band: as loud at 2.2 kHz as at 1 kHz
     assert abs(_level_db(plain, 1000.0) - _level_db(plain, 2200.0)) < 6
-    # masked, it follows the clip: 40 dB down where the clip is, give or take 3
-    assert _level_db(masked, 1000.0) - _level_db(masked, 2200.0) == pytest.approx(40, abs=3)
+    # masked, it follows the clip: 40 dB down where the clip is (20 dB at half power),
+    # give or take 3
+    depth = _level_db(masked, 1000.0) - _level_db(masked, 2200.0)
+    assert depth == pytest.approx(40 * power, abs=3)
     snr = 10 * math.log10(float(x.pow(2).sum() / masked.pow(2).sum()))
     assert snr == pytest.approx(26.0, abs=1e-3)
 
@@ -86,6 +92,21 @@ def test_detector_input_ignores_level_and_out_of_band_energy() -> None:
     assert torch.allclose(detector_input(speech, cfg), detector_input(loud_hiss, cfg), atol=1e-3)
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("spectral_mask_power", 0.0),
+        ("spectral_mask_power", -0.5),
+        ("spectral_mask_power", 2.5),
+        ("detect_chunk_s", 0.5),
+        ("detect_chunk_s", 600.0),
+    ],
+)
+def test_bad_mask_powers_and_detection_chunks_are_refused(key: str, value: float) -> None:
+    with pytest.raises(ValueError, match=key):
+        EmbedConfig(spectral_mask=True, **{key: value})
+
+
 @pytest.mark.parametrize("band", [(3000.0, 2000.0), (-1.0, 100.0), (100.0, 9000.0)])
 def test_bad_bands_are_refused(band: tuple[float, float]) -> None:
     with pytest.raises(ValueError, match="band_hz"):
@@ -96,7 +117,9 @@ def test_band_survives_the_card_round_trip() -> None:
     cfg = EmbedConfig(band_hz=[600, 2700])  # type: ignore[arg-type]  # as YAML gives it
     assert cfg.band_hz == BAND
     assert EmbedConfig(**cfg.to_dict()) == cfg
-    masked = EmbedConfig(band_hz=BAND, spectral_mask=True)
+    masked = EmbedConfig(
+        band_hz=BAND, spectral_mask=True, spectral_mask_power=0.5, detect_chunk_s=2.0
+    )
     assert EmbedConfig(**masked.to_dict()) == masked
 
 

@@ -76,6 +76,19 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
     start = torch.load(train(files, tmp_path / "tune", config=tuned), weights_only=True)
     for name, value in model.generator.state_dict().items():  # type: ignore[union-attr]
         assert torch.equal(start["generator"][name], value), name
+    # Exported with another embedding, the same weights are named, not copied.
+    masked = TrainConfig.from_dict(
+        {**tuned.to_dict(), "embed": {**config.embed.to_dict(), "spectral_mask": True}}
+    )
+    again = export(
+        tmp_path / "tune" / "checkpoint.pt",
+        tmp_path / "cards" / "m-masked.yaml",
+        model_id="t2",
+        config=masked,
+        negatives=negatives,
+    )
+    assert sorted(p.name for p in again.parent.glob("*.pt")) == ["m.pt"]
+    assert load_card(again).embed.spectral_mask and load_card(again).threshold > 0
     # ... but only a card of the same architecture.
     other = TrainConfig.from_dict(
         {**tuned.to_dict(), "arch": {**config.arch.to_dict(), "dimension": 16}}
