@@ -9,12 +9,13 @@ Two studies on the watermark benchmark's held-out speech clips (run
 shipped 26 dB SNR:
 
 * **noise placed by rule**: Gaussian noise instead of a watermark, white or with the
-  clip's own short-time magnitude in every STFT bin (``_signal.spectral_mask``), over
-  the whole band or the watermark's band. It says how much PESQ the placement alone
-  can buy, with no model involved;
+  clip's own short-time magnitude in every STFT bin (``_signal.spectral_mask``; also
+  that magnitude to the power 0.3, as v8 embeds), over the whole band or the
+  watermark's band. It says how much PESQ the placement alone can buy, with no model
+  involved;
 * **models**: v5's weights embedded as v5's card says (broadband envelope), the same
-  weights with ``spectral_mask`` switched on (no retraining), and v6 (v5 fine-tuned
-  with the mask).
+  weights with ``spectral_mask`` switched on (no retraining), v6 (v5 fine-tuned with
+  the mask) and v8 (v5's weights, the mask at power 0.3, as shipped).
   Clean detection is judged at each card's own threshold (v5's threshold for the
   re-masked v5, since its detector is unchanged).
 
@@ -48,6 +49,7 @@ SNR_DB = 26.0
 BAND = (600.0, 2700.0)
 WEIGHTS = ROOT / "guardian" / "watermark" / "weights"
 V5_CARD, V6_CARD = WEIGHTS / "guardian-wm-v5.yaml", WEIGHTS / "guardian-wm-v6.yaml"
+V8_CARD = WEIGHTS / "guardian-wm-v8.yaml"
 DOC = ROOT / "docs" / "benchmarks" / "watermark_masking.md"
 
 Placement = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -63,8 +65,8 @@ def _white(band: tuple[float, float] | None) -> Placement:
     return lambda x, noise: band_limit(noise, band)
 
 
-def _masked(band: tuple[float, float] | None) -> Placement:
-    return lambda x, noise: band_limit(spectral_mask(noise, x), band)
+def _masked(band: tuple[float, float] | None, power: float = 1.0) -> Placement:
+    return lambda x, noise: band_limit(spectral_mask(noise, x, power), band)
 
 
 PLACEMENTS: dict[str, Placement] = {
@@ -72,6 +74,7 @@ PLACEMENTS: dict[str, Placement] = {
     "white noise, 600-2700 Hz": _white(BAND),
     "noise with the clip's STFT magnitude, whole band": _masked(None),
     "noise with the clip's STFT magnitude, 600-2700 Hz": _masked(BAND),
+    "noise with the clip's STFT magnitude to the power 0.3, 600-2700 Hz": _masked(BAND, 0.3),
 }
 
 
@@ -93,12 +96,13 @@ def model_study(clips: list[tuple[np.ndarray, int]]) -> list[dict[str, Any]]:
     v5 = load_card(V5_CARD)
     # the same (read-only) networks, embedded with the mask switched on
     remasked = dataclasses.replace(v5, embed=dataclasses.replace(v5.embed, spectral_mask=True))
-    v6 = load_card(V6_CARD)
+    v6, v8 = load_card(V6_CARD), load_card(V8_CARD)
     rows = []
     for name, model in (
         (f"{v5.model_id} (envelope only)", v5),
         (f"{v5.model_id} weights + spectral mask, not retrained", remasked),
         (f"{v6.model_id} (v5 fine-tuned with the mask)", v6),
+        (f"{v8.model_id} (v5's weights, mask at power 0.3, 2 s detection chunks)", v8),
     ):
         pesqs, snrs, hits, scores = [], [], [], []
         for i, (x, rate) in enumerate(clips):
