@@ -119,20 +119,21 @@ class EmbedConfig:
     spectral_mask_power: float = 1.0
     """With ``spectral_mask``: the clip's magnitude is raised to this power first.
 
-    1 gives the watermark the clip's spectrum exactly (v6); 0.5 follows it half way in
-    decibels (v7), so the watermark keeps some energy between the clip's harmonics and
-    formants, where codecs and speed changes leave more of it.
+    1 gives the watermark the clip's spectrum exactly (v6); below 1 it follows that
+    spectrum part of the way in decibels (v7 0.5, v8 0.3), so the watermark keeps some
+    energy between the clip's harmonics and formants, where codecs leave more of it.
     """
 
     detect_chunk_s: float = 10.0
     """Detection runs the detector on chunks this long, each with an eighth of it (at
     most 1 s) of context either side.
 
-    The detector's LSTM carries state across its input. Trained on 1 s segments, a
-    detector fine-tuned with the spectral mask (v7) lets seconds of unwatermarked
-    speech before a watermarked stretch pull that stretch's presence down (a 2-3 s
-    splice scores 0.5-0.8 in 10 s chunks, 0.8-0.95 in 2 s ones), so its card asks for
-    short chunks: more context overlap, so detection costs more.
+    The detector's LSTM carries state across its input, and it was trained on 1 s
+    segments. With a masked watermark, seconds of unwatermarked speech before a
+    watermarked stretch pull that stretch's presence down (nine 2-3 s splices of v7
+    scored 0.49-0.94 in 10 s chunks, 0.82-0.98 in 2 s ones; v8 on slow voices: splice
+    TPR 0.58 against 0.96), so v8's card asks for 2 s chunks: more context overlap, so
+    detection costs a little more.
     """
 
     band_hz: tuple[float, float] | None = None
