@@ -46,7 +46,7 @@ def export(
     data = state_bytes(gen, det)
     digest = hashlib.sha256(data).hexdigest()
     same = (p for p in sorted(card.parent.glob("*.pt")) if sha256_file(p) == digest)
-    weights = next(same, None) or card.with_suffix(".pt")
+    weights = next(same, card.with_suffix(".pt"))
     if weights == card.with_suffix(".pt"):
         weights.write_bytes(data)
     info = {
