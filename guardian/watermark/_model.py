@@ -93,7 +93,8 @@ class ArchConfig:
 
 @dataclass(frozen=True)
 class EmbedConfig:
-    """How the generator's output is scaled into the audio."""
+    """How the generator's output is scaled into the audio, and how the detector
+    reads it back (band, chunks)."""
 
     snr_db: float = 26.0
     """Target signal-to-watermark ratio, enforced per clip."""
