@@ -274,9 +274,7 @@ def wm_train(
             device=device,
             steps=steps,
             resume=resume,
-            progress=lambda st: tick(
-                st.step, f"det {st.losses['det_acc']:.2f} bits {st.losses['bit_acc']:.2f}"
-            ),
+            progress=lambda st: tick(st.step, _train_note(st.losses)),
             should_stop=lambda: stop["now"],
         )
     if as_json:
@@ -285,6 +283,12 @@ def wm_train(
         typer.echo(
             f"checkpoint: {ckpt}" + (" (stopped early; rerun to resume)" if stop["now"] else "")
         )
+
+
+def _train_note(losses: dict[str, float]) -> str:
+    if "det_acc" not in losses:  # a 'code' stage: only the regression loss
+        return f"code loss {losses['total']:.3f}"
+    return f"det {losses['det_acc']:.2f} bits {losses['bit_acc']:.2f}"
 
 
 @wm_app.command("export")

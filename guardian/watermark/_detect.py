@@ -12,6 +12,7 @@ from guardian.errors import WatermarkError
 from guardian.watermark._model import SAMPLE_RATE, WatermarkModel, no_compile
 from guardian.watermark._payload import NBITS, Payload
 from guardian.watermark._signal import detector_input, shape_watermark
+from guardian.watermark._tones import read_bits
 
 MIN_SECONDS = 0.5
 CHUNK_S = 10.0
@@ -23,6 +24,9 @@ WINDOW_S = 1.0
 _SILENCE_RMS = 10 ** (-60 / 20)
 MIN_BIT_CONFIDENCE = 0.25
 """tanh(|mean bit logit|) below this marks a bit as too unclear to trust."""
+MIN_TONE_CONFIDENCE = 0.95
+"""The same for a tone code's bit confidence (``2 Phi(|z|) - 1``). Of the bits read
+wrong from attacked watermarked speech, 1 % reach it (unwatermarked speech: 9 %)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class Detection:
     bits: list[int] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
     note: str | None = None
+    confidence_floor: float = MIN_BIT_CONFIDENCE
+    """The bit confidence below which a bit is too unclear to act on."""
 
     def __bool__(self) -> bool:
         return self.detected
@@ -51,7 +57,8 @@ class Detection:
     def payload_confident(self) -> bool:
         """Whether every decoded bit is clear enough to act on the deployment tag."""
         return (
-            self.payload is not None and min(self.bit_confidence, default=0.0) >= MIN_BIT_CONFIDENCE
+            self.payload is not None
+            and min(self.bit_confidence, default=0.0) >= self.confidence_floor
         )
 
 
@@ -162,9 +169,14 @@ def detect(model: WatermarkModel, audio: Audio) -> Detection:
     detected = score >= thr
     region = prob > 0.5
     weights = region if region.sum() >= 10 else np.ones_like(region)
-    mean_logits = (logits * weights).sum(axis=1) / max(1, int(weights.sum()))
-    bits = [int(v > 0) for v in mean_logits]
-    conf = [float(abs(np.tanh(v))) for v in mean_logits]
+    if model.embed.payload_tones is not None:  # the payload is a tone code (v9 on)
+        bits, conf = read_bits(mono, region, model.embed.payload_tones)
+        floor = MIN_TONE_CONFIDENCE
+    else:
+        floor = MIN_BIT_CONFIDENCE
+        mean_logits = (logits * weights).sum(axis=1) / max(1, int(weights.sum()))
+        bits = [int(v > 0) for v in mean_logits]
+        conf = [float(abs(np.tanh(v))) for v in mean_logits]
     return Detection(
         detected=detected,
         score=score,
@@ -173,6 +185,7 @@ def detect(model: WatermarkModel, audio: Audio) -> Detection:
         bits=bits,
         bit_confidence=conf,
         segments=_segments(prob, thr) if detected else [],
+        confidence_floor=floor,
     )
 
 

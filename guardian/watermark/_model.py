@@ -145,7 +145,25 @@ class EmbedConfig:
     the detector. ``None`` (models before v2) uses the whole band.
     """
 
+    payload_tones: tuple[tuple[float, float], ...] | None = None
+    """The payload's tone code, one (0-tone, 1-tone) pair in Hz per bit (v9 on).
+
+    Set, the generator has been taught this code (``_tones``) and detection reads the
+    payload by comparing each pair; ``None`` reads the detector's own bit outputs.
+    """
+
     def __post_init__(self) -> None:
+        if self.payload_tones is not None:
+            pairs = tuple((float(a), float(b)) for a, b in self.payload_tones)
+            flat = [f for pair in pairs for f in pair]
+            lo, hi = self.band_hz if self.band_hz is not None else (0.0, SAMPLE_RATE / 2)
+            if len(pairs) != NBITS or len(set(flat)) != len(flat):
+                raise ValueError(f"payload_tones must be {NBITS} pairs of distinct tones")
+            if any(not lo < f < hi or f % 50 for f in flat):
+                raise ValueError(
+                    f"payload_tones must be multiples of 50 Hz inside {lo:g}-{hi:g} Hz"
+                )
+            object.__setattr__(self, "payload_tones", pairs)
         if self.band_hz is not None:
             lo, hi = (float(f) for f in self.band_hz)
             if not 0 <= lo < hi <= SAMPLE_RATE / 2:
@@ -162,6 +180,10 @@ class EmbedConfig:
         d = asdict(self)
         if self.band_hz is not None:
             d["band_hz"] = list(self.band_hz)
+        if self.payload_tones is None:
+            del d["payload_tones"]  # cards before v9 stay byte for byte as they were
+        else:
+            d["payload_tones"] = [list(pair) for pair in self.payload_tones]
         return d
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from audioseal.models import AudioSealDetector, AudioSealWM
 
 from guardian.errors import WatermarkModelError
 from guardian.watermark import _augment
@@ -44,7 +45,12 @@ from guardian.watermark._model import (
     build_generator,
     no_compile,
 )
-from guardian.watermark._signal import detector_input, shape_watermark
+from guardian.watermark._signal import band_limit, detector_input, shape_watermark
+from guardian.watermark._tones import code_waveform
+
+MODES = ("joint", "code", "detector")
+CODE_EDGE = 640
+"""Samples at each end left out of the code loss (the generator's padding)."""
 
 
 @dataclass
@@ -83,6 +89,15 @@ class TrainConfig:
     detection loss (learnt in a few hundred steps) teaches the generator to ignore the
     random message, and the payload stays at chance; ramps count from the warm-up's end.
     """
+    mode: str = "joint"
+    """What a run trains. ``joint``: generator and detector together (the recipe above).
+    ``code``: the generator alone, by regression onto the tone code of
+    ``embed.payload_tones`` added to the ``init_from`` generator's waveform for the
+    all-zero message (``_tones``). ``detector``: the detector alone, the generator frozen.
+    """
+    code_amplitude: float = 0.707
+    """``code`` mode: each tone's amplitude relative to the reference waveform's."""
+    code_phase_seed: int = 7
     augment_weights: dict[str, float] = field(default_factory=dict)
     """Overrides of the attack mix (``_augment.TRAINING_AUGMENTATIONS``), by name."""
     init_from: str | None = None
@@ -94,6 +109,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _augment.weights(self.augment_weights)  # refuse unknown names early
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode == "code" and (self.embed.payload_tones is None or not self.init_from):
+            raise ValueError("mode 'code' needs embed.payload_tones and init_from")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -264,7 +283,15 @@ def train(
     rng = random.Random(config.seed)
     gen = build_generator(config.arch).to(device)
     det = build_detector(config.arch).to(device)
-    opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(0.5, 0.9))
+    if config.mode == "code":  # the code is written by the message path and decoder only
+        gen.encoder.requires_grad_(False)
+    elif config.mode == "detector":
+        gen.requires_grad_(False)
+    opt_g = torch.optim.Adam(
+        [p for p in gen.parameters() if p.requires_grad] or [torch.zeros(1)],
+        lr=config.lr,
+        betas=(0.5, 0.9),
+    )
     opt_d = torch.optim.Adam(det.parameters(), lr=config.lr, betas=(0.5, 0.9))
     perceptual = PerceptualLoss().to(device)
     ckpt = out_dir / "checkpoint.pt"
@@ -281,6 +308,11 @@ def train(
         gen_state, det_state = _init_weights(config)
         gen.load_state_dict(gen_state)
         det.load_state_dict(det_state)
+    reference = None
+    if config.mode == "code":  # the waveform the code is added to: init_from's, always
+        reference = build_generator(config.arch).to(device)
+        reference.load_state_dict(_init_weights(config)[0])
+        reference.eval().requires_grad_(False)
     (out_dir / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
     data = TrainingAudio(files, seed=config.seed + step)
     attack_mix = _augment.weights(config.augment_weights)
@@ -295,105 +327,155 @@ def train(
                 break
             x = data.batch(config.batch_size, n, config.nonspeech_prob).to(device)
             msg = torch.randint(0, 2, (config.batch_size, config.arch.nbits), device=device)
-            warm = step < config.message_warmup_steps
-            joint = max(0, step - config.message_warmup_steps)
-            snr = config.snr_start_db + (config.embed.snr_db - config.snr_start_db) * _ramp(
-                joint, 0, config.snr_ramp_steps
-            )
-            raw = gen.get_watermark(x, message=msg)
-            wm = shape_watermark(raw, x, config.embed, snr_db=snr)
-            labels = (
-                torch.ones(config.batch_size, 1, n)
-                if warm
-                else _masks(config.batch_size, n, config, rng)
-            ).to(device)
-            marked = x + wm * labels
-            aug_name, aug = (
-                ("warmup", _augment.identity()) if warm else _augment.choose(rng, attack_mix)
-            )
-            attacked, att_labels = aug(marked, labels, rng)
-            if rng.random() < config.misalign_prob:
-                attacked, att_labels = _augment.misalign(
-                    attacked, att_labels, rng, max_shift=math.prod(config.arch.ratios)
-                )
-            out = det.detector(detector_input(attacked, config.embed))
-            det_logits = out[:, :2, :]
-            target = att_labels[:, 0, :].round().long()
-            loss_det = F.cross_entropy(det_logits, target)
-            pos = att_labels[:, 0, :]
-            has_pos = pos.sum(dim=-1) > 0
-            bits = (out[:, 2:, :] * pos[:, None, :]).sum(-1) / pos.sum(-1, keepdim=True).clamp_min(
-                1
-            )
-            loss_msg = (
-                F.binary_cross_entropy_with_logits(bits[has_pos], msg[has_pos].float())
-                if bool(has_pos.any())
-                else torch.zeros((), device=device)
-            )
-            full = x + wm
-            perc = perceptual(x, full)
-            w_msg = config.message_weight * _ramp(
-                joint, config.message_start_step, config.message_ramp_steps
-            )
-            w_perc = config.perceptual_weight * _ramp(joint, 0, config.perceptual_ramp_steps)
-            latent_rms = latent["h"].pow(2).mean().sqrt()
-            loss_latent = (
-                F.relu(latent_rms - config.latent_rms_max)
-                if config.latent_rms_max is not None
-                else torch.zeros((), device=device)
-            )
-            if warm:
-                loss = loss_msg + config.latent_weight * loss_latent
+            if reference is not None:
+                loss = _code_loss(gen, reference, x, msg, config)
+                opt_g.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(gen.parameters(), 5.0)
+                opt_g.step()
+                step += 1
+                aug_name, snr, losses = "code", config.embed.snr_db, {"total": loss.item()}
             else:
-                loss = (
-                    loss_det
-                    + w_msg * loss_msg
-                    + w_perc * (perc["mel"] + perc["loudness"])
-                    + config.latent_weight * loss_latent
-                )
-            opt_g.zero_grad(set_to_none=True)
-            opt_d.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(gen.parameters(), 5.0)
-            torch.nn.utils.clip_grad_norm_(det.parameters(), 5.0)
-            opt_g.step()
-            opt_d.step()
-            step += 1
-            with torch.no_grad():
-                acc = ((out[:, 1, :] > out[:, 0, :]).long() == target).float().mean().item()
-                bit_acc = (
-                    ((bits[has_pos] > 0).long() == msg[has_pos]).float().mean().item()
-                    if bool(has_pos.any())
-                    else float("nan")
-                )
+                aug_name, snr, losses = _joint_step(
+                    gen, det, opt_g, opt_d, perceptual, x, msg, latent, step, rng, attack_mix,
+                    config,
+                )  # fmt: skip
+                step += 1
             now = time.perf_counter()
             status = TrainStatus(
                 step=step,
                 steps=config.steps,
                 snr_db=snr,
                 seconds_per_step=now - t_last,
-                losses={
-                    "total": loss.item(),
-                    "det": loss_det.item(),
-                    "msg": loss_msg.item(),
-                    "mel": perc["mel"].item(),
-                    "loud": perc["loudness"].item(),
-                    "latent_rms": latent_rms.item(),
-                    "det_acc": acc,
-                    "bit_acc": bit_acc,
-                },
+                losses=losses,
             )
             t_last = now
             if progress is not None:
                 progress(status)
             with open(log_path, "a") as f:
-                f.write(
-                    json.dumps({"step": step, "aug": aug_name, "snr": snr, **status.losses}) + "\n"
-                )
+                f.write(json.dumps({"step": step, "aug": aug_name, "snr": snr, **losses}) + "\n")
             if step % config.checkpoint_every == 0 or step == config.steps:
                 _save(ckpt, gen, det, opt_g, opt_d, step)
     _save(ckpt, gen, det, opt_g, opt_d, step)
     return ckpt
+
+
+def _code_loss(
+    gen: AudioSealWM,
+    reference: AudioSealWM,
+    x: torch.Tensor,
+    msg: torch.Tensor,
+    config: TrainConfig,
+) -> torch.Tensor:
+    """Relative squared error between the generator's in-band output and the tone code
+    for ``msg`` added to the reference's waveform for the all-zero message."""
+    band, n, edge = config.embed.band_hz, x.shape[-1], CODE_EDGE
+    assert config.embed.payload_tones is not None
+    with torch.no_grad():
+        base = band_limit(reference.get_watermark(x, message=torch.zeros_like(msg)), band)
+        amplitude = base[..., edge:-edge].pow(2).mean(dim=-1, keepdim=True).sqrt() * math.sqrt(2)
+        code = code_waveform(config.embed.payload_tones, msg, n, phase_seed=config.code_phase_seed)
+        target = base + config.code_amplitude * amplitude * code
+    out = band_limit(gen.get_watermark(x, message=msg), band)
+    err = (out - target)[..., edge:-edge].pow(2).mean()
+    return err / target[..., edge:-edge].pow(2).mean()
+
+
+def _joint_step(
+    gen: AudioSealWM,
+    det: AudioSealDetector,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    perceptual: PerceptualLoss,
+    x: torch.Tensor,
+    msg: torch.Tensor,
+    latent: dict[str, torch.Tensor],
+    step: int,
+    rng: random.Random,
+    attack_mix: dict[str, float],
+    config: TrainConfig,
+) -> tuple[str, float, dict[str, float]]:
+    """One step of the AudioSeal recipe (``joint``), or of the detector alone."""
+    device, (b, _, n) = x.device, x.shape
+    train_gen = config.mode == "joint"
+    warm = step < config.message_warmup_steps
+    joint = max(0, step - config.message_warmup_steps)
+    snr = config.snr_start_db + (config.embed.snr_db - config.snr_start_db) * _ramp(
+        joint, 0, config.snr_ramp_steps
+    )
+    with torch.set_grad_enabled(train_gen):
+        raw = gen.get_watermark(x, message=msg)
+        wm = shape_watermark(raw, x, config.embed, snr_db=snr)
+    labels = (torch.ones(b, 1, n) if warm else _masks(b, n, config, rng)).to(device)
+    marked = x + wm * labels
+    aug_name, aug = ("warmup", _augment.identity()) if warm else _augment.choose(rng, attack_mix)
+    attacked, att_labels = aug(marked, labels, rng)
+    if rng.random() < config.misalign_prob:
+        attacked, att_labels = _augment.misalign(
+            attacked, att_labels, rng, max_shift=math.prod(config.arch.ratios)
+        )
+    out = det.detector(detector_input(attacked, config.embed))
+    det_logits = out[:, :2, :]
+    target = att_labels[:, 0, :].round().long()
+    loss_det = F.cross_entropy(det_logits, target)
+    pos = att_labels[:, 0, :]
+    has_pos = pos.sum(dim=-1) > 0
+    bits = (out[:, 2:, :] * pos[:, None, :]).sum(-1) / pos.sum(-1, keepdim=True).clamp_min(1)
+    loss_msg = (
+        F.binary_cross_entropy_with_logits(bits[has_pos], msg[has_pos].float())
+        if bool(has_pos.any())
+        else torch.zeros((), device=device)
+    )
+    w_msg = config.message_weight * _ramp(
+        joint, config.message_start_step, config.message_ramp_steps
+    )
+    zero = torch.zeros((), device=device)
+    perc = perceptual(x, x + wm) if train_gen else {"mel": zero, "loudness": zero}
+    w_perc = config.perceptual_weight * _ramp(joint, 0, config.perceptual_ramp_steps)
+    latent_rms = latent["h"].pow(2).mean().sqrt()
+    loss_latent = (
+        F.relu(latent_rms - config.latent_rms_max)
+        if config.latent_rms_max is not None and train_gen
+        else zero
+    )
+    if warm:
+        loss = loss_msg + config.latent_weight * loss_latent
+    else:
+        loss = (
+            loss_det
+            + w_msg * loss_msg
+            + w_perc * (perc["mel"] + perc["loudness"])
+            + config.latent_weight * loss_latent
+        )
+    opt_g.zero_grad(set_to_none=True)
+    opt_d.zero_grad(set_to_none=True)
+    loss.backward()
+    if train_gen:
+        torch.nn.utils.clip_grad_norm_(gen.parameters(), 5.0)
+        opt_g.step()
+    torch.nn.utils.clip_grad_norm_(det.parameters(), 5.0)
+    opt_d.step()
+    with torch.no_grad():
+        acc = ((out[:, 1, :] > out[:, 0, :]).long() == target).float().mean().item()
+        bit_acc = (
+            ((bits[has_pos] > 0).long() == msg[has_pos]).float().mean().item()
+            if bool(has_pos.any())
+            else float("nan")
+        )
+    return (
+        aug_name,
+        snr,
+        {
+            "total": loss.item(),
+            "det": loss_det.item(),
+            "msg": loss_msg.item(),
+            "mel": perc["mel"].item(),
+            "loud": perc["loudness"].item(),
+            "latent_rms": latent_rms.item(),
+            "det_acc": acc,
+            "bit_acc": bit_acc,
+        },
+    )
 
 
 def _init_weights(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,0 +1,89 @@
+"""The payload's tone code: the waveform a generator is taught and the reader of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from guardian.audio import resample, speechlike
+from guardian.watermark._model import EmbedConfig
+from guardian.watermark._tones import code_waveform, read_bits
+
+TONES = tuple((700.0 + 100 * i, 750.0 + 100 * i) for i in range(9)) + tuple(
+    (1950.0 + 100 * i, 2000.0 + 100 * i) for i in range(7)
+)
+MSG = [1, 0, 1, 1, 0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 1, 0]
+
+
+def _marked(seconds: float, level_db: float, *, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    speech = speechlike(seconds, seed=seed).astype(np.float64)
+    code = code_waveform(TONES, torch.tensor([MSG]), len(speech), phase_seed=7)[0, 0].numpy()
+    code *= np.sqrt(np.mean(speech**2) / np.mean(code**2)) * 10 ** (-level_db / 20)
+    return speech, speech + code
+
+
+def test_code_repeats_every_latent_frame_and_picks_one_tone_per_pair() -> None:
+    wave = code_waveform(TONES, torch.tensor([MSG]), 3200, phase_seed=7)[0, 0].numpy()
+    assert np.allclose(wave[320:], wave[:-320], atol=1e-3)  # 50 Hz grid: a 320-sample period
+    spectrum = np.abs(np.fft.rfft(wave))  # 3200 samples: 5 Hz bins
+    for bit, pair in zip(MSG, TONES, strict=True):
+        on, off = (int(pair[b] / 5) for b in (bit, 1 - bit))
+        assert spectrum[on] > 100 * spectrum[off]
+
+
+def test_reader_recovers_the_code_under_speech_with_high_confidence() -> None:
+    _, marked = _marked(4.0, level_db=20.0)
+    bits, confidence = read_bits(marked, np.ones(len(marked) // 160, bool), TONES)
+    assert bits == MSG
+    assert min(confidence) > 0.95
+
+
+def test_unmarked_speech_gives_unclear_bits() -> None:
+    speech, _ = _marked(4.0, level_db=20.0)
+    _, confidence = read_bits(speech, np.ones(len(speech) // 160, bool), TONES)
+    assert np.median(confidence) < 0.9
+
+
+def test_reader_reads_only_the_frames_it_is_told_to_trust() -> None:
+    speech, marked = _marked(4.0, level_db=20.0)
+    half = len(speech) // 2
+    spliced = np.concatenate([speech[:half], marked[half:]])
+    marks = np.arange(len(spliced) // 160) >= half // 160
+    bits, confidence = read_bits(spliced, marks, TONES)
+    assert bits == MSG and min(confidence) > 0.5
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_reader_follows_a_speed_change(factor: float) -> None:
+    _, marked = _marked(5.0, level_db=20.0)
+    # played back `factor` times as fast: every frequency moves by the factor
+    sped = resample(marked.astype(np.float32), round(16000 * factor), 16000)
+    bits, _ = read_bits(sped, np.ones(len(sped) // 160, bool), TONES)
+    assert bits == MSG
+
+
+def test_tiny_input_is_read_without_error() -> None:
+    bits, confidence = read_bits(np.zeros(100), np.ones(1, bool), TONES)
+    assert len(bits) == 16 and all(0.0 <= c <= 1.0 for c in confidence)
+
+
+@pytest.mark.parametrize(
+    "tones",
+    [
+        TONES[:15],  # one pair short
+        (*TONES[:15], TONES[0]),  # a tone used twice
+        (*TONES[:15], (2600.0, 2620.0)),  # off the 50 Hz grid
+        (*TONES[:15], (2650.0, 2800.0)),  # outside the band
+    ],
+)
+def test_bad_tone_codes_are_refused(tones: tuple[tuple[float, float], ...]) -> None:
+    with pytest.raises(ValueError, match="payload_tones"):
+        EmbedConfig(band_hz=(600.0, 2700.0), payload_tones=tones)
+
+
+def test_tone_code_survives_the_card_round_trip() -> None:
+    embed = EmbedConfig(band_hz=(600.0, 2700.0), payload_tones=TONES)
+    assert EmbedConfig(**embed.to_dict()) == embed
+    assert "payload_tones" not in EmbedConfig().to_dict()  # older cards stay as they were
+
