@@ -61,6 +61,7 @@ def _pair_stats(power: np.ndarray, tones: np.ndarray, factor: float) -> tuple[np
     how tonal the pairs look at this speed: the mean log ratio of a pair's stronger
     tone to the bins 20 Hz either side of both (the Hann window's first nulls)."""
     k = np.rint(tones * factor * WINDOW / SAMPLE_RATE).astype(int)  # nbits x 2
+    k = np.clip(k, 2, power.shape[1] - 3)  # a tone moved past Nyquist reads the edge
     energy = power[:, k] + 1e-12  # frames x nbits x 2
     between = (power[:, k - 2] + power[:, k + 2]).mean(axis=-1) / 2 + 1e-12
     tonality = float(np.log(energy.max(axis=-1) / between).mean())

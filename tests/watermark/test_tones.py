@@ -63,9 +63,12 @@ def test_reader_follows_a_speed_change(factor: float) -> None:
     assert bits == MSG
 
 
-def test_tiny_input_is_read_without_error() -> None:
+def test_tiny_input_and_tones_near_nyquist_are_read_without_error() -> None:
     bits, confidence = read_bits(np.zeros(100), np.ones(1, bool), TONES)
     assert len(bits) == 16 and all(0.0 <= c <= 1.0 for c in confidence)
+    high = tuple((6400.0 + 100 * i, 6450.0 + 100 * i) for i in range(16))  # x1.1: > 8 kHz
+    bits, _ = read_bits(np.random.default_rng(0).standard_normal(8000), np.ones(50, bool), high)
+    assert len(bits) == 16
 
 
 @pytest.mark.parametrize(
