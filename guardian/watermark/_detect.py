@@ -168,12 +168,12 @@ def detect(model: WatermarkModel, audio: Audio) -> Detection:
     score = window_score(prob)
     detected = score >= thr
     region = prob > 0.5
-    weights = region if region.sum() >= 10 else np.ones_like(region)
     if model.embed.payload_tones is not None:  # the payload is a tone code (v9 on)
         bits, conf = read_bits(mono, region, model.embed.payload_tones)
         floor = MIN_TONE_CONFIDENCE
     else:
         floor = MIN_BIT_CONFIDENCE
+        weights = region if region.sum() >= 10 else np.ones_like(region)
         mean_logits = (logits * weights).sum(axis=1) / max(1, int(weights.sum()))
         bits = [int(v > 0) for v in mean_logits]
         conf = [float(abs(np.tanh(v))) for v in mean_logits]
