@@ -91,20 +91,25 @@ def test_tone_code_survives_the_card_round_trip() -> None:
     assert "payload_tones" not in EmbedConfig().to_dict()  # older cards stay as they were
 
 
-def test_the_v9_candidate_carries_its_payload_through_mp3() -> None:
-    """The tone-code model round-trips 16 bits on speech, and through MP3 64k."""
+def test_the_shipped_tone_code_model_carries_its_payload_through_mp3() -> None:
+    """The shipped model (a tone code) reads 16 bits back from speech, also after MP3 64k:
+    at most one wrong, and that one flagged as unclear."""
     from pathlib import Path
 
     from guardian.audio import read_audio
-    from guardian.watermark import Payload, detect, embed, load_card
-    from guardian.watermark._loader import WEIGHTS_DIR
+    from guardian.watermark import SHIPPED_CARD, Payload, detect, embed, load_card
     from guardian.watermark.attacks import by_name
 
-    model = load_card(WEIGHTS_DIR / "guardian-wm-v9.yaml")
+    model = load_card(SHIPPED_CARD)
+    assert model.embed.payload_tones is not None
     speech = read_audio(Path(__file__).parents[1] / "data" / "voices" / "kal" / "sample-01.flac")
+    want = Payload(0xA5C3).bits()
     marked = embed(model, speech, Payload(0xA5C3))
-    found = detect(model, marked)
-    assert found.detected and found.payload == Payload(0xA5C3)
-    coded = detect(model, by_name("mp3_64k")(marked, np.random.default_rng(0)))
-    assert coded.detected
-    assert sum(a != b for a, b in zip(coded.bits, Payload(0xA5C3).bits(), strict=True)) <= 1
+    for found in (
+        detect(model, marked),
+        detect(model, by_name("mp3_64k")(marked, np.random.default_rng(0))),
+    ):
+        assert found.detected
+        read = zip(found.bits, want, found.bit_confidence, strict=True)
+        wrong = [conf for bit, w, conf in read if bit != w]
+        assert len(wrong) <= 1 and all(c < found.confidence_floor for c in wrong)
