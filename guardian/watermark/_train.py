@@ -333,14 +333,13 @@ def train(
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(gen.parameters(), 5.0)
                 opt_g.step()
-                step += 1
                 aug_name, snr, losses = "code", config.embed.snr_db, {"total": loss.item()}
             else:
                 aug_name, snr, losses = _joint_step(
                     gen, det, opt_g, opt_d, perceptual, x, msg, latent, step, rng, attack_mix,
                     config,
                 )  # fmt: skip
-                step += 1
+            step += 1
             now = time.perf_counter()
             status = TrainStatus(
                 step=step,
