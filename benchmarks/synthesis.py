@@ -23,18 +23,13 @@ from typing import Any
 import torch
 
 from guardian.app import (
-    EnrollRequest,
     SynthesisRequest,
-    create_challenge,
-    enroll,
     open_guardian,
     synthesize,
     train_voice,
 )
-from guardian.app._consent_voice import enrollment_samples, spoken_consent
 from guardian.app._engine import _adapter, stream_parts
-from guardian.app.demo import DEMO_NAME, DEMO_ORG, DEMO_VOICE
-from guardian.audio import OutputFormat, encode_bytes
+from guardian.app.demo import DEMO_ORG, enroll_demo_voice
 from guardian.config import Settings
 from guardian.watermark import Payload, embed
 
@@ -50,27 +45,9 @@ def _median(xs: list[float]) -> float:
     return float(statistics.median(xs))
 
 
-def enroll_demo_voice(g: Any, work: Path, index: int, purpose: str = "bench") -> str:
-    """Enroll the shipped demo voice afresh (a new voice id each call)."""
-    c = create_challenge(g, name=DEMO_NAME, organization=DEMO_ORG)
-    consent = work / f"consent{index}.wav"
-    consent.write_bytes(encode_bytes(spoken_consent(DEMO_VOICE, c.code), OutputFormat.WAV))
-    texts = tuple((DEMO_VOICE / "transcripts.txt").read_text().splitlines())
-    return enroll(
-        g,
-        EnrollRequest(
-            challenge_id=c.challenge_id,
-            consent=consent,
-            samples=tuple(enrollment_samples(DEMO_VOICE)),
-            purposes=(purpose,),
-            transcripts=texts,
-        ),
-    ).voice_id
-
-
 def _measure(g: Any, work: Path, index: int, repeats: int) -> dict[str, Any]:
     """Enroll the demo voice afresh, train it at ε = 8, and time its synthesis."""
-    voice = enroll_demo_voice(g, work, index)
+    voice = enroll_demo_voice(g, work, index, purpose="bench")
     t0 = time.perf_counter()
     train_voice(g, voice, epsilon=8.0)
     train_s = time.perf_counter() - t0

@@ -33,13 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from synthesis import enroll_demo_voice
-
-from guardian.app import SynthesisRequest, open_guardian, train_voice
-from guardian.app._engine import _adapter
-from guardian.app.demo import DEMO_ORG
+from guardian.app import open_guardian
+from guardian.app.demo import trained_demo_adapter
 from guardian.audio import Audio, OutputFormat, decode_bytes, encode_bytes
 from guardian.config import Settings
 from guardian.corpus import sentence
@@ -65,9 +60,7 @@ def voice_clips(
     g: Any, work: Path, index: int, sentences: int, rng: random.Random
 ) -> dict[str, Any]:
     """One fresh DP training of the demo voice; its conversions of 2 x ``sentences``."""
-    voice = enroll_demo_voice(g, work, index, purpose="wm-bench")
-    train_voice(g, voice, epsilon=8.0)
-    _, adapter = _adapter(g, SynthesisRequest(voice, "x", work / "x.wav", "wm-bench", DEMO_ORG))
+    adapter = trained_demo_adapter(g, work, index, purpose="wm-bench")
     said = [adapter.speak(g.base_voice, text) for text in texts(2 * sentences, rng)]
     return {"stretch": adapter.stretch, "speech": said[:sentences], "plain": said[sentences:]}
 

@@ -227,15 +227,23 @@ def wm_corpus(
         float,
         typer.Option(help="Share of clips spoken by random public voices of the cloning engine."),
     ] = 0.0,
+    engine_voices: Annotated[
+        int,
+        typer.Option(
+            help="Instead: the cloning engine's own output, the demo voice DP-trained this "
+            "many times saying the sentences."
+        ),
+    ] = 0,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """Synthesise offline training speech (Piper joe + espeak-ng voices)."""
+    """Synthesise offline training speech (Piper joe + espeak-ng voices, or the engine's)."""
     with progress_bar("synthesising", count, enabled=not as_json) as tick:
         paths = usecases.make_corpus(
             out,
             count=count,
             seed=seed,
             converted=converted,
+            engine_voices=engine_voices,
             progress=lambda done, _total: tick(done),
         )
     if as_json:

@@ -24,6 +24,7 @@ def make_corpus(
     count: int,
     seed: int,
     converted: float = 0.0,
+    engine_voices: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
     """``guardian watermark corpus``: synthesise training speech offline."""
@@ -33,7 +34,54 @@ def make_corpus(
         raise UsageError("--count must be at least 1")
     if not 0.0 <= converted <= 1.0:
         raise UsageError("--converted must be a share between 0 and 1")
+    if engine_voices < 0 or engine_voices > count:
+        raise UsageError("--engine-voices must be between 0 and --count")
+    if engine_voices:
+        return _engine_corpus(out, count=count, voices=engine_voices, seed=seed, progress=progress)
     return write_speech_corpus(out, count=count, seed=seed, converted=converted, progress=progress)
+
+
+def _engine_corpus(
+    out: Path,
+    *,
+    count: int,
+    voices: int,
+    seed: int,
+    progress: Callable[[int, int], None] | None,
+) -> list[Path]:
+    """What ``synthesize`` outputs before the watermark: the shipped demo voice enrolled and
+    DP-trained ``voices`` times in a throwaway home (each training its own noise, so its
+    own speaking rate and timbre), saying ``count`` generated sentences between them.
+
+    The sentences follow ``seed``; the DP noise is drawn fresh, so two runs give the same
+    words in other voices.
+    """
+    import random
+    import tempfile
+
+    import soundfile as sf
+
+    from guardian.app.demo import trained_demo_adapter
+    from guardian.config import Settings
+    from guardian.corpus import sentence
+
+    rng = random.Random(seed)  # noqa: S311 - which sentences, not a secret
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="guardian-wm-engine-") as tmp:
+        from guardian.app._context import open_guardian
+
+        g = open_guardian(Settings(home=Path(tmp) / "home"))
+        for v in range(voices):
+            adapter = trained_demo_adapter(g, Path(tmp), v, purpose="watermark-corpus")
+            for _ in range(count * (v + 1) // voices - len(paths)):
+                audio = adapter.speak(g.base_voice, sentence(rng, rng.choice([1, 2, 2])))
+                path = out / f"engine-{seed}-{len(paths):05d}.wav"
+                sf.write(path, audio.mono(), audio.sample_rate, subtype="PCM_16")
+                paths.append(path)
+                if progress is not None:
+                    progress(len(paths), count)
+    return paths
 
 
 def load_train_config(path: Path) -> TrainConfig:

@@ -16,7 +16,7 @@ from guardian.app._audit import verify_audit
 from guardian.app._consent import create_challenge, revoke_consent
 from guardian.app._consent_voice import enrollment_samples, spoken_consent
 from guardian.app._context import Guardian, open_guardian
-from guardian.app._engine import SynthesisRequest, synthesize, train_voice
+from guardian.app._engine import SynthesisRequest, _adapter, synthesize, train_voice
 from guardian.app._enroll import EnrollRequest, enroll
 from guardian.app._keys import init_keys, rotate_key
 from guardian.app._policy import explain
@@ -31,6 +31,7 @@ from guardian.audio import (
     resample,
 )
 from guardian.config import Settings
+from guardian.engine import TrainedAdapter
 from guardian.errors import ConsentError
 from guardian.policy import Action, PolicyRequest
 
@@ -192,6 +193,30 @@ def run_demo(*, workdir: Path | None = None, progress: Progress | None = None) -
 
 
 Step = Callable[[str, str, Callable[[], tuple[str, str]]], None]
+
+
+def enroll_demo_voice(g: Guardian, work: Path, index: int, *, purpose: str) -> str:
+    """Enroll the shipped demo voice afresh (a new challenge and voice id each call), its
+    spoken consent written under ``work``. Benchmarks and the engine corpus use it."""
+    c = create_challenge(g, name=DEMO_NAME, organization=DEMO_ORG)
+    consent = _write(work / f"consent{index}.wav", spoken_consent(DEMO_VOICE, c.code))
+    request = EnrollRequest(
+        challenge_id=c.challenge_id,
+        consent=consent,
+        samples=tuple(enrollment_samples(DEMO_VOICE)),
+        purposes=(purpose,),
+        transcripts=tuple((DEMO_VOICE / "transcripts.txt").read_text().splitlines()),
+    )
+    return enroll(g, request).voice_id
+
+
+def trained_demo_adapter(g: Guardian, work: Path, index: int, *, purpose: str) -> TrainedAdapter:
+    """The demo voice enrolled afresh and DP-trained at ε = 8: the engine's adapter, as
+    ``synthesize`` uses it. Each call draws its own DP noise, so its own speaking rate and
+    timbre; the watermark's benchmark and training corpus of the engine's speech use it."""
+    voice = enroll_demo_voice(g, work, index, purpose=purpose)
+    train_voice(g, voice, epsilon=8.0)
+    return _adapter(g, SynthesisRequest(voice, "x", work / "x.wav", purpose, DEMO_ORG))[1]
 
 
 def _consent_steps(g: Guardian, work: Path, step: Step) -> str | None:

@@ -154,3 +154,17 @@ def test_watermark_corpus_with_converted_speech(home: Path, tmp_path: Path) -> N
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"out": str(out), "files": 2}
     assert all(sf.info(p).samplerate == 16_000 for p in out.glob("*.wav"))
+
+
+def test_watermark_corpus_of_the_engines_speech(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    args = ["watermark", "corpus", "-o", str(out), "--count", "2", "--engine-voices"]
+    r = run(home, *args, "3")
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+    assert "--engine-voices" in r.stderr and not out.exists()
+    r = run(home, *args, "1", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"out": str(out), "files": 2}
+    clips = sorted(out.glob("engine-*.wav"))
+    assert len(clips) == 2 and all(sf.info(p).samplerate == 16_000 for p in clips)
+    assert all(sf.info(p).duration > 1.0 for p in clips)
