@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from guardian.app._context import Guardian
+from guardian.app._context import Guardian, open_guardian
 from guardian.audio import Audio, read_audio, resample, speechlike
 from guardian.errors import UsageError
 from guardian.watermark._synthetic import random_nonspeech
@@ -69,8 +69,6 @@ def _engine_corpus(
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="guardian-wm-engine-") as tmp:
-        from guardian.app._context import open_guardian
-
         g = open_guardian(Settings(home=Path(tmp) / "home"))
         for v in range(voices):
             adapter = trained_demo_adapter(g, Path(tmp), v, purpose="watermark-corpus")
