@@ -13,6 +13,7 @@ from hypothesis import settings as hypothesis_settings
 from guardian.app import Guardian, open_guardian
 from guardian.audio import Audio, OutputFormat, encode_bytes, speechlike
 from guardian.config import Settings, get_settings
+from guardian.watermark import Detection, Payload
 
 # Timing is measured by benchmarks, not by tests: no per-example deadline on a busy box.
 hypothesis_settings.register_profile("guardian", deadline=None)
@@ -104,3 +105,10 @@ def tree_bytes(root: Path) -> bytes:
 
 def stereo(samples: np.ndarray) -> np.ndarray:
     return np.stack([samples, 0.8 * samples], axis=1)
+
+
+def wrong_bit_confidences(found: Detection, payload: Payload) -> list[float]:
+    """The confidence of each bit ``found`` read wrong (the payload tests allow at most one,
+    and never a clear one: the registry search flips the least confident bits)."""
+    read = zip(found.bits, payload.bits(), found.bit_confidence, strict=True)
+    return [conf for bit, want, conf in read if bit != want]
