@@ -168,7 +168,7 @@ def detect(model: WatermarkModel, audio: Audio) -> Detection:
     score = window_score(prob)
     detected = score >= thr
     region = prob > 0.5
-    if model.embed.payload_tones is not None:  # the payload is a tone code (v9, v10)
+    if model.embed.payload_tones is not None:  # the payload is a tone code (v9 and later candidates)
         bits, conf = read_bits(mono, region, model.embed.payload_tones)
         floor = MIN_TONE_CONFIDENCE
     else:
