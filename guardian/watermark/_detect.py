@@ -95,34 +95,107 @@ FRAME = SAMPLE_RATE // 100
 """Detector output is pooled to 10 ms frames, so a 10-minute clip needs a few MB."""
 
 
-def _presence(model: WatermarkModel, mono: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Frame-level presence probability and per-frame summed bit logits.
+@dataclass(frozen=True)
+class _Head:
+    """The detector's last two layers folded into one linear map (:func:`_folded_head`)."""
+
+    body: torch.nn.Module
+    """Everything before them: audio (B, 1, T) to latent frames (B, dim, F)."""
+    weight: torch.Tensor
+    """dim x output channels x samples per latent frame."""
+    bias: torch.Tensor
+    """One per output channel."""
+
+
+def _folded_head(model: WatermarkModel) -> _Head | None:
+    """The detector's last two layers as one linear map per latent frame.
+
+    AudioSeal's detector ends with a transposed convolution whose kernel equals its
+    stride (each latent frame becomes ``hop`` samples, no overlap) and a 1x1 convolution,
+    with nothing in between: together they map each latent frame linearly to ``hop``
+    samples of every output channel. Applied directly, that map skips the 32-channel
+    full-rate tensor between them, and presence alone needs only one of its rows.
+    None for a detector of another shape.
+    """
+    encoder, last = model.detector.detector
+    rev = getattr(encoder, "reverse_convolution", None)
+    body = getattr(encoder, "model", None)
+    if not (
+        isinstance(body, torch.nn.Module)
+        and isinstance(rev, torch.nn.ConvTranspose1d)
+        and isinstance(last, torch.nn.Conv1d)
+        and rev.kernel_size == rev.stride
+        and rev.padding == (0,)
+        and rev.output_padding == (0,)
+        and rev.groups == 1
+        and rev.dilation == (1,)
+        and last.kernel_size == (1,)
+        and rev.bias is not None
+        and last.bias is not None
+    ):
+        return None
+    w_last = last.weight[:, :, 0]  # channels x hidden
+    weight = torch.einsum("iok,co->ick", rev.weight, w_last)
+    return _Head(body, weight, w_last @ rev.bias + last.bias)
+
+
+def _run_detector(
+    model: WatermarkModel, x: torch.Tensor, head: _Head | None, *, bits: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Presence probability (B, T) and, with ``bits``, bit logits (B, NBITS, T) of ``x``
+    (B, 1, T), the detector's view already applied; ``head`` is :func:`_folded_head`."""
+    if head is None:  # any other detector: run it whole
+        out = model.detector.detector(x)
+        return torch.softmax(out[:, :2], dim=1)[:, 1], out[:, 2:] if bits else None
+    n = x.shape[-1]
+    latent = head.body(x)
+    b, w = len(latent), head.weight
+    # softmax over two logits is the sigmoid of their difference
+    logit = torch.einsum("bif,ik->bfk", latent, w[:, 1] - w[:, 0]).reshape(b, -1)[:, :n]
+    prob = torch.sigmoid(logit + (head.bias[1] - head.bias[0]))
+    if not bits:
+        return prob, None
+    out = torch.einsum("bif,ick->bcfk", latent, w[:, 2:]).reshape(b, NBITS, -1)
+    return prob, out[:, :, :n] + head.bias[2:, None]
+
+
+def _presence(
+    model: WatermarkModel, mono: np.ndarray, *, bits: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Frame-level presence probability and, with ``bits``, per-frame bit logits.
 
     The clip is processed in overlapping chunks (``embed.detect_chunk_s`` long, with an
-    eighth of that, at most ``CONTEXT_S``, either side) and only
-    pooled per-frame results are kept: memory is constant in the clip length apart
-    from the 10 ms frame arrays.
+    eighth of that, at most ``CONTEXT_S``, either side) and only pooled per-frame
+    results are kept: memory is constant in the clip length apart from the 10 ms frame
+    arrays.
     """
     n = len(mono)
     n_frames = -(-n // FRAME)
     prob = np.zeros(n_frames, dtype=np.float32)
-    logits = np.zeros((NBITS, n_frames), dtype=np.float32)
+    logits = np.zeros((NBITS, n_frames), dtype=np.float32) if bits else None
     chunk_s = model.embed.detect_chunk_s
     chunk, ctx = int(chunk_s * SAMPLE_RATE), int(min(CONTEXT_S, chunk_s / 8) * SAMPLE_RATE)
+
+    def pool(values: torch.Tensor) -> np.ndarray:  # (..., samples) -> (..., 10 ms frames)
+        v = values.numpy()
+        pad = (-v.shape[-1]) % FRAME
+        v = np.pad(v, [(0, 0)] * (v.ndim - 1) + [(0, pad)], mode="edge")
+        pooled: np.ndarray = v.reshape(*v.shape[:-1], -1, FRAME).mean(axis=-1)
+        return pooled
+
     with torch.inference_mode(), no_compile():
+        head = _folded_head(model)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             lo, hi = max(0, start - ctx), min(n, stop + ctx)
             seg = torch.from_numpy(np.ascontiguousarray(mono[lo:hi]))[None, None, :]
-            out = model.detector.detector(detector_input(seg, model.embed))[0]
-            p = torch.softmax(out[:2], dim=0)[1].numpy()[start - lo : stop - lo]
-            bits = out[2:].numpy()[:, start - lo : stop - lo]
-            pad = (-len(p)) % FRAME
-            p = np.pad(p, (0, pad), mode="edge")
-            bits = np.pad(bits, ((0, 0), (0, pad)), mode="edge")
+            p, out = _run_detector(model, detector_input(seg, model.embed), head, bits=bits)
+            keep = slice(start - lo, stop - lo)
+            frames = pool(p[0, keep])
             f0 = start // FRAME
-            prob[f0 : f0 + len(p) // FRAME] = p.reshape(-1, FRAME).mean(axis=1)
-            logits[:, f0 : f0 + len(p) // FRAME] = bits.reshape(NBITS, -1, FRAME).mean(axis=2)
+            prob[f0 : f0 + len(frames)] = frames
+            if logits is not None and out is not None:
+                logits[:, f0 : f0 + len(frames)] = pool(out[0, :, keep])
     return prob, logits
 
 
@@ -164,14 +237,16 @@ def detect(model: WatermarkModel, audio: Audio) -> Detection:
     mono = mono - float(mono.mean())  # a DC offset says nothing about the watermark
     if float(np.sqrt(np.mean(mono**2))) < _SILENCE_RMS:
         return Detection(False, 0.0, thr, note="silent: no signal that could carry a watermark")
-    prob, logits = _presence(model, mono)
+    tones = model.embed.payload_tones  # set: the payload is a tone code (v9 on)
+    prob, logits = _presence(model, mono, bits=tones is None)
     score = window_score(prob)
     detected = score >= thr
     region = prob > 0.5
-    if model.embed.payload_tones is not None:  # the payload is a tone code (v9 and later candidates)
-        bits, conf = read_bits(mono, region, model.embed.payload_tones)
+    if tones is not None:
+        bits, conf = read_bits(mono, region, tones)
         floor = MIN_TONE_CONFIDENCE
     else:
+        assert logits is not None
         floor = MIN_BIT_CONFIDENCE
         weights = region if region.sum() >= 10 else np.ones_like(region)
         mean_logits = (logits * weights).sum(axis=1) / max(1, int(weights.sum()))
@@ -207,7 +282,7 @@ def calibrate(model: WatermarkModel, negatives: list[Audio], *, fpr: float = 1e-
     scores = []
     for audio in negatives:
         mono = _mono16k(audio)
-        prob, _ = _presence(model, mono - float(mono.mean()))
+        prob, _ = _presence(model, mono - float(mono.mean()), bits=False)
         scores.append(window_score(prob))
     arr = np.sort(np.asarray(scores))
     base = arr[-1] if len(arr) * fpr < 1 else np.quantile(arr, 1 - fpr)

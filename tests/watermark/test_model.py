@@ -24,7 +24,7 @@ from guardian.watermark import (
     load_card,
     load_model,
 )
-from guardian.watermark._detect import Segment, _segments
+from guardian.watermark._detect import Segment, _folded_head, _run_detector, _segments
 from guardian.watermark._model import ArchConfig, build_detector, build_generator
 
 
@@ -122,6 +122,27 @@ def test_official_card_name_uses_the_cache(tmp_path: Path, monkeypatch: pytest.M
 
 
 # --- detection and calibration -------------------------------------------------------------
+
+
+def test_folded_head_gives_the_whole_detectors_output(tmp_path: Path) -> None:
+    """Detection folds the detector's last two layers into one map: presence and bit
+    logits must be those of the whole network, for Guardian's and an official layout."""
+    _official_files(tmp_path)
+    for model in (load_model(str(tmp_path)), load_model("guardian")):
+        head = _folded_head(model)
+        assert head is not None
+        x = torch.from_numpy(speechlike(2.3, seed=4)[None, None, :])
+        with torch.inference_mode():
+            full = model.detector.detector(x)
+            prob, bits = _run_detector(model, x, head, bits=True)
+            plain_prob, plain_bits = _run_detector(model, x, None, bits=True)
+        assert bits is not None and plain_bits is not None
+        assert torch.allclose(prob, torch.softmax(full[:, :2], dim=1)[:, 1], atol=1e-5)
+        assert torch.allclose(bits, full[:, 2:], atol=1e-4)
+        assert torch.allclose(plain_prob, prob, atol=1e-5)
+        assert torch.allclose(plain_bits, bits, atol=1e-4)
+        only, none = _run_detector(model, x, head, bits=False)
+        assert none is None and torch.allclose(only, prob, atol=1e-6)
 
 
 def test_calibrated_threshold_clears_every_negative(tiny_watermark_card: Path) -> None:
