@@ -160,9 +160,12 @@ def _run_detector(
 
 
 def _presence(
-    model: WatermarkModel, mono: np.ndarray, *, bits: bool = True
+    model: WatermarkModel, mono: np.ndarray, *, bits: bool = True, fold: bool = True
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Frame-level presence probability and, with ``bits``, per-frame bit logits.
+
+    ``fold=False`` runs the detector whole instead of through :func:`_folded_head`
+    (the reference that ``benchmarks/detect_speed.py`` times it against).
 
     The clip is processed in overlapping chunks (``embed.detect_chunk_s`` long, with an
     eighth of that, at most ``CONTEXT_S``, either side) and only pooled per-frame
@@ -184,7 +187,7 @@ def _presence(
         return pooled
 
     with torch.inference_mode(), no_compile():
-        head = _folded_head(model)
+        head = _folded_head(model) if fold else None
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             lo, hi = max(0, start - ctx), min(n, stop + ctx)
