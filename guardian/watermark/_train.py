@@ -330,7 +330,7 @@ def train(
             if reference is not None:
                 loss = _code_loss(gen, reference, x, msg, config)
                 opt_g.zero_grad(set_to_none=True)
-                loss.backward()
+                torch.autograd.backward(loss)
                 torch.nn.utils.clip_grad_norm_(gen.parameters(), 5.0)
                 opt_g.step()
                 aug_name, snr, losses = "code", config.embed.snr_db, {"total": loss.item()}
@@ -448,7 +448,7 @@ def _joint_step(
         )
     opt_g.zero_grad(set_to_none=True)
     opt_d.zero_grad(set_to_none=True)
-    loss.backward()
+    torch.autograd.backward(loss)
     if train_gen:
         torch.nn.utils.clip_grad_norm_(gen.parameters(), 5.0)
         opt_g.step()
