@@ -164,13 +164,11 @@ def _presence(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Frame-level presence probability and, with ``bits``, per-frame bit logits.
 
-    ``fold=False`` runs the detector whole instead of through :func:`_folded_head`
-    (the reference that ``benchmarks/detect_speed.py`` times it against).
-
     The clip is processed in overlapping chunks (``embed.detect_chunk_s`` long, with an
     eighth of that, at most ``CONTEXT_S``, either side) and only pooled per-frame
     results are kept: memory is constant in the clip length apart from the 10 ms frame
-    arrays.
+    arrays. ``fold=False`` runs the detector whole instead of through
+    :func:`_folded_head` (the reference ``benchmarks/detect_speed.py`` times it against).
     """
     n = len(mono)
     n_frames = -(-n // FRAME)
