@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,9 +13,11 @@ from guardian.errors import WatermarkError
 from guardian.watermark._model import SAMPLE_RATE, WatermarkModel, no_compile
 from guardian.watermark._payload import NBITS, Payload
 from guardian.watermark._signal import detector_input, shape_watermark
-from guardian.watermark._tones import read_bits
+from guardian.watermark._tones import code_waveform, read_bits
 
 MIN_SECONDS = 0.5
+CODE_PHASE = 7
+"""Phase seed of the tone code that embedding adds (``embed.code_snr_db``)."""
 CHUNK_S = 10.0
 """Embedding chunk; detection chunks are the model's ``embed.detect_chunk_s``."""
 CONTEXT_S = 1.0
@@ -76,13 +79,20 @@ def embed(model: WatermarkModel, audio: Audio, payload: Payload) -> Audio:
     msg = torch.tensor([payload.bits()])
     wm = np.zeros_like(mono)
     chunk = int(CHUNK_S * SAMPLE_RATE)
+    cfg = model.embed
     with torch.inference_mode(), no_compile():
         for start in range(0, len(mono), chunk):
             seg = torch.from_numpy(mono[start : start + chunk])[None, None, :]
             if seg.shape[-1] < SAMPLE_RATE // 10:  # a tail too short for the encoder
                 break
             raw = model.generator.get_watermark(seg, message=msg)
-            wm[start : start + seg.shape[-1]] = shape_watermark(raw, seg, model.embed)[0, 0].numpy()
+            mark = shape_watermark(raw, seg, cfg)
+            if cfg.code_snr_db is not None and cfg.payload_tones is not None:
+                # whole-hertz tones run a whole number of cycles per chunk: no seam
+                code = code_waveform(cfg.payload_tones, msg, seg.shape[-1], phase_seed=CODE_PHASE)
+                code_cfg = dataclasses.replace(cfg, spectral_mask_power=cfg.code_mask_power)
+                mark = mark + shape_watermark(code, seg, code_cfg, snr_db=cfg.code_snr_db)
+            wm[start : start + seg.shape[-1]] = mark[0, 0].numpy()
     wm_native = resample(wm, SAMPLE_RATE, audio.sample_rate)[: audio.frames]
     marked = audio.samples + wm_native[:, None]
     peak = float(np.abs(marked).max())

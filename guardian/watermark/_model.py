@@ -148,9 +148,23 @@ class EmbedConfig:
     payload_tones: tuple[tuple[float, float], ...] | None = None
     """The payload's tone code, one (0-tone, 1-tone) pair in Hz per bit (v9 on).
 
-    Set, the generator has been taught this code (``_tones``) and detection reads the
-    payload by comparing each pair; ``None`` reads the detector's own bit outputs.
+    Set, detection reads the payload by comparing each pair (``_tones.read_bits``);
+    ``None`` reads the detector's own bit outputs. Who writes the code depends on
+    ``code_snr_db``: the generator, taught it (v9 to v11), or embedding itself (v12).
     """
+
+    code_snr_db: float | None = None
+    """With ``payload_tones``: embedding adds the tone code itself, shaped like the
+    watermark and scaled to this SNR, beside the generator's watermark (which then
+    carries presence only; v12). ``None``: the generator writes the code (v9 to v11).
+
+    Tones that embedding writes need not sit on the generator's 50 Hz grid, only on the
+    reader's 10 Hz bins; off the grid, the generator's own harmonics leave the pairs
+    alone.
+    """
+
+    code_mask_power: float = 0.4
+    """``spectral_mask_power`` for the tone code that embedding adds (``code_snr_db``)."""
 
     def __post_init__(self) -> None:
         if self.payload_tones is not None:
@@ -159,11 +173,16 @@ class EmbedConfig:
             lo, hi = self.band_hz if self.band_hz is not None else (0.0, SAMPLE_RATE / 2)
             if len(pairs) != NBITS or len(set(flat)) != len(flat):
                 raise ValueError(f"payload_tones must be {NBITS} pairs of distinct tones")
-            if any(not lo < f < hi or f % 50 for f in flat):
+            grid = 10 if self.code_snr_db is not None else 50  # reader bins / generator grid
+            if any(not lo < f < hi or f % grid for f in flat):
                 raise ValueError(
-                    f"payload_tones must be multiples of 50 Hz inside {lo:g}-{hi:g} Hz"
+                    f"payload_tones must be multiples of {grid} Hz inside {lo:g}-{hi:g} Hz"
                 )
             object.__setattr__(self, "payload_tones", pairs)
+        if self.code_snr_db is not None and self.payload_tones is None:
+            raise ValueError("code_snr_db needs payload_tones: the code to add")
+        if not 0 < self.code_mask_power <= 2:
+            raise ValueError(f"code_mask_power must be in (0, 2], got {self.code_mask_power}")
         if self.band_hz is not None:
             lo, hi = (float(f) for f in self.band_hz)
             if not 0 <= lo < hi <= SAMPLE_RATE / 2:
@@ -184,6 +203,8 @@ class EmbedConfig:
             del d["payload_tones"]  # cards before v9 stay byte for byte as they were
         else:
             d["payload_tones"] = [list(pair) for pair in self.payload_tones]
+        if self.code_snr_db is None:  # and cards before v12
+            del d["code_snr_db"], d["code_mask_power"]
         return d
 
 

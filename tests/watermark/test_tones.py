@@ -90,13 +90,37 @@ def test_tone_code_survives_the_card_round_trip() -> None:
     embed = EmbedConfig(band_hz=(600.0, 2700.0), payload_tones=TONES)
     assert EmbedConfig(**embed.to_dict()) == embed
     assert "payload_tones" not in EmbedConfig().to_dict()  # older cards stay as they were
+    assert "code_snr_db" not in embed.to_dict() and "code_mask_power" not in embed.to_dict()
+    added = EmbedConfig(band_hz=(600.0, 2700.0), payload_tones=OFF_GRID, code_snr_db=27.0)
+    assert EmbedConfig(**added.to_dict()) == added
 
 
-@pytest.mark.parametrize("card", ["guardian-wm-v10.yaml", "guardian-wm-v11.yaml"])
+OFF_GRID = tuple((970.0 + 100 * i, 1020.0 + 100 * i) for i in range(16))
+"""Tones 20 Hz above the generator's 50 Hz grid, as v12 embeds them."""
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"payload_tones": OFF_GRID}, "multiples of 50 Hz"),  # a generator writes on its grid
+        ({"code_snr_db": 27.0}, "needs payload_tones"),
+        ({"payload_tones": ((975.0, 1020.0), *OFF_GRID[1:]), "code_snr_db": 27.0}, "10 Hz"),
+        ({"payload_tones": OFF_GRID, "code_snr_db": 27.0, "code_mask_power": 0.0}, "code_mask"),
+    ],
+)
+def test_bad_added_tone_codes_are_refused(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        EmbedConfig(band_hz=(600.0, 2700.0), **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "card", ["guardian-wm-v10.yaml", "guardian-wm-v11.yaml", "guardian-wm-v12.yaml"]
+)
 def test_the_tone_code_candidates_carry_their_payload_through_mp3(card: str) -> None:
     """The tone-code models read 16 bits back from speech, also after MP3 64k: at most
-    one wrong, and that one flagged as unclear. They share the generator and the reader;
-    their detectors mark the frames that are read."""
+    one wrong, and that one flagged as unclear. v10 and v11 share the generator that
+    writes the code; v12's embedding adds it beside v5's watermark. All share the
+    reader, and their detectors mark the frames that are read."""
     from pathlib import Path
 
     from guardian.audio import read_audio
