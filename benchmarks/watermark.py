@@ -429,8 +429,8 @@ def measure_speed(args: argparse.Namespace, positives: list[dict[str, Any]]) -> 
         "audio_s": seconds,
         "loadavg_1min": os.getloadavg()[0],
         "default_threads": default_threads,
+        "repeats": args.speed_repeats,
     }
-    out["repeats"] = args.speed_repeats
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)
         for system in systems.values():
@@ -673,7 +673,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- average TPR over the attacks: Guardian {g['average_tpr']:.3f}, "
         f"Perth {p['average_tpr']:.3f}",
         f"- speed, x real time by wall clock (and by CPU time), median of "
-        f"{sp.get('repeats', 1)} passes over {sp['clips']} clips, "
+        f"{sp['repeats']} passes over {sp['clips']} clips, "
         f"{sp['audio_s']:.0f} s of audio, 1-min load average {sp['loadavg_1min']:.1f} on "
         f"{os.cpu_count()} cores: {speeds}",
         f"- wall time: total {t['total_s'] / 60:.1f} min (embedding {t['embedded_clips']} "

@@ -80,6 +80,7 @@ def embed(model: WatermarkModel, audio: Audio, payload: Payload) -> Audio:
     wm = np.zeros_like(mono)
     chunk = int(CHUNK_S * SAMPLE_RATE)
     cfg = model.embed
+    code_cfg = dataclasses.replace(cfg, spectral_mask_power=cfg.code_mask_power)
     with torch.inference_mode(), no_compile():
         for start in range(0, len(mono), chunk):
             seg = torch.from_numpy(mono[start : start + chunk])[None, None, :]
@@ -90,7 +91,6 @@ def embed(model: WatermarkModel, audio: Audio, payload: Payload) -> Audio:
             if cfg.code_snr_db is not None and cfg.payload_tones is not None:
                 # whole-hertz tones run a whole number of cycles per chunk: no seam
                 code = code_waveform(cfg.payload_tones, msg, seg.shape[-1], phase_seed=CODE_PHASE)
-                code_cfg = dataclasses.replace(cfg, spectral_mask_power=cfg.code_mask_power)
                 mark = mark + shape_watermark(code, seg, code_cfg, snr_db=cfg.code_snr_db)
             wm[start : start + seg.shape[-1]] = mark[0, 0].numpy()
     wm_native = resample(wm, SAMPLE_RATE, audio.sample_rate)[: audio.frames]

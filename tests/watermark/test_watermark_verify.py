@@ -58,8 +58,8 @@ def test_embedding_quality_and_clean_detection(model) -> None:  # type: ignore[n
     strict=True,
     reason="guardian-wm-v8 (v5's weights; v5 fine-tunes v4 and v2) was trained for too few steps "
     "to learn the message: its bit accuracy is near 0.58 (docs/benchmarks/watermark.md). The "
-    "tone-code candidates v10 and v11 pass it (tests/watermark/test_tones.py). A shipped model "
-    "that decodes the payload turns this into a failure (XPASS), so remove the marker then.",
+    "tone-code candidates v10, v11 and v12 pass it (tests/watermark/test_tones.py). A shipped "
+    "model that decodes the payload turns this into a failure (XPASS), so remove the marker then.",
 )
 def test_payload_round_trip(model) -> None:  # type: ignore[no-untyped-def]
     """16 bits back from speech: at most one wrong, and a wrong bit is never a clear one
