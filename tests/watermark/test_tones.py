@@ -46,6 +46,26 @@ def test_unmarked_speech_gives_unclear_bits() -> None:
     assert np.median(confidence) < 0.9
 
 
+def test_confidence_is_calibrated_on_unmarked_audio() -> None:
+    """Chance should bring few bits to the floor of 0.95 and never all 16 of a clip."""
+    confident = []
+    for seed in range(6):
+        speech = speechlike(4.0, seed=20 + seed)
+        _, confidence = read_bits(speech, np.ones(len(speech) // 160, bool), TONES)
+        confident.append(np.array(confidence) >= 0.95)
+    assert np.mean(confident) <= 0.12
+    assert not any(c.all() for c in confident)
+
+
+def test_coherent_reading_finds_a_code_far_under_the_speech() -> None:
+    """The code 40 dB under the speech (each tone 52 dB): summed coherently over 6 s,
+    every bit is right and clear (frame by frame, a third of them were unclear)."""
+    _, marked = _marked(6.0, level_db=40.0)
+    bits, confidence = read_bits(marked, np.ones(len(marked) // 160, bool), TONES)
+    assert bits == MSG
+    assert np.mean(np.array(confidence) >= 0.95) >= 0.9
+
+
 def test_reader_reads_only_the_frames_it_is_told_to_trust() -> None:
     speech, marked = _marked(4.0, level_db=20.0)
     half = len(speech) // 2
@@ -114,13 +134,19 @@ def test_bad_added_tone_codes_are_refused(kwargs: dict[str, object], match: str)
 
 
 @pytest.mark.parametrize(
-    "card", ["guardian-wm-v10.yaml", "guardian-wm-v11.yaml", "guardian-wm-v12.yaml"]
+    "card",
+    [
+        "guardian-wm-v10.yaml",
+        "guardian-wm-v11.yaml",
+        "guardian-wm-v12.yaml",
+        "guardian-wm-v13.yaml",
+    ],
 )
-def test_the_tone_code_candidates_carry_their_payload_through_mp3(card: str) -> None:
+def test_the_tone_code_models_carry_their_payload_through_mp3(card: str) -> None:
     """The tone-code models read 16 bits back from speech, also after MP3 64k: at most
     one wrong, and that one flagged as unclear. v10 and v11 share the generator that
-    writes the code; v12's embedding adds it beside v5's watermark. All share the
-    reader, and their detectors mark the frames that are read."""
+    writes the code; the embedding of v12 and of v13 (shipped) adds it beside v5's
+    watermark. All share the reader, and their detectors mark the frames that are read."""
     from pathlib import Path
 
     from guardian.audio import read_audio
