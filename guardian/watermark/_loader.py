@@ -36,7 +36,7 @@ from guardian.watermark._model import (
 )
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
-SHIPPED_CARD = WEIGHTS_DIR / "guardian-wm-v8.yaml"
+SHIPPED_CARD = WEIGHTS_DIR / "guardian-wm-v13.yaml"
 OFFICIAL_PAIRS = {
     "audioseal_wm_16bits": "audioseal_detector_16bits",
     "audioseal_wm_streaming": "audioseal_detector_streaming",

@@ -150,13 +150,13 @@ class EmbedConfig:
 
     Set, detection reads the payload by comparing each pair (``_tones.read_bits``);
     ``None`` reads the detector's own bit outputs. Who writes the code depends on
-    ``code_snr_db``: the generator, taught it (v9 to v11), or embedding itself (v12).
+    ``code_snr_db``: the generator, taught it (v9 to v11), or embedding itself (v12, v13).
     """
 
     code_snr_db: float | None = None
     """With ``payload_tones``: embedding adds the tone code itself, shaped like the
     watermark and scaled to this SNR, beside the generator's watermark (which then
-    carries presence only; v12). ``None``: the generator writes the code (v9 to v11).
+    carries presence only; v12, v13). ``None``: the generator writes the code (v9 to v11).
 
     Tones that embedding writes need not sit on the generator's 50 Hz grid, only on the
     reader's 10 Hz bins; off the grid, the generator's own harmonics leave the pairs
