@@ -13,9 +13,9 @@ the same clips over the same frames (those the card's detector marks):
   (``MIN_TONE_CONFIDENCE``), and how many wrong bits reached it, on held-out speech of
   the watermark benchmark embedded with v12 (code 27 dB under the clip) and v13 (31.5 dB),
   clean and after MP3 64k, speed 1.1 and Opus 16k;
-- on unwatermarked clips of the benchmark (speech, music, drones, noise, sweeps): the
-  share of bits that reach the floor (chance; the floor's design rate is 5 %) and of
-  clips whose 16 bits all do;
+- on unwatermarked clips of the benchmark (speech, music, drones, noise, sweeps; at least
+  10 of each kind, the rest in proportion): the share of bits that reach the floor
+  (chance; the floor's design rate is 5 %) and of clips whose 16 bits all do;
 - reading time on a 60 s clip, the two readers taking turns (median of 5).
 
 Run ``benchmarks/watermark.py`` once first: it synthesises and caches the clips. Writes
@@ -225,7 +225,7 @@ def markdown(report: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--clips", type=int, default=48, help="watermarked speech clips")
-    parser.add_argument("--negatives", type=int, default=150, help="unwatermarked clips")
+    parser.add_argument("--negatives", type=int, default=150, help="unwatermarked clips (about)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     args = parser.parse_args()
     corpus = args.out / "wm-corpus"
@@ -235,9 +235,16 @@ def main() -> None:
         raise SystemExit("no clips: run benchmarks/watermark.py once first (it caches them)")
     meta = json.loads((corpus / "corpus.json").read_text())
     positives = sorted((corpus / "pos").glob("*.wav"))[: args.clips]
-    # every kind of unwatermarked clip, in corpus order
-    negatives = [(corpus / "neg" / f"{n['key']}.wav", n["kind"]) for n in meta["negatives"]]
-    negatives = negatives[:: max(1, len(negatives) // args.negatives)][: args.negatives]
+    # every kind of unwatermarked clip, in proportion, at least 10 of each, evenly spread
+    kinds: dict[str, list[Path]] = {}
+    for neg in meta["negatives"]:
+        kinds.setdefault(neg["kind"], []).append(corpus / "neg" / f"{neg['key']}.wav")
+    total = sum(len(paths) for paths in kinds.values())
+    negatives = []
+    for kind, paths in kinds.items():
+        take = min(len(paths), max(10, round(args.negatives * len(paths) / total)))
+        picks = np.linspace(0, len(paths) - 1, take).round().astype(int)
+        negatives += [(paths[i], kind) for i in picks]
     report = {
         "clips": len(positives),
         "negatives": len(negatives),

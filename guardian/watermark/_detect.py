@@ -28,7 +28,7 @@ _SILENCE_RMS = 10 ** (-60 / 20)
 MIN_BIT_CONFIDENCE = 0.25
 """tanh(|mean bit logit|) below this marks a bit as too unclear to trust."""
 MIN_TONE_CONFIDENCE = 0.95
-"""The same for a tone code's bit confidence (``_tones.read_bits``). By chance 4.6 % of
+"""The same for a tone code's bit confidence (``_tones.read_bits``). By chance 4.7 % of
 the bits of unwatermarked speech reach it and no clip's 16 do; of v13's bits read from
 watermarked speech, 2 in 768 reach it wrong (``benchmarks/watermark_reader.py``)."""
 
