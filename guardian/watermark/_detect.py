@@ -29,8 +29,8 @@ MIN_BIT_CONFIDENCE = 0.25
 """tanh(|mean bit logit|) below this marks a bit as too unclear to trust."""
 MIN_TONE_CONFIDENCE = 0.95
 """The same for a tone code's bit confidence (``_tones.read_bits``). By chance 4.7 % of
-the bits of unwatermarked speech reach it and no clip's 16 do; of v13's bits read from
-watermarked speech, 2 in 768 reach it wrong (``benchmarks/watermark_reader.py``)."""
+the bits of unwatermarked speech reach it and no clip's 16 do; of the shipped model's bits
+read from watermarked speech, 2 in 768 reach it wrong (``benchmarks/watermark_reader.py``)."""
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,7 @@ def detect(model: WatermarkModel, audio: Audio) -> Detection:
     mono = mono - float(mono.mean())  # a DC offset says nothing about the watermark
     if float(np.sqrt(np.mean(mono**2))) < _SILENCE_RMS:
         return Detection(False, 0.0, thr, note="silent: no signal that could carry a watermark")
-    tones = model.embed.payload_tones  # set: the payload is a tone code (v9 on)
+    tones = model.embed.payload_tones  # set: the payload is a tone code
     prob, logits = _presence(model, mono, bits=tones is None)
     score = window_score(prob)
     detected = score >= thr

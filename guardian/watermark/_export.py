@@ -33,7 +33,7 @@ def export(
     """Write ``<card>.pt`` and ``card``, with the threshold calibrated on ``negatives``.
 
     If a weights file beside ``card`` already holds exactly these weights (a card that
-    changes only how a model embeds or detects, like v8 with v5's weights), the card
+    changes only how a model embeds or detects), the card
     names that file instead of writing a copy.
     """
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)

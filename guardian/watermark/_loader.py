@@ -37,11 +37,22 @@ from guardian.watermark._model import (
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 SHIPPED_CARD = WEIGHTS_DIR / "guardian-wm-v13.yaml"
+"""The one model the package ships; ``guardian-wm-v13.recipe.yaml`` beside it rebuilds it."""
 OFFICIAL_PAIRS = {
     "audioseal_wm_16bits": "audioseal_detector_16bits",
     "audioseal_wm_streaming": "audioseal_detector_streaming",
 }
 OFFICIAL_THRESHOLD = 0.5
+OFFICIAL_EMBED = EmbedConfig(
+    shaped=False,
+    spectral_mask=False,
+    detect_chunk_s=10.0,
+    band_hz=None,
+    payload_tones=None,
+    code_snr_db=None,
+)
+"""Official generators' output is added as it is, and read over the whole band, with the
+detector's own bits as the payload."""
 
 
 def load_model(spec: str | None = None) -> WatermarkModel:
@@ -255,7 +266,7 @@ def _load_official_files(
     return WatermarkModel(
         model_id=model_id,
         arch=arch,
-        embed=EmbedConfig(shaped=False),
+        embed=OFFICIAL_EMBED,
         generator=generator,
         detector=detector,
         weights_sha256=digest.hexdigest(),

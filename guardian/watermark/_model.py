@@ -91,12 +91,17 @@ class ArchConfig:
         return cls(**known)
 
 
+SHIPPED_BAND_HZ = (600.0, 2700.0)
+SHIPPED_TONES = tuple((970.0 + 100 * i, 1020.0 + 100 * i) for i in range(16))
+"""The shipped model's payload code: 16 tone pairs, 970-2520 Hz, 50 Hz apart in a pair."""
+
+
 @dataclass(frozen=True)
 class EmbedConfig:
     """How the generator's output is scaled into the audio, and how the detector
-    reads it back (band, chunks)."""
+    reads it back (band, chunks). The defaults are the shipped model's."""
 
-    snr_db: float = 26.0
+    snr_db: float = 26.5
     """Target signal-to-watermark ratio, enforced per clip."""
 
     envelope_ms: float = 20.0
@@ -108,86 +113,80 @@ class EmbedConfig:
     shaped: bool = True
     """False for official AudioSeal generators, whose output is added as it is."""
 
-    spectral_mask: bool = False
-    """Give the watermark the clip's short-time spectrum (v6 on).
+    spectral_mask: bool = True
+    """Give the watermark the clip's short-time spectrum.
 
     In every STFT bin (32 ms Hann window, 8 ms hop) the envelope-shaped watermark is
-    multiplied by the clip's own magnitude, so it sits at a near-constant level below
-    the clip everywhere, where hearing (and PESQ) masks it, instead of filling the
-    quiet parts of the band. Models before v6 leave it off.
+    multiplied by the clip's own magnitude (to ``spectral_mask_power``), so it sits
+    below the clip everywhere, where hearing (and PESQ) masks it, instead of filling
+    the quiet parts of the band.
     """
 
-    spectral_mask_power: float = 1.0
+    spectral_mask_power: float = 0.3
     """With ``spectral_mask``: the clip's magnitude is raised to this power first.
 
-    1 gives the watermark the clip's spectrum exactly (v6); below 1 it follows that
-    spectrum part of the way in decibels (v7 0.5, v8 0.3), so the watermark keeps some
-    energy between the clip's harmonics and formants, where codecs leave more of it.
+    1 gives the watermark the clip's spectrum exactly; below 1 it follows that spectrum
+    part of the way in decibels, so the watermark keeps some energy between the clip's
+    harmonics and formants, where codecs leave more of it.
     """
 
-    detect_chunk_s: float = 10.0
+    detect_chunk_s: float = 2.0
     """Detection runs the detector on chunks this long, each with an eighth of it (at
     most 1 s) of context either side.
 
     The detector's LSTM carries state across its input, and it was trained on 1 s
-    segments. With a masked watermark, seconds of unwatermarked speech before a
-    watermarked stretch pull that stretch's presence down (nine 2-3 s splices of v7
-    scored 0.49-0.94 in 10 s chunks, 0.82-0.98 in 2 s ones; v8 on slow voices: splice
-    TPR 0.58 against 0.96), so v8's card asks for 2 s chunks: more context overlap, so
-    detection costs a little more.
+    segments: seconds of unwatermarked speech before a watermarked stretch pull that
+    stretch's presence down in long chunks (a spliced stretch scores 0.49-0.94 in 10 s
+    chunks, 0.82-0.98 in 2 s ones).
     """
 
-    band_hz: tuple[float, float] | None = None
+    band_hz: tuple[float, float] | None = SHIPPED_BAND_HZ
     """Keep the watermark (and the detector's view) inside this band, in Hz.
 
     A band that every attack in the suite passes (low-pass 3 kHz, high-pass 500 Hz,
     8 kHz resampling, perceptual codecs) turns those attacks into near-identities for
-    the detector. ``None`` (models before v2) uses the whole band.
+    the detector. ``None`` uses the whole band (official AudioSeal models).
     """
 
-    payload_tones: tuple[tuple[float, float], ...] | None = None
-    """The payload's tone code, one (0-tone, 1-tone) pair in Hz per bit (v9 on).
+    payload_tones: tuple[tuple[float, float], ...] | None = SHIPPED_TONES
+    """The payload's tone code, one (0-tone, 1-tone) pair in Hz per bit, on the reader's
+    10 Hz bins.
 
-    Set, detection reads the payload by comparing each pair (``_tones.read_bits``);
-    ``None`` reads the detector's own bit outputs. Who writes the code depends on
-    ``code_snr_db``: the generator, taught it (v9 to v11), or embedding itself (v12, v13).
+    Set, embedding adds the code beside the generator's watermark (at ``code_snr_db``)
+    and detection reads it coherently (``_tones.read_bits``); ``None`` reads the
+    detector's own bit outputs (official AudioSeal models).
     """
 
-    code_snr_db: float | None = None
-    """With ``payload_tones``: embedding adds the tone code itself, shaped like the
-    watermark and scaled to this SNR, beside the generator's watermark (which then
-    carries presence only; v12, v13). ``None``: the generator writes the code (v9 to v11).
-
-    Tones that embedding writes need not sit on the generator's 50 Hz grid, only on the
-    reader's 10 Hz bins; off the grid, the generator's own harmonics leave the pairs
-    alone.
-    """
+    code_snr_db: float | None = 31.5
+    """The tone code's level under the clip, shaped like the watermark. The generator's
+    watermark then carries presence only."""
 
     code_mask_power: float = 0.4
-    """``spectral_mask_power`` for the tone code that embedding adds (``code_snr_db``)."""
+    """``spectral_mask_power`` for the tone code."""
 
     def __post_init__(self) -> None:
+        if self.band_hz is not None:
+            lo, hi = (float(f) for f in self.band_hz)
+            if not 0 <= lo < hi <= SAMPLE_RATE / 2:
+                raise ValueError(f"band_hz must satisfy 0 <= low < high <= 8000, got {lo}, {hi}")
+            object.__setattr__(self, "band_hz", (lo, hi))
         if self.payload_tones is not None:
             pairs = tuple((float(a), float(b)) for a, b in self.payload_tones)
             flat = [f for pair in pairs for f in pair]
             lo, hi = self.band_hz if self.band_hz is not None else (0.0, SAMPLE_RATE / 2)
             if len(pairs) != NBITS or len(set(flat)) != len(flat):
                 raise ValueError(f"payload_tones must be {NBITS} pairs of distinct tones")
-            grid = 10 if self.code_snr_db is not None else 50  # reader bins / generator grid
-            if any(not lo < f < hi or f % grid for f in flat):
+            if any(not lo < f < hi or f % 10 for f in flat):  # on the reader's 10 Hz bins
                 raise ValueError(
-                    f"payload_tones must be multiples of {grid} Hz inside {lo:g}-{hi:g} Hz"
+                    f"payload_tones must be multiples of 10 Hz inside {lo:g}-{hi:g} Hz"
                 )
+            if self.code_snr_db is None:
+                raise ValueError("payload_tones needs code_snr_db: the level of the code")
             object.__setattr__(self, "payload_tones", pairs)
         if self.code_snr_db is not None and self.payload_tones is None:
             raise ValueError("code_snr_db needs payload_tones: the code to add")
         if not 0 < self.code_mask_power <= 2:
             raise ValueError(f"code_mask_power must be in (0, 2], got {self.code_mask_power}")
-        if self.band_hz is not None:
-            lo, hi = (float(f) for f in self.band_hz)
-            if not 0 <= lo < hi <= SAMPLE_RATE / 2:
-                raise ValueError(f"band_hz must satisfy 0 <= low < high <= 8000, got {lo}, {hi}")
-            object.__setattr__(self, "band_hz", (lo, hi))
         if not 1.0 <= self.detect_chunk_s <= 60.0:
             raise ValueError(f"detect_chunk_s must be in [1, 60] s, got {self.detect_chunk_s}")
         if not 0 < self.spectral_mask_power <= 2:
@@ -199,12 +198,8 @@ class EmbedConfig:
         d = asdict(self)
         if self.band_hz is not None:
             d["band_hz"] = list(self.band_hz)
-        if self.payload_tones is None:
-            del d["payload_tones"]  # cards before v9 stay byte for byte as they were
-        else:
+        if self.payload_tones is not None:
             d["payload_tones"] = [list(pair) for pair in self.payload_tones]
-        if self.code_snr_db is None:  # and cards before v12
-            del d["code_snr_db"], d["code_mask_power"]
         return d
 
 

@@ -62,7 +62,7 @@ def spectral_mask(w: torch.Tensor, x: torch.Tensor, power: float = 1.0) -> torch
     def stft(v: torch.Tensor) -> torch.Tensor:
         return torch.stft(v[:, 0], STFT_FFT, STFT_HOP, window=window, return_complex=True)
 
-    magnitude = stft(x).abs()  # at power 1 exactly as v6 was trained and calibrated
+    magnitude = stft(x).abs()
     masked = stft(w) * (magnitude if power == 1 else magnitude.add(_EPS).pow(power))
     out = torch.istft(masked, STFT_FFT, STFT_HOP, window=window, length=w.shape[-1])
     return out[:, None, :]

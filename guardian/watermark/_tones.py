@@ -1,18 +1,15 @@
-"""The payload as tone pairs: the code a generator is taught, and its matched reader.
+"""The payload as tone pairs, and its matched reader.
 
-A generator whose message embedding dominates its latent (every Guardian model) writes
-a waveform that repeats every latent frame (320 samples at 16 kHz), so everything it
-can say lies on a 50 Hz grid. A tone code uses that grid directly: bit ``i`` is carried
-by one of two neighbouring tones, ``tones[i][0]`` for 0 and ``tones[i][1]`` for 1, added
-to a message-independent reference waveform that the detector finds (presence). The
-generator learns the code by regression (``_train``, mode ``code``), or embedding adds it
-beside the watermark (``embed.code_snr_db``, v12 on). The reader below compares the two
-tones of each pair over the frames the detector marks as watermarked, summing each
-tone coherently: the code keeps its phase for the whole clip, speech does not.
+Bit ``i`` is carried by one of two neighbouring tones, ``tones[i][0]`` for 0 and
+``tones[i][1]`` for 1. Embedding adds the code beside the generator's watermark, shaped
+like it and scaled to ``embed.code_snr_db``; the detector finds the watermark
+(presence). The reader below compares the two tones of each pair over the frames the
+detector marks as watermarked, summing each tone coherently: the code keeps its phase for
+the whole clip, speech does not.
 
 Why not the detector's own 16 bit outputs: trained end to end, the payload never got past
-two of the 16 bits (bit accuracy 0.58), while the generator learns this code in a few
-hundred steps and a matched reader decodes it through perceptual codecs.
+two of the 16 bits (bit accuracy 0.58), while a matched reader decodes a tone code
+through perceptual codecs (docs/adr/0002-watermark-v13.md).
 """
 
 from __future__ import annotations

@@ -45,12 +45,9 @@ from guardian.watermark._model import (
     build_generator,
     no_compile,
 )
-from guardian.watermark._signal import band_limit, detector_input, shape_watermark
-from guardian.watermark._tones import code_waveform
+from guardian.watermark._signal import detector_input, shape_watermark
 
-MODES = ("joint", "code", "detector")
-CODE_EDGE = 640
-"""Samples at each end left out of the code loss (the generator's padding)."""
+MODES = ("joint", "detector")
 
 
 @dataclass
@@ -91,13 +88,8 @@ class TrainConfig:
     """
     mode: str = "joint"
     """What a run trains. ``joint``: generator and detector together (the recipe above).
-    ``code``: the generator alone, by regression onto the tone code of
-    ``embed.payload_tones`` added to the ``init_from`` generator's waveform for the
-    all-zero message (``_tones``). ``detector``: the detector alone, the generator frozen.
+    ``detector``: the detector alone, the generator frozen.
     """
-    code_amplitude: float = 0.707
-    """``code`` mode: each tone's amplitude relative to the reference waveform's."""
-    code_phase_seed: int = 7
     augment_weights: dict[str, float] = field(default_factory=dict)
     """Overrides of the attack mix (``_augment.TRAINING_AUGMENTATIONS``), by name."""
     init_from: str | None = None
@@ -111,8 +103,6 @@ class TrainConfig:
         _augment.weights(self.augment_weights)  # refuse unknown names early
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.mode == "code" and (self.embed.payload_tones is None or not self.init_from):
-            raise ValueError("mode 'code' needs embed.payload_tones and init_from")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -283,9 +273,7 @@ def train(
     rng = random.Random(config.seed)
     gen = build_generator(config.arch).to(device)
     det = build_detector(config.arch).to(device)
-    if config.mode == "code":  # the code is written by the message path and decoder only
-        gen.encoder.requires_grad_(False)
-    elif config.mode == "detector":
+    if config.mode == "detector":
         gen.requires_grad_(False)
     opt_g = torch.optim.Adam(
         [p for p in gen.parameters() if p.requires_grad] or [torch.zeros(1)],
@@ -308,11 +296,6 @@ def train(
         gen_state, det_state = _init_weights(config)
         gen.load_state_dict(gen_state)
         det.load_state_dict(det_state)
-    reference = None
-    if config.mode == "code":  # the waveform the code is added to: init_from's, always
-        reference = build_generator(config.arch).to(device)
-        reference.load_state_dict(_init_weights(config)[0])
-        reference.eval().requires_grad_(False)
     (out_dir / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
     data = TrainingAudio(files, seed=config.seed + step)
     attack_mix = _augment.weights(config.augment_weights)
@@ -327,18 +310,9 @@ def train(
                 break
             x = data.batch(config.batch_size, n, config.nonspeech_prob).to(device)
             msg = torch.randint(0, 2, (config.batch_size, config.arch.nbits), device=device)
-            if reference is not None:
-                loss = _code_loss(gen, reference, x, msg, config)
-                opt_g.zero_grad(set_to_none=True)
-                torch.autograd.backward(loss)
-                torch.nn.utils.clip_grad_norm_(gen.parameters(), 5.0)
-                opt_g.step()
-                aug_name, snr, losses = "code", config.embed.snr_db, {"total": loss.item()}
-            else:
-                aug_name, snr, losses = _joint_step(
-                    gen, det, opt_g, opt_d, perceptual, x, msg, latent, step, rng, attack_mix,
-                    config,
-                )  # fmt: skip
+            aug_name, snr, losses = _joint_step(
+                gen, det, opt_g, opt_d, perceptual, x, msg, latent, step, rng, attack_mix, config
+            )
             step += 1
             now = time.perf_counter()
             status = TrainStatus(
@@ -357,27 +331,6 @@ def train(
                 _save(ckpt, gen, det, opt_g, opt_d, step)
     _save(ckpt, gen, det, opt_g, opt_d, step)
     return ckpt
-
-
-def _code_loss(
-    gen: AudioSealWM,
-    reference: AudioSealWM,
-    x: torch.Tensor,
-    msg: torch.Tensor,
-    config: TrainConfig,
-) -> torch.Tensor:
-    """Relative squared error between the generator's in-band output and the tone code
-    for ``msg`` added to the reference's waveform for the all-zero message."""
-    band, n, edge = config.embed.band_hz, x.shape[-1], CODE_EDGE
-    assert config.embed.payload_tones is not None
-    with torch.no_grad():
-        base = band_limit(reference.get_watermark(x, message=torch.zeros_like(msg)), band)
-        amplitude = base[..., edge:-edge].pow(2).mean(dim=-1, keepdim=True).sqrt() * math.sqrt(2)
-        code = code_waveform(config.embed.payload_tones, msg, n, phase_seed=config.code_phase_seed)
-        target = base + config.code_amplitude * amplitude * code
-    out = band_limit(gen.get_watermark(x, message=msg), band)
-    err = (out - target)[..., edge:-edge].pow(2).mean()
-    return err / target[..., edge:-edge].pow(2).mean()
 
 
 def _joint_step(
