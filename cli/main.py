@@ -1,4 +1,4 @@
-"""Entry point of the ``guardian`` command (DESIGN.md §3 is the contract)."""
+"""Entry point of the ``guardian`` command (``docs/cli.md`` is the contract)."""
 
 from __future__ import annotations
 
@@ -257,9 +257,10 @@ def wm_corpus(
 def wm_train(
     data: Annotated[list[Path], typer.Option("--data", help="Audio file or directory (repeat).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints, log).")],
-    config: Annotated[Path, typer.Option(help="Training recipe (YAML).")] = Path(
-        "guardian/watermark/weights/train-v2.yaml"
-    ),
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Training recipe (YAML); default: the shipped model's recipe."),
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     steps: Annotated[
         int | None, typer.Option(help="Override the step count (of a staged recipe's last stage).")
@@ -273,6 +274,10 @@ def wm_train(
     stop = {"now": False}
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    if config is None:
+        from guardian.watermark import SHIPPED_RECIPE
+
+        config = SHIPPED_RECIPE
     total = usecases.recipe_steps(config, steps)
     with progress_bar("training", total, enabled=not as_json) as tick:
         ckpt = usecases.train_watermark(
@@ -294,8 +299,6 @@ def wm_train(
 
 
 def _train_note(losses: dict[str, float]) -> str:
-    if "det_acc" not in losses:  # a 'code' stage: only the regression loss
-        return f"code loss {losses['total']:.3f}"
     return f"det {losses['det_acc']:.2f} bits {losses['bit_acc']:.2f}"
 
 

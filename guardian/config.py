@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     only when this file is kept out of them (``docs/privacy.md``)."""
 
     policy_dir: Path | None = None
-    """Directory of Cedar policies and their schema; unset for the repository's
-    ``policies/`` (a deployment's own rules go in its ``local/`` folder)."""
+    """Directory of Cedar policies, their schema and the retention rules; unset for the
+    defaults shipped in the package (a deployment's own rules go in the ``local/``
+    folder of its copy of ``policies/``)."""
 
     @field_validator("home", mode="after")
     @classmethod

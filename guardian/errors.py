@@ -11,7 +11,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Process exit codes of the ``guardian`` command (DESIGN.md §3)."""
+    """Process exit codes of the ``guardian`` command (``docs/cli.md``)."""
 
     OK = 0
     NOT_FOUND = 1

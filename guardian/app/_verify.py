@@ -24,7 +24,7 @@ _C2PA_CONTAINERS = {Container.WAV, Container.FLAC, Container.MP3, Container.MP4}
 
 
 class Verdict(str, Enum):
-    """DESIGN.md §3 verdicts."""
+    """The verdicts of ``guardian verify`` (``docs/cli.md``)."""
 
     VERIFIED = "verified"  # valid, trusted manifest from Guardian
     TRACED = "traced"  # no usable manifest, found in the registry

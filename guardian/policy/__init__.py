@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import guardian
 from guardian.errors import PolicyError
 from guardian.policy._cedar import evaluate
 from guardian.policy._load import Loaded, load_directory
@@ -27,8 +26,13 @@ from guardian.policy._model import Action, ConsentFacts, Decision, PolicyInfo, P
 
 
 def default_policy_dir() -> Path:
-    """The repository's top-level ``policies/`` directory (the project installs editable)."""
-    return Path(guardian.__file__).resolve().parents[1] / "policies"
+    """The default policies and retention rules, shipped as package data.
+
+    They are a copy of the repository's top-level ``policies/``, its editable source (a
+    test keeps the two identical). A deployment with rules of its own points
+    ``GUARDIAN_POLICY_DIR`` at a copy of ``policies/`` with them in its ``local/`` folder.
+    """
+    return Path(__file__).with_name("defaults")
 
 
 class PolicySet:

@@ -10,13 +10,20 @@ Public surface:
 """
 
 from guardian.watermark._detect import MIN_SECONDS, Detection, Segment, calibrate, detect, embed
-from guardian.watermark._loader import SHIPPED_CARD, load_card, load_model, write_card
+from guardian.watermark._loader import (
+    SHIPPED_CARD,
+    SHIPPED_RECIPE,
+    load_card,
+    load_model,
+    write_card,
+)
 from guardian.watermark._model import ArchConfig, EmbedConfig, WatermarkModel
 from guardian.watermark._payload import Payload, candidate_label_tags, deployment_tag, label_tag
 
 __all__ = [
     "MIN_SECONDS",
     "SHIPPED_CARD",
+    "SHIPPED_RECIPE",
     "ArchConfig",
     "Detection",
     "EmbedConfig",

@@ -37,7 +37,9 @@ from guardian.watermark._model import (
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 SHIPPED_CARD = WEIGHTS_DIR / "guardian-wm-v13.yaml"
-"""The one model the package ships; ``guardian-wm-v13.recipe.yaml`` beside it rebuilds it."""
+"""The one model the package ships."""
+SHIPPED_RECIPE = WEIGHTS_DIR / "guardian-wm-v13.recipe.yaml"
+"""The staged training recipe that rebuilds the shipped model from scratch."""
 OFFICIAL_PAIRS = {
     "audioseal_wm_16bits": "audioseal_detector_16bits",
     "audioseal_wm_streaming": "audioseal_detector_streaming",

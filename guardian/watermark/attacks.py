@@ -1,8 +1,8 @@
 """The attack suite that the watermark benchmark and tests run on marked audio.
 
-Settings follow the anchors in DESIGN.md §4 (the AudioSeal paper's evaluation and
-AudioMarkBench): real codec round-trips through ffmpeg (``guardian.audio``), filters,
-noise, time-scale and level changes, echo, cropping, splicing and mixing.
+Settings follow the AudioSeal paper's evaluation and AudioMarkBench: real codec
+round-trips through ffmpeg (``guardian.audio``), filters, noise, time-scale and level
+changes, echo, cropping, splicing and mixing.
 
 Every attack maps ``(audio, rng)`` to a new :class:`~guardian.audio.Audio` at the same
 sample rate and channel count, and never changes its input. Attacks that need other

@@ -21,7 +21,9 @@ from guardian.policy import (
 )
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, 0, tzinfo=dt.UTC)
-EXAMPLE_RULE = default_policy_dir() / "examples" / "no-political-purposes.cedar.example"
+SOURCE = Path(__file__).resolve().parents[2] / "policies"
+"""The editable source of the default policies, with its ``local/`` and ``examples/``."""
+EXAMPLE_RULE = SOURCE / "examples" / "no-political-purposes.cedar.example"
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +57,10 @@ def use(
 
 
 def policy_copy(tmp_path: Path) -> Path:
-    """A private copy of the shipped policy directory that a test may change."""
+    """A private copy of the policy directory that a test may change, as a deployment
+    makes one for its own rules."""
     target = tmp_path / "policies"
-    shutil.copytree(default_policy_dir(), target)
+    shutil.copytree(SOURCE, target)
     return target
 
 
