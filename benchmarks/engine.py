@@ -1,7 +1,6 @@
 """Cloning-engine benchmark: SECS of the DP speaker adapter, training time, Opacus overhead.
 
-Every figure in docs/benchmarks/engine.md, synthesis.md, engine_ceiling.md and
-engine_tiers.md, with one command (CPU):
+Every figure in docs/benchmarks/engine.md and synthesis.md, with one command (CPU):
 
     .venv/bin/python benchmarks/engine.py all
 
@@ -12,11 +11,9 @@ which runs these in turn (each can also run alone):
     .venv/bin/python benchmarks/engine.py mia        # membership inference -> engine_privacy.json
     .venv/bin/python benchmarks/engine.py wer        # PocketSphinx WER -> engine_privacy.json
     .venv/bin/python benchmarks/synthesis.py         # real-time factor, --stream first chunk
-    .venv/bin/python benchmarks/engine_ceiling.py    # oracle features vs converters, no DP
-    .venv/bin/python benchmarks/engine_tiers.py      # adapter size per tier (tuning voice)
 
-DP training on a CUDA GPU against the CPU (docs/benchmarks/engine_cuda.md) needs a GPU
-machine: ``benchmarks/engine_cuda.py``, not part of ``all``.
+The studies behind the engine's design (the no-DP ceiling, the tier sizes, DP training
+on a GPU against the CPU) are in ``research/``.
 ``cost`` re-measures only the training time and memory. The shipped public converter
 comes from ``engine.py pretrain`` (-> guardian/engine/weights/); ``all`` evaluates the
 shipped one and does not refit it.
@@ -885,10 +882,6 @@ def cmd_all(args: argparse.Namespace) -> None:
     cmd_wer(args)
     log("synthesis real-time factor and --stream latency (benchmarks/synthesis.py)")
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "synthesis.py")], check=True)
-    log("where SECS is lost: oracle features against converters (benchmarks/engine_ceiling.py)")
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "engine_ceiling.py")], check=True)
-    log("adapter size per privacy tier on the tuning voice (benchmarks/engine_tiers.py)")
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "engine_tiers.py")], check=True)
 
 
 def main() -> None:

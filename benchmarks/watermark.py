@@ -25,7 +25,8 @@ threshold on ``--attacked-negatives`` attacked negatives is reported per attack.
 
 Results go to ``OUT/watermark.json``, ``OUT/watermark_survival.json`` and stdout;
 a full-size run also rewrites the results of ``docs/benchmarks/watermark.md`` and
-``docs/benchmarks/watermark.png``.
+``docs/benchmarks/watermark.png``, and the survival list the tests read
+(``tests/watermark/survival.json``).
 """
 
 from __future__ import annotations
@@ -773,7 +774,7 @@ def main() -> None:
     if args.clips >= 200 and args.negatives >= 1000:  # the issue's minimum sample
         write_doc(ROOT / "docs" / "benchmarks" / "watermark.md", table)
         # The tests label, attack and verify wherever this file says the mark survives.
-        (ROOT / "docs" / "benchmarks" / "watermark_survival.json").write_text(
+        (ROOT / "tests" / "watermark" / "survival.json").write_text(
             json.dumps(survival, indent=2) + "\n"
         )
         plot(report, ROOT / "docs" / "benchmarks" / "watermark.png")
