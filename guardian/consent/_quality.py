@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from guardian._thirdparty import quiet_import
 from guardian.audio import Audio, resample
 
 MIN_SAMPLE_RATE = 16_000
@@ -144,8 +145,7 @@ def clipped_fraction(samples: np.ndarray) -> float:
 
 def speech_seconds(x: np.ndarray, rate: int) -> float:
     """Seconds of speech that WebRTC's VAD finds in a 1-D signal."""
-    import webrtcvad
-
+    webrtcvad = quiet_import("webrtcvad")
     pcm = resample(np.asarray(x, dtype=np.float32), rate, VAD_RATE)
     pcm16 = np.clip(np.round(pcm * 32767.0), -32768, 32767).astype("<i2")
     n = int(VAD_RATE * VAD_FRAME_S)

@@ -13,7 +13,6 @@ import functools
 import hashlib
 import importlib.util
 import io
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from guardian._thirdparty import quiet_import
 from guardian.audio import Audio, resample
 from guardian.consent._errors import NoSpeechError, SpeakerModelError
 
@@ -84,15 +84,10 @@ def _load_state(data: bytes) -> dict[str, Any]:
 
 
 def _import_resemblyzer() -> Any:
-    # resemblyzer imports scipy.ndimage.morphology, deprecated since SciPy 1.8; the
-    # warning is about its code, not ours, so it is silenced here only.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            import resemblyzer
-        except ImportError as e:
-            raise SpeakerModelError(f"resemblyzer cannot be imported ({e})") from e
-    return resemblyzer
+    try:
+        return quiet_import("resemblyzer")
+    except ImportError as e:
+        raise SpeakerModelError(f"resemblyzer cannot be imported ({e})") from e
 
 
 def _build_encoder(state: dict[str, Any]) -> VoiceEncoder:

@@ -8,12 +8,13 @@ timbre is a smooth offset, which is what the speaker adapter learns.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import numpy as np
+
+from guardian._thirdparty import quiet_import
 
 RATE = 16_000
 """Every engine feature is computed at 16 kHz, the rate of the speaker encoder too."""
@@ -29,12 +30,7 @@ SILENCE_DB = 45.0
 
 
 def _pyworld() -> Any:
-    # pyworld 0.3.5 imports pkg_resources, whose deprecation warning is about its code.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pyworld
-
-    return pyworld
+    return quiet_import("pyworld")
 
 
 def hz_to_mel(f: np.ndarray) -> np.ndarray:
