@@ -225,17 +225,22 @@ def label_file(
     return label_audio(g, audio, request, fmt=fmt, stages=chosen)
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    with open(path, "xb") as f:
+def _write_new(path: Path, data: bytes, *, mode: int = 0o666) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
 
 
-def write_new_file(path: Path, data: bytes) -> None:
-    """Create ``path`` with ``data``; never overwrite (one-line usage errors)."""
+def write_new_file(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Create ``path`` with ``data``; never overwrite (one-line usage errors).
+
+    ``private`` creates it 0600 whatever the umask: for files that hold personal data
+    (exports carry voice audio and names in the clear).
+    """
     try:
-        _write_new(path, data)
+        _write_new(path, data, mode=0o600 if private else 0o666)
     except FileExistsError as e:
         raise UsageError(f"{path} already exists; not overwriting it") from e
     except OSError as e:

@@ -304,5 +304,5 @@ def export_subject(g: Guardian, ref: str, out: Path) -> ExportResult:
             target=subject.id,
             details={"subject_id": subject.id, "files": len(z.listing), "sha256": digest},
         )
-        write_new_file(out, data)
+        write_new_file(out, data, private=True)
     return ExportResult(out, subject.id, len(z.listing), digest)

@@ -9,7 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from guardian.app import Guardian, init_keys, list_keys, revoke_key, rotate_key
+from guardian.app import Guardian, init_keys, list_keys, open_guardian, revoke_key, rotate_key
+from guardian.config import Settings
 from guardian.errors import MasterKeyError, NoSigningKeyError, NotFoundError, UsageError
 from guardian.keys import load_master_key, parse_master_key
 from guardian.store import KeyRole, KeyStatus, SigningKey
@@ -109,3 +110,47 @@ def test_revoke_errors(g: Guardian) -> None:
         revoke_key(g, root.kid, reason="x")
     with pytest.raises(NotFoundError):
         revoke_key(g, "sig-doesnotexist", reason="x")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        base64.b64encode(bytes(32)).decode(),  # all zero
+        base64.b64encode(b"correct horse battery staple!!!!").decode(),  # a passphrase
+        base64.b64encode(b"\x01\x02" * 16).decode(),  # a pattern
+    ],
+)
+def test_low_entropy_master_key_is_refused(text: str) -> None:
+    with pytest.raises(MasterKeyError, match="entropy|password"):
+        parse_master_key(text)
+
+
+def test_master_key_with_stray_characters_is_refused_not_silently_dropped() -> None:
+    good = base64.b64encode(os.urandom(32)).decode()
+    assert parse_master_key(good)  # the clean key parses
+    with pytest.raises(MasterKeyError, match="base64"):
+        parse_master_key(good[:10] + "!*" + good[10:])
+    with pytest.raises(MasterKeyError, match="base64"):
+        parse_master_key(good[:10] + " " + good[10:])
+
+
+def test_missing_master_key_for_an_existing_home_is_an_error_not_a_new_key(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = base64.b64encode(os.urandom(32)).decode()
+    first = open_guardian(settings.model_copy(update={"master_key": key}))
+    init_keys(first)
+    first.engine.dispose()
+    assert not settings.master_key_path.exists()
+    with pytest.raises(MasterKeyError, match="GUARDIAN_MASTER_KEY is not set"):
+        open_guardian(settings)
+    assert not settings.master_key_path.exists(), "no fresh master key was made"
+
+
+def test_master_key_file_can_live_outside_the_home(settings: Settings, tmp_path: Path) -> None:
+    outside = tmp_path / "secrets" / "master.key"
+    g = open_guardian(settings.model_copy(update={"master_key_file": outside}))
+    init_keys(g)
+    g.engine.dispose()
+    assert outside.exists() and stat.S_IMODE(outside.stat().st_mode) == 0o600
+    assert not (settings.home / "master.key").exists()
