@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -15,6 +16,7 @@ from guardian.app._label import TIME_FORMAT
 from guardian.app._watermarking import assisted_lookup
 from guardian.audio import Audio, Container, decode_bytes, read_input_bytes
 from guardian.errors import ExitCode
+from guardian.keys import KeyInfo
 from guardian.provenance import ManifestReading, ManifestState, content_hash, fingerprint_of, read
 from guardian.store import Label, Subject, Voice, VoiceStatus, as_utc
 from guardian.watermark import Detection, detect
@@ -188,7 +190,7 @@ def _verify(g: Guardian, data: bytes, *, name: str) -> VerifyResult:
             )
         info = _manifest_info(reading)
         if reading.state is ManifestState.TRUSTED:
-            return _trusted(g, s, reading, info, wm)
+            return _trusted(g, s, audio, reading, info, wm)
         if reading.state is ManifestState.INVALID:
             fields = _from_assertion(reading.guardian) if reading.guardian else {}
             reasons = [
@@ -212,25 +214,48 @@ def verify_file(g: Guardian, path: Path) -> VerifyResult:
 
 
 def _trusted(
-    g: Guardian, s: Session, reading: ManifestReading, info: ManifestInfo, wm: WatermarkInfo
+    g: Guardian,
+    s: Session,
+    audio: Audio,
+    reading: ManifestReading,
+    info: ManifestInfo,
+    wm: WatermarkInfo,
 ) -> VerifyResult:
-    label = g.registry.by_manifest_id(s, reading.manifest_id) if reading.manifest_id else None
-    fields = _from_label(label) if label else _from_assertion(reading.guardian or {})
+    row = g.registry.by_manifest_id(s, reading.manifest_id) if reading.manifest_id else None
     key = g.keys.find_signer_by_serial(s, reading.signer_serial_hex or "")
-    reasons = ["valid C2PA manifest signed by Guardian's signing identity"]
+    # Manifest ids are public and chosen by the signer: a registry row vouches for a
+    # manifest only when it recorded this very audio signed by this very key.
+    label = row if row is not None and _row_matches(row, audio, key) else None
+    fields = _from_label(label) if label else _from_assertion(reading.guardian or {})
     if key is not None:
         fields["signer_kid"] = key.kid
-        if key.revoked_at is not None:
-            signed_before = label is not None and as_utc(label.created_at) < key.revoked_at
-            if not signed_before:
-                why = (
-                    f"signed with key {key.kid}, revoked at "
-                    f"{key.revoked_at.strftime(TIME_FORMAT)}, and the registry has "
-                    "no record of it being signed before that"
-                )
-                return VerifyResult(Verdict.TAMPERED, [why], info, wm, match="manifest", **fields)
-            reasons.append(f"signed before key {key.kid} was revoked")
+    if row is not None and label is None:
+        why = (
+            f"the manifest reuses the id of registered clip {row.id}, but its audio or "
+            "signer differs from what the registry recorded"
+        )
+        return VerifyResult(Verdict.TAMPERED, [why], info, wm, match="manifest", **fields)
+    reasons = ["valid C2PA manifest signed by Guardian's signing identity"]
+    if key is not None and key.revoked_at is not None:
+        signed_before = label is not None and as_utc(label.created_at) < key.revoked_at
+        if not signed_before:
+            why = (
+                f"signed with key {key.kid}, revoked at "
+                f"{key.revoked_at.strftime(TIME_FORMAT)}, and the registry has "
+                "no record of this audio being signed with it before that"
+            )
+            return VerifyResult(Verdict.TAMPERED, [why], info, wm, match="manifest", **fields)
+        reasons.append(f"signed before key {key.kid} was revoked")
     return VerifyResult(Verdict.VERIFIED, reasons, info, wm, match="manifest", **fields)
+
+
+def _row_matches(row: Label, audio: Audio, key: KeyInfo | None) -> bool:
+    """The registry row recorded this audio (content hash) signed with this key."""
+    return (
+        key is not None
+        and row.signer_kid == key.kid
+        and hmac.compare_digest(row.content_sha256, content_hash(audio))
+    )
 
 
 def _lookup(

@@ -200,3 +200,31 @@ def test_every_label_is_audited(g: Guardian, clip: Path, tmp_path: Path) -> None
     _label(g, clip, tmp_path / "b.flac")
     report = verify_audit(g)
     assert report and report.entries == 3  # keys.init + two labels
+
+
+def test_stolen_revoked_key_cannot_reuse_a_registered_manifest_id(
+    g: Guardian, clip: Path, tmp_path: Path
+) -> None:
+    """Manifest ids are public: a thief signs new audio under an old clip's id."""
+    from guardian.provenance import GuardianAssertion, build_manifest, embed
+
+    genuine = _label(g, clip, tmp_path / "genuine.wav", purpose="test")
+    first = verify_file(g, genuine)
+    assert first.verdict is Verdict.VERIFIED and first.manifest.id is not None
+    with g.reading() as s:
+        stolen = g.keys.manifest_signer(s)
+    revoke_key(g, stolen.kid, reason="key compromise")
+
+    other = write_clip(tmp_path / "other.wav", seed=9)
+    manifest = build_manifest(
+        GuardianAssertion(label_id="lbl_x", created_at="2020-01-01T00:00:00Z", software="x"),
+        title="x.wav",
+        mime="audio/wav",
+    )
+    manifest["label"] = first.manifest.id  # the id of the clip already in the registry
+    forged = embed(other.read_bytes(), mime="audio/wav", signer=stolen, manifest=manifest)
+    result = verify_bytes(g, forged)
+    assert result.manifest.id == first.manifest.id, "the attack reuses the id"
+    assert result.verdict is Verdict.TAMPERED, result.reasons
+    assert result.exit_code is ExitCode.TAMPERED
+    assert verify_file(g, genuine).verdict is Verdict.VERIFIED
