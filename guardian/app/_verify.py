@@ -30,7 +30,7 @@ class Verdict(str, Enum):
 
     VERIFIED = "verified"  # valid, trusted manifest from Guardian
     TRACED = "traced"  # no usable manifest, found in the registry
-    WATERMARKED = "watermarked"  # Guardian watermark present, no registry match
+    WATERMARKED = "watermarked"  # a watermark, no registry match: weak evidence (exit 7)
     TAMPERED = "tampered"  # manifest broken, forged, or signed by a revoked key
     NOT_FOUND = "not_found"  # no evidence of Guardian provenance
 
@@ -39,7 +39,7 @@ class Verdict(str, Enum):
         return {
             Verdict.VERIFIED: ExitCode.OK,
             Verdict.TRACED: ExitCode.OK,
-            Verdict.WATERMARKED: ExitCode.OK,
+            Verdict.WATERMARKED: ExitCode.WATERMARKED,
             Verdict.TAMPERED: ExitCode.TAMPERED,
             Verdict.NOT_FOUND: ExitCode.NOT_FOUND,
         }[self]
@@ -292,7 +292,7 @@ def _lookup(
                 fingerprint_ber=found.ber,
                 **_from_label(found.label),
             )
-    assisted = assisted_lookup(s, g.registry, detection, query, deployment=g.deployment_tag())
+    assisted = assisted_lookup(s, g.registry, detection, query)
     if assisted is not None:
         reasons = [
             *prefix,
@@ -312,13 +312,15 @@ def _lookup(
         if not detection.payload_confident:
             whose = "a Guardian watermark (payload not decodable with confidence)"
         elif detection.payload is not None and detection.payload.deployment == g.deployment_tag():
-            whose = f"this deployment's watermark (payload {wm.payload})"
+            whose = f"a watermark whose payload names this deployment ({wm.payload})"
         else:
-            whose = f"another Guardian deployment's watermark (payload {wm.payload})"
+            whose = f"a watermark whose payload names another deployment ({wm.payload})"
         reasons = [
             *prefix,
             f"{whose} is present (score {detection.score:.2f}), but no registered clip "
             "matches: provenance unknown beyond the watermark",
+            "a watermark without a registry match is weak evidence: it is not proof of "
+            "origin, and one can be embedded by anyone holding the public model",
         ]
         return VerifyResult(Verdict.WATERMARKED, reasons, info, wm)
     reasons = [*prefix, "no Guardian manifest, no watermark, and no registered clip matches"]
