@@ -14,7 +14,7 @@ from guardian.app._consent import (
     verify_stored_consent,
     withdraw_consent,
 )
-from guardian.app._context import Guardian, open_guardian
+from guardian.app._context import Guardian, open_existing_guardian, open_guardian
 from guardian.app._engine import (
     NoAdapterError,
     SynthesisRequest,
@@ -104,6 +104,7 @@ __all__ = [
     "load_train_config",
     "make_corpus",
     "make_subject_key",
+    "open_existing_guardian",
     "open_guardian",
     "plan_retention",
     "processing_report",

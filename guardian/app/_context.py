@@ -150,3 +150,17 @@ def open_guardian(settings: Settings | None = None) -> Guardian:
     with session_scope(engine) as s:  # no audit entry: nothing a person did
         guardian.vault.ensure(s)
     return guardian
+
+
+def open_existing_guardian(settings: Settings | None = None) -> Guardian | None:
+    """The deployment at the configured home, or ``None`` when there is none yet.
+
+    For offline checks (receipts, consent records): they use a deployment's trust
+    anchors when run inside one, and must not create a home, keys or a master key where
+    there was none.
+    """
+    settings = settings or get_settings()
+    has_db = settings.database_url is not None or (settings.home / "guardian.db").exists()
+    if not settings.home.is_dir() or not has_db:
+        return None
+    return open_guardian(settings)

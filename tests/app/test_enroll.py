@@ -264,7 +264,8 @@ def test_a_tampered_consent_record_fails_verification(
     record = show_consent(g, result.voice_id).record
     good = tmp_path / "record.json"
     good.write_bytes(record.to_bytes())
-    assert verify_consent_file(good)
+    assert verify_consent_file(good, g)
+    assert not verify_consent_file(good), "offline, without an anchor, the signer is untrusted"
     body = dict(record.body)
     body["terms"] = {**body["terms"], "purposes": ["audiobook", "demo", "political-ads"]}
     forged = tmp_path / "forged.json"
