@@ -82,10 +82,14 @@ def keys_rotate(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
 @guarded
 def keys_list(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
     """List every key with its role and status."""
-    keys = usecases.list_keys(open_guardian())
+    g = open_guardian()
+    keys = usecases.list_keys(g)
+    warnings = usecases.key_warnings(g)
     if as_json:
-        emit_json({"keys": [k.to_dict() for k in keys]})
+        emit_json({"keys": [k.to_dict() for k in keys], "warnings": warnings})
         return
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
     if not keys:
         typer.echo("no keys yet: run `guardian keys init`")
     for k in keys:

@@ -24,7 +24,7 @@ from guardian.app._engine import (
     train_voice,
 )
 from guardian.app._enroll import EnrollRequest, EnrollResult, enroll
-from guardian.app._keys import init_keys, list_keys, revoke_key, rotate_key
+from guardian.app._keys import init_keys, key_warnings, list_keys, revoke_key, rotate_key
 from guardian.app._label import (
     AudioStage,
     LabelRequest,
@@ -99,6 +99,7 @@ __all__ = [
     "init_keys",
     "label_audio",
     "label_file",
+    "key_warnings",
     "list_keys",
     "load_recipe",
     "load_train_config",

@@ -126,7 +126,8 @@ class VerifyResult:
 def _manifest_info(reading: ManifestReading) -> ManifestInfo:
     return ManifestInfo(
         present=reading.present,
-        valid=reading.state in (ManifestState.TRUSTED, ManifestState.UNTRUSTED),
+        valid=reading.state
+        in (ManifestState.TRUSTED, ManifestState.UNTRUSTED, ManifestState.EXPIRED),
         trusted=reading.state is ManifestState.TRUSTED,
         id=reading.manifest_id,
     )
@@ -191,6 +192,8 @@ def _verify(g: Guardian, data: bytes, *, name: str) -> VerifyResult:
         info = _manifest_info(reading)
         if reading.state is ManifestState.TRUSTED:
             return _trusted(g, s, audio, reading, info, wm)
+        if reading.state is ManifestState.EXPIRED:
+            return _expired(g, s, audio, reading, info, wm)
         if reading.state is ManifestState.INVALID:
             fields = _from_assertion(reading.guardian) if reading.guardian else {}
             reasons = [
@@ -247,6 +250,40 @@ def _trusted(
             return VerifyResult(Verdict.TAMPERED, [why], info, wm, match="manifest", **fields)
         reasons.append(f"signed before key {key.kid} was revoked")
     return VerifyResult(Verdict.VERIFIED, reasons, info, wm, match="manifest", **fields)
+
+
+def _expired(
+    g: Guardian,
+    s: Session,
+    audio: Audio,
+    reading: ManifestReading,
+    info: ManifestInfo,
+    wm: WatermarkInfo,
+) -> VerifyResult:
+    """An expired signing certificate: accepted only for audio that the registry recorded,
+    signed with that very key, while the certificate was valid (and before any
+    revocation). A thief holding an expired key cannot add a registry row."""
+    row = g.registry.by_manifest_id(s, reading.manifest_id) if reading.manifest_id else None
+    key = g.keys.find_signer_by_serial(s, reading.signer_serial_hex or "")
+    if row is not None and key is not None and _row_matches(row, audio, key):
+        when, not_after = as_utc(row.created_at), key.not_after
+        inside = not_after is not None and key.created_at <= when <= not_after
+        if not_after is not None and inside and (key.revoked_at is None or when < key.revoked_at):
+            reasons = [
+                "valid C2PA manifest; its signing certificate "
+                f"{key.kid} expired at {not_after.strftime(TIME_FORMAT)}, and the "
+                f"registry recorded this audio signed with it at {when.strftime(TIME_FORMAT)}, "
+                "inside its validity",
+            ]
+            return VerifyResult(
+                Verdict.VERIFIED, reasons, info, wm, match="manifest", **_from_label(row)
+            )
+    why = (
+        "signed by an expired certificate, and the registry has no record of this audio "
+        "being signed with it while it was valid"
+    )
+    fields = _from_assertion(reading.guardian or {})
+    return VerifyResult(Verdict.TAMPERED, [why], info, wm, match="manifest", **fields)
 
 
 def _row_matches(row: Label, audio: Audio, key: KeyInfo | None) -> bool:

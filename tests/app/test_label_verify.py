@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +230,40 @@ def test_stolen_revoked_key_cannot_reuse_a_registered_manifest_id(
     assert result.verdict is Verdict.TAMPERED, result.reasons
     assert result.exit_code is ExitCode.TAMPERED
     assert verify_file(g, genuine).verdict is Verdict.VERIFIED
+
+
+def test_an_expired_signing_certificate_does_not_turn_old_clips_into_tampered(
+    settings: Settings, clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leaves live 825 days and manifests carry no timestamp: after expiry C2PA reports
+    `signingCredential.expired`. A clip the registry recorded inside the validity must
+    still verify; anything else signed by the expired leaf must not."""
+    from guardian.keys import _x509
+
+    monkeypatch.setattr(_x509, "LEAF_VALIDITY", dt.timedelta(seconds=4))
+    g = open_guardian(settings)
+    init_keys(g)
+    out = _label(g, clip, tmp_path / "old.wav", purpose="test")
+    with g.reading() as s:
+        signer = g.keys.manifest_signer(s)
+    # The same key signs something the registry never recorded (C2PA will not sign with
+    # an expired certificate, but a thief is not bound to c2pa-python).
+    from guardian.provenance import GuardianAssertion, build_manifest, embed
+
+    other = write_clip(tmp_path / "other.wav", seed=7)
+    late = embed(
+        other.read_bytes(),
+        mime="audio/wav",
+        signer=signer,
+        manifest=build_manifest(
+            GuardianAssertion(label_id="lbl_y", created_at="2020-01-01T00:00:00Z", software="x"),
+            title="y.wav",
+            mime="audio/wav",
+        ),
+    )
+    time.sleep(5)  # the leaf has expired
+    result = verify_file(g, out)
+    assert result.verdict is Verdict.VERIFIED, result.reasons
+    assert any("expired" in r for r in result.reasons)
+    assert verify_bytes(g, late).verdict is Verdict.TAMPERED
+    g.engine.dispose()

@@ -154,3 +154,23 @@ def test_master_key_file_can_live_outside_the_home(settings: Settings, tmp_path:
     g.engine.dispose()
     assert outside.exists() and stat.S_IMODE(outside.stat().st_mode) == 0o600
     assert not (settings.home / "master.key").exists()
+
+
+def test_keys_list_warns_before_the_active_signing_certificate_expires(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    from guardian.app import key_warnings
+    from guardian.keys import _x509
+
+    g = open_guardian(settings)
+    init_keys(g)
+    assert key_warnings(g) == []
+    monkeypatch.setattr(_x509, "LEAF_VALIDITY", dt.timedelta(days=10))
+    rotate_key(g)
+    (warning,) = key_warnings(g)
+    assert "expires" in warning and "keys rotate" in warning
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=11)
+    assert "expired" in key_warnings(g, now=later)[0]
+    g.engine.dispose()
