@@ -126,14 +126,14 @@ def label(
     source: Annotated[Path, typer.Argument(help="Audio to label (WAV, FLAC, MP3, Ogg, AAC).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .wav, .flac or .mp3.")],
     purpose: Annotated[str | None, typer.Option(help="Declared purpose of the clip.")] = None,
-    voice_id: Annotated[str | None, typer.Option(help="Pseudonymous voice id.")] = None,
-    consent_id: Annotated[str | None, typer.Option(help="Consent record id.")] = None,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """Sign AUDIO with a C2PA manifest and record it in the registry."""
-    request = LabelRequest(
-        source=source, output=output, purpose=purpose, voice_id=voice_id, consent_id=consent_id
-    )
+    """Label imported AUDIO: watermark, sign a C2PA manifest, record it in the registry.
+
+    The manifest says the clip is imported audio labeled by this deployment. It names no
+    voice and no consent: only `guardian synthesize` asserts those.
+    """
+    request = LabelRequest(source=source, output=output, purpose=purpose)
     result = usecases.label_file(open_guardian(), request)
     if as_json:
         emit_json(result.to_dict())

@@ -96,6 +96,9 @@ class VerifyResult:
     signer_kid: str | None = None
     voice_status: str | None = None
     """``active``, ``revoked`` or ``erased`` for a voice this deployment knows."""
+    origin: str | None = None
+    """``synthesized`` (this deployment's engine, from a consenting voice) or ``imported``
+    (audio from elsewhere that this deployment only labeled); None for older clips."""
 
     @property
     def exit_code(self) -> ExitCode:
@@ -120,6 +123,7 @@ class VerifyResult:
             "fingerprint_ber": self.fingerprint_ber,
             "signer_kid": self.signer_kid,
             "voice_status": self.voice_status,
+            "origin": self.origin,
         }
 
 
@@ -144,6 +148,7 @@ def _from_label(label: Label) -> dict[str, Any]:
         "generated_at": as_utc(label.created_at).strftime(TIME_FORMAT),
         "epsilon": float(eps) if eps is not None else None,
         "signer_kid": label.signer_kid,
+        "origin": _origin(assertion),
     }
 
 
@@ -156,12 +161,24 @@ def _from_assertion(data: dict[str, Any]) -> dict[str, Any]:
         "purpose": data.get("purpose"),
         "generated_at": data.get("created_at"),
         "epsilon": float(eps) if isinstance(eps, int | float) else None,
+        "origin": _origin(data),
     }
+
+
+def _origin(assertion: dict[str, Any]) -> str | None:
+    origin = assertion.get("origin")
+    return origin if origin in ("synthesized", "imported") else None
 
 
 def verify_bytes(g: Guardian, data: bytes, *, name: str = "clip") -> VerifyResult:
     """Check the manifest, then the registry by content hash, then by fingerprint."""
     result = _verify(g, data, name=name)
+    if result.origin == "imported" and result.verdict in (Verdict.VERIFIED, Verdict.TRACED):
+        note = (
+            "imported audio labeled by this deployment: it did not generate the audio and "
+            "asserts no voice or consent"
+        )
+        result = replace(result, reasons=[*result.reasons, note])
     if result.voice_id is None:
         return result
     with g.reading() as s:

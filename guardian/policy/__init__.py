@@ -21,9 +21,16 @@ from pathlib import Path
 
 import guardian
 from guardian.errors import PolicyError
-from guardian.policy._cedar import evaluate
+from guardian.policy._cedar import evaluate, evaluate_label
 from guardian.policy._load import Loaded, load_directory
-from guardian.policy._model import Action, ConsentFacts, Decision, PolicyInfo, PolicyRequest
+from guardian.policy._model import (
+    Action,
+    ConsentFacts,
+    Decision,
+    LabelPolicyRequest,
+    PolicyInfo,
+    PolicyRequest,
+)
 
 
 def default_policy_dir() -> Path:
@@ -98,6 +105,11 @@ class PolicySet:
         """
         return evaluate(self._loaded, request, facts, now=now)
 
+    def decide_label(self, request: LabelPolicyRequest, *, now: dt.datetime) -> Decision:
+        """Decide on labeling imported audio (Cedar action ``label``); never raises for a
+        policy reason, like :meth:`decide`."""
+        return evaluate_label(self._loaded, request, now=now)
+
 
 def check_policies(directory: Path) -> list[str]:
     """Every problem with the policy directory, parse errors included; never raises.
@@ -121,6 +133,7 @@ __all__ = [
     "Action",
     "ConsentFacts",
     "Decision",
+    "LabelPolicyRequest",
     "PolicyInfo",
     "PolicyRequest",
     "PolicySet",

@@ -14,13 +14,15 @@ from guardian.app import (
     LabelRequest,
     Verdict,
     forget,
-    label_file,
+    VoiceClaim,
+    label_audio,
     verify_audit,
     verify_consent_file,
     verify_file,
     verify_receipt_file,
 )
 from guardian.errors import NotFoundError, UsageError
+from guardian.audio import OutputFormat, decode_bytes
 from guardian.consent import SignedRecord
 from guardian.keys import ManifestSigner
 from guardian.keys import _x509
@@ -134,7 +136,11 @@ def test_clips_of_an_erased_voice_still_verify_and_say_so(g: Guardian, tmp_path:
     g.ensure_keys()
     sub, voice = _enrolled(g, 0)
     out = tmp_path / "clip.wav"
-    label_file(g, LabelRequest(source=write_clip(tmp_path / "in.wav"), output=out, voice_id=voice))
+    with g.reading() as s:
+        consent_id = s.get(Voice, voice).consent_id  # type: ignore[union-attr]
+    audio = decode_bytes(write_clip(tmp_path / "in.wav").read_bytes())
+    claim = VoiceClaim(voice_id=voice, consent_id=consent_id)  # as synthesis makes it
+    label_audio(g, audio, LabelRequest(source=out, output=out), fmt=OutputFormat.WAV, voice=claim)
     forget(g, sub)
     result = verify_file(g, out)
     assert result.verdict is Verdict.VERIFIED and result.voice_status == "erased"
