@@ -69,11 +69,19 @@ def keys_init(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
 
 @keys_app.command("rotate")
 @guarded
-def keys_rotate(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
+def keys_rotate(
+    audit: Annotated[
+        bool, typer.Option("--audit", help="Rotate the audit key instead (certified in the log).")
+    ] = False,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
     """Retire the signing certificate (old clips still verify) and issue a new one."""
-    new = usecases.rotate_key(open_guardian())
+    g = open_guardian()
+    new = usecases.rotate_audit_key(g) if audit else usecases.rotate_key(g)
     if as_json:
         emit_json({"active": new.to_dict()})
+    elif audit:
+        typer.echo(f"new audit key {new.kid}, certified in the log by the previous one")
     else:
         typer.echo(f"new signing key {new.kid}; the previous one is retired and still verifies")
 

@@ -24,7 +24,14 @@ from guardian.app._engine import (
     train_voice,
 )
 from guardian.app._enroll import EnrollRequest, EnrollResult, enroll
-from guardian.app._keys import init_keys, key_warnings, list_keys, revoke_key, rotate_key
+from guardian.app._keys import (
+    init_keys,
+    key_warnings,
+    list_keys,
+    revoke_key,
+    rotate_audit_key,
+    rotate_key,
+)
 from guardian.app._label import (
     AudioStage,
     LabelRequest,
@@ -119,6 +126,7 @@ __all__ = [
     "resolve_subject",
     "revoke_consent",
     "revoke_key",
+    "rotate_audit_key",
     "rotate_key",
     "run_retention",
     "show_consent",

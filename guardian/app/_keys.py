@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from guardian.app._context import Guardian
+from guardian.audit import CERTIFY_ACTION, key_fingerprint
 from guardian.keys import KeyInfo
 from guardian.store import KeyRole, KeyStatus
 
@@ -26,6 +27,23 @@ def rotate_key(g: Guardian) -> KeyInfo:
     with g.transaction() as s:
         new = g.keys.rotate(s)
         g.audit.append(s, "keys.rotate", target=new.kid)
+        return new
+
+
+def rotate_audit_key(g: Guardian) -> KeyInfo:
+    """Replace the audit key. The old key certifies the new one inside the chain, so the
+    log never trusts an audit key on the database's word alone."""
+    g.ensure_keys()
+    with g.transaction() as s:
+        old, new = g.keys.rotate_audit(s)
+        fingerprint = key_fingerprint(g.keys.audit_public_key(s, new.kid))
+        g.audit.append(
+            s,
+            CERTIFY_ACTION,
+            target=new.kid,
+            details={"kid": new.kid, "fingerprint": fingerprint, "previous": old.kid},
+            signer=old,
+        )
         return new
 
 

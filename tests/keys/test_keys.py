@@ -174,3 +174,53 @@ def test_keys_list_warns_before_the_active_signing_certificate_expires(
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=11)
     assert "expired" in key_warnings(g, now=later)[0]
     g.engine.dispose()
+
+
+def test_a_rogue_root_inserted_in_the_database_is_not_a_trust_anchor(
+    g: Guardian, tmp_path: Path
+) -> None:
+    """DB write access, no master key: insert a root, sign a clip under it."""
+    import datetime as dt
+
+    from guardian.app import Verdict, verify_bytes
+    from guardian.keys import ManifestSigner, _x509
+    from guardian.provenance import GuardianAssertion, build_manifest, embed
+    from guardian.store import utcnow
+    from tests.conftest import write_clip
+
+    init_keys(g)
+    now = dt.datetime.now(dt.UTC)
+    root_key, root = _x509.make_root(organization="Guardian", now=now)
+    key, leaf = _x509.make_leaf(
+        root_key=root_key, root_cert=root, organization="Guardian", common_name="x", now=now
+    )
+    with g.transaction() as s:
+        s.add(
+            SigningKey(
+                kid="root-rogue",
+                role=KeyRole.ROOT,
+                status=KeyStatus.RETIRED,
+                public_pem=_x509.cert_pem(root),
+                serial=format(root.serial_number, "x"),
+                created_at=utcnow(),
+            )
+        )
+    signer = ManifestSigner("sig-rogue", key, _x509.cert_pem(leaf) + _x509.cert_pem(root))
+    clip = write_clip(tmp_path / "c.wav")
+    forged = embed(
+        clip.read_bytes(),
+        mime="audio/wav",
+        signer=signer,
+        manifest=build_manifest(
+            GuardianAssertion(
+                label_id="lbl_rogue", created_at="2026-01-01T00:00:00Z", software="x",
+                voice_id="voice_victim", consent_id="consent_victim",
+            ),
+            title="c.wav",
+            mime="audio/wav",
+        ),
+    )
+    result = verify_bytes(g, forged)
+    assert result.verdict is Verdict.TAMPERED, result.reasons
+    assert not result.manifest.trusted
+
