@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import JSON_OPTION, emit_json, guarded, report_check
+from cli._output import JSON_OPTION, TRUST_ANCHOR_OPTION, emit_json, guarded, report_check
 from guardian import app as usecases
 from guardian.app import open_guardian
 from guardian.config import get_settings
@@ -88,12 +88,14 @@ def show(
 @guarded
 def verify(
     target: Annotated[str, typer.Argument(help="A record file, or a voice/consent id.")],
+    trust_anchor: Annotated[Path | None, TRUST_ANCHOR_OPTION] = None,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """Check a consent record's signatures. Exit 0 valid, 3 invalid."""
+    """Check a consent record's signatures. Exit 0 valid and trusted, 3 otherwise."""
     path = Path(target)
     if path.exists():
-        result = usecases.verify_consent_file(path)
+        g = None if trust_anchor else usecases.open_existing_guardian()
+        result = usecases.verify_consent_file(path, g, trust_anchor=trust_anchor)
     else:
         result = usecases.verify_stored_consent(open_guardian(), target)
     subject = "co-signed by the subject" if result.subject_signed else "no subject signature"

@@ -18,6 +18,11 @@ from guardian.keys._documents import DocumentCheck
 P = ParamSpec("P")
 R = TypeVar("R")
 
+TRUST_ANCHOR_OPTION = typer.Option(
+    "--trust-anchor",
+    help="PEM file of the signing deployment's root certificates (GET /v1/trust/anchors.pem); "
+    "without it, the anchors of the Guardian home, if there is one.",
+)
 JSON_OPTION = typer.Option("--json", help="Print one JSON object on stdout.")
 
 
@@ -76,11 +81,18 @@ def progress_bar(label: str, total: int, *, enabled: bool) -> Iterator[Callable[
 
 
 def report_check(result: DocumentCheck, what: str, *, as_json: bool, valid_note: str = "") -> None:
-    """Print a signed-document check (VALID/INVALID with its problems) and exit 0 or 3."""
+    """Print a signed-document check (VALID, UNTRUSTED or INVALID with its problems) and
+    exit 0 (valid and trusted) or 3."""
     if as_json:
         emit_json(result.to_dict())
     elif result:
         typer.echo(f"VALID: {what} {result.document_id}{valid_note}")
+    elif result.signer_untrusted:
+        typer.echo(
+            f"UNTRUSTED: {what} {result.document_id}: signature valid, signer UNTRUSTED "
+            "(no Guardian home here; pass --trust-anchor ROOT.pem with the deployment's "
+            "published root certificates)"
+        )
     else:
         typer.echo(f"INVALID: {what} {result.document_id}")
         for p in result.problems:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import JSON_OPTION, emit_json, guarded, report_check
+from cli._output import JSON_OPTION, TRUST_ANCHOR_OPTION, emit_json, guarded, report_check
 from guardian import app as usecases
 from guardian.app import open_guardian
 
@@ -57,10 +57,13 @@ def export(
 @guarded
 def receipt_verify(
     receipt: Annotated[Path, typer.Argument(help="An erasure receipt (JSON).")],
+    trust_anchor: Annotated[Path | None, TRUST_ANCHOR_OPTION] = None,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """Check an erasure receipt's signature offline. Exit 0 valid, 3 invalid."""
-    report_check(usecases.verify_receipt_file(receipt), "erasure receipt", as_json=as_json)
+    """Check an erasure receipt's signature. Exit 0 valid and trusted, 3 otherwise."""
+    g = None if trust_anchor else usecases.open_existing_guardian()
+    result = usecases.verify_receipt_file(receipt, g, trust_anchor=trust_anchor)
+    report_check(result, "erasure receipt", as_json=as_json)
 
 
 retention_app = typer.Typer(help="Apply the retention rules.", no_args_is_help=True)

@@ -69,11 +69,19 @@ def keys_init(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
 
 @keys_app.command("rotate")
 @guarded
-def keys_rotate(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
+def keys_rotate(
+    audit: Annotated[
+        bool, typer.Option("--audit", help="Rotate the audit key instead (certified in the log).")
+    ] = False,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
     """Retire the signing certificate (old clips still verify) and issue a new one."""
-    new = usecases.rotate_key(open_guardian())
+    g = open_guardian()
+    new = usecases.rotate_audit_key(g) if audit else usecases.rotate_key(g)
     if as_json:
         emit_json({"active": new.to_dict()})
+    elif audit:
+        typer.echo(f"new audit key {new.kid}, certified in the log by the previous one")
     else:
         typer.echo(f"new signing key {new.kid}; the previous one is retired and still verifies")
 
@@ -82,10 +90,14 @@ def keys_rotate(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
 @guarded
 def keys_list(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
     """List every key with its role and status."""
-    keys = usecases.list_keys(open_guardian())
+    g = open_guardian()
+    keys = usecases.list_keys(g)
+    warnings = usecases.key_warnings(g)
     if as_json:
-        emit_json({"keys": [k.to_dict() for k in keys]})
+        emit_json({"keys": [k.to_dict() for k in keys], "warnings": warnings})
         return
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
     if not keys:
         typer.echo("no keys yet: run `guardian keys init`")
     for k in keys:
@@ -122,14 +134,14 @@ def label(
     source: Annotated[Path, typer.Argument(help="Audio to label (WAV, FLAC, MP3, Ogg, AAC).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .wav, .flac or .mp3.")],
     purpose: Annotated[str | None, typer.Option(help="Declared purpose of the clip.")] = None,
-    voice_id: Annotated[str | None, typer.Option(help="Pseudonymous voice id.")] = None,
-    consent_id: Annotated[str | None, typer.Option(help="Consent record id.")] = None,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """Sign AUDIO with a C2PA manifest and record it in the registry."""
-    request = LabelRequest(
-        source=source, output=output, purpose=purpose, voice_id=voice_id, consent_id=consent_id
-    )
+    """Label imported AUDIO: watermark, sign a C2PA manifest, record it in the registry.
+
+    The manifest says the clip is imported audio labeled by this deployment. It names no
+    voice and no consent: only `guardian synthesize` asserts those.
+    """
+    request = LabelRequest(source=source, output=output, purpose=purpose)
     result = usecases.label_file(open_guardian(), request)
     if as_json:
         emit_json(result.to_dict())

@@ -25,7 +25,11 @@ class Settings(BaseSettings):
     """SQLAlchemy URL; defaults to SQLite inside ``home``."""
 
     master_key: str | None = Field(default=None, repr=False)
-    """Base64 (url-safe) 32-byte master key; else ``home/master.key`` is used."""
+    """Base64 (url-safe) 32-byte master key; else the key file is used."""
+
+    master_key_file: Path | None = None
+    """The master key file; unset for ``home/master.key``. Keep it (and the vault root
+    key) outside ``home`` so that a backup of the home cannot outlive erasure."""
 
     max_audio_seconds: float = 600.0
     """Inputs longer than this are refused."""
@@ -68,7 +72,7 @@ class Settings(BaseSettings):
 
     @property
     def master_key_path(self) -> Path:
-        return self.home / "master.key"
+        return self.master_key_file or self.home / "master.key"
 
     @property
     def resolved_vault_key_path(self) -> Path:

@@ -21,6 +21,9 @@ class ExitCode(IntEnum):
     FAILURE = 5
     REJECTED = 6
     """A consent check or a policy refused the request."""
+    WATERMARKED = 7
+    """A watermark with no registry match, which is weak evidence: anyone holding the
+    public model can embed one."""
 
 
 class GuardianError(Exception):

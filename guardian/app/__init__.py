@@ -14,7 +14,7 @@ from guardian.app._consent import (
     verify_stored_consent,
     withdraw_consent,
 )
-from guardian.app._context import Guardian, open_guardian
+from guardian.app._context import Guardian, open_existing_guardian, open_guardian
 from guardian.app._engine import (
     NoAdapterError,
     SynthesisRequest,
@@ -24,11 +24,20 @@ from guardian.app._engine import (
     train_voice,
 )
 from guardian.app._enroll import EnrollRequest, EnrollResult, enroll
-from guardian.app._keys import init_keys, list_keys, revoke_key, rotate_key
+from guardian.app._keys import (
+    init_keys,
+    key_warnings,
+    list_keys,
+    revoke_key,
+    rotate_audit_key,
+    rotate_key,
+)
 from guardian.app._label import (
     AudioStage,
     LabelRequest,
     LabelResult,
+    Origin,
+    VoiceClaim,
     label_audio,
     label_file,
     write_new_file,
@@ -75,6 +84,8 @@ __all__ = [
     "Guardian",
     "LabelRequest",
     "LabelResult",
+    "Origin",
+    "VoiceClaim",
     "ManifestInfo",
     "NoAdapterError",
     "ProcessingReport",
@@ -99,11 +110,13 @@ __all__ = [
     "init_keys",
     "label_audio",
     "label_file",
+    "key_warnings",
     "list_keys",
     "load_recipe",
     "load_train_config",
     "make_corpus",
     "make_subject_key",
+    "open_existing_guardian",
     "open_guardian",
     "plan_retention",
     "processing_report",
@@ -113,6 +126,7 @@ __all__ = [
     "resolve_subject",
     "revoke_consent",
     "revoke_key",
+    "rotate_audit_key",
     "rotate_key",
     "run_retention",
     "show_consent",

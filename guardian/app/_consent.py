@@ -207,13 +207,34 @@ def show_consent(g: Guardian, ref: str) -> ConsentView:
     )
 
 
-def verify_consent_file(path: Path) -> RecordCheck:
-    """Check a consent record file offline, from the record alone."""
+def document_anchors(g: Guardian | None, trust_anchor: Path | None) -> str | None:
+    """The roots a signed document is checked against: an explicit PEM file first, else
+    the deployment's own anchors, else none (the signer is then reported untrusted)."""
+    if trust_anchor is not None:
+        try:
+            pem = trust_anchor.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read trust anchor {trust_anchor}: {e}") from e
+        if "-----BEGIN CERTIFICATE-----" not in pem:
+            raise UsageError(f"{trust_anchor} holds no PEM certificate")
+        return pem
+    if g is None:
+        return None
+    with g.reading() as s:
+        return g.keys.trust_anchors_pem(s)
+
+
+def verify_consent_file(
+    path: Path, g: Guardian | None = None, *, trust_anchor: Path | None = None
+) -> RecordCheck:
+    """Check a consent record file against ``trust_anchor`` or this deployment's anchors
+    (see :func:`document_anchors`)."""
     try:
         data = path.read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from e
-    return check_record(SignedRecord.from_bytes(data))
+    anchors = document_anchors(g, trust_anchor)
+    return check_record(SignedRecord.from_bytes(data), trust_anchors_pem=anchors)
 
 
 def verify_stored_consent(g: Guardian, ref: str) -> RecordCheck:

@@ -117,6 +117,14 @@ def _prepare_home(home: Path) -> None:
         raise ConfigError(f"cannot create GUARDIAN_HOME {home}: {e.strerror or e}") from e
 
 
+def _holds_sealed_data(settings: Settings) -> bool:
+    """Whether this home already holds secrets sealed under some master key."""
+    keys = settings.keys_dir
+    return settings.resolved_vault_key_path.exists() or (
+        keys.is_dir() and any(keys.glob("*.key"))
+    )
+
+
 def open_guardian(settings: Settings | None = None) -> Guardian:
     """Open (creating and upgrading as needed) the Guardian home and database."""
     settings = settings or get_settings()
@@ -124,7 +132,10 @@ def open_guardian(settings: Settings | None = None) -> Guardian:
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     master = load_master_key(
-        env_value=settings.master_key, path=settings.master_key_path, create=True
+        env_value=settings.master_key,
+        path=settings.master_key_path,
+        create=True,
+        expected=_holds_sealed_data(settings),
     )
     keys = KeyStore(keys_dir=settings.keys_dir, master=master, organization=settings.organization)
     audit = AuditLog(keystore=keys, head_path=settings.audit_head_path)
@@ -139,3 +150,17 @@ def open_guardian(settings: Settings | None = None) -> Guardian:
     with session_scope(engine) as s:  # no audit entry: nothing a person did
         guardian.vault.ensure(s)
     return guardian
+
+
+def open_existing_guardian(settings: Settings | None = None) -> Guardian | None:
+    """The deployment at the configured home, or ``None`` when there is none yet.
+
+    For offline checks (receipts, consent records): they use a deployment's trust
+    anchors when run inside one, and must not create a home, keys or a master key where
+    there was none.
+    """
+    settings = settings or get_settings()
+    has_db = settings.database_url is not None or (settings.home / "guardian.db").exists()
+    if not settings.home.is_dir() or not has_db:
+        return None
+    return open_guardian(settings)

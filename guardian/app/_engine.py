@@ -20,6 +20,7 @@ from guardian.app._label import (
     LabelRequest,
     LabelResult,
     check_output_path,
+    VoiceClaim,
     default_stages,
     label_audio,
 )
@@ -328,12 +329,11 @@ def _label(
         source=Path("<synthesis>"),
         output=output,
         purpose=request.purpose,
-        voice_id=voice.id,
-        consent_id=voice.consent_id,
         requester=request.requester,
         extra=extra,
     )
-    return label_audio(g, audio, label, fmt=fmt, stages=default_stages(g))
+    claim = VoiceClaim(voice_id=voice.id, consent_id=voice.consent_id)
+    return label_audio(g, audio, label, fmt=fmt, stages=default_stages(g), voice=claim)
 
 
 def synthesize(

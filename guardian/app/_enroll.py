@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, func, select
 
 from guardian import __version__
 from guardian.app._consent import (
@@ -65,7 +65,7 @@ from guardian.errors import (
     GuardianError,
     UsageError,
 )
-from guardian.store import Challenge, Subject, SubjectStatus, Voice, VoiceStatus, as_utc, utcnow
+from guardian.store import AuditEntry, Challenge, Subject, SubjectStatus, Voice, VoiceStatus, as_utc, utcnow
 from guardian.vault import BlobKind, new_id
 
 MAX_SAMPLES = 200
@@ -154,9 +154,12 @@ class _Findings:
             raise RuntimeError("enrollment checks incomplete")  # a bug, not bad input
         return self.speaker, self.speech
 
-    def add(self, item: _Input | None, problem: str) -> None:
+    def add(self, item: _Input | None, problem: str, *, kind: str) -> None:
+        """Record a problem: the person sees ``problem``, the permanent audit log only its
+        ``kind`` (a fixed class name): a message may quote a file name or a transcript,
+        and the log cannot be erased."""
         self.problems.append(f"{item.label}: {problem}" if item else problem)
-        self.audit_problems.append(f"{item.audit_label}: {problem}" if item else problem)
+        self.audit_problems.append(f"{item.audit_label}: {kind}" if item else kind)
 
 
 # --- 1. arguments --------------------------------------------------------------------------
@@ -216,7 +219,7 @@ def _read_inputs(g: Guardian, req: EnrollRequest) -> list[_Input]:
             data = read_input_bytes(path, max_bytes=g.settings.max_input_bytes)
             audio = decode_bytes(data, name=path.name, max_seconds=g.settings.max_audio_seconds)
         except AudioError as e:
-            _log_refusal(g, req.challenge_id, [f"{audit_label}: {e.diagnostics()}"])
+            _log_refusal(g, req.challenge_id, [f"{audit_label}: {_error_kind(e)}"])
             raise type(e)(f"{label}: {e.diagnostics()}") from e
         items.append(_Input(label, audit_label, data, audio))
     return items
@@ -252,8 +255,31 @@ def _claim(g: Guardian, challenge_id: str, now: dt.datetime) -> tuple[Challenge,
     raise ChallengeError(f"challenge {challenge_id}: {problem}")
 
 
+MAX_LOGGED_REFUSALS = 3
+"""Refusals logged per challenge. Enrollment needs no account, so anyone can send
+requests: only refusals that name a real challenge are logged, and at most this many each,
+so that the permanent log cannot be filled by an unauthenticated caller."""
+
+
+def _error_kind(error: Exception) -> str:
+    """The class of an error, in the log's words (never its message)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", type(error).__name__.removesuffix("Error")).lower()
+
+
 def _log_refusal(g: Guardian, challenge_id: str, problems: Sequence[str]) -> None:
     with g.transaction() as s:
+        if s.get(Challenge, challenge_id) is None:
+            return  # no such challenge: nothing anyone did to a record of ours
+        logged = s.exec(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(
+                col(AuditEntry.action) == "consent.enroll.rejected",
+                col(AuditEntry.target) == challenge_id,
+            )
+        ).one()
+        if int(logged) >= MAX_LOGGED_REFUSALS:
+            return
         g.audit.append(
             s,
             "consent.enroll.rejected",
@@ -268,12 +294,17 @@ def _log_refusal(g: Guardian, challenge_id: str, problems: Sequence[str]) -> Non
 def _not_a_clip(g: Guardian, item: _Input, found: _Findings) -> None:
     result = verify_bytes(g, item.data, name=item.audit_label)
     if result.manifest.present:
-        found.add(item, "carries a C2PA manifest: consent must be a live recording, not a clip")
+        found.add(
+            item,
+            "carries a C2PA manifest: consent must be a live recording, not a clip",
+            kind="c2pa-manifest",
+        )
     elif result.verdict is not Verdict.NOT_FOUND:
         found.add(
             item,
             f"is Guardian-made audio ({result.verdict.value}): consent must be a live "
             "recording, not a clip",
+            kind=f"guardian-audio-{result.verdict.value}",
         )
 
 
@@ -284,22 +315,26 @@ def _inspect(g: Guardian, items: list[_Input], secret: ChallengeSecret) -> _Find
         _not_a_clip(g, item, found)
         item.quality = measure(item.audio)
         if not item.quality:
-            found.add(item, ", ".join(item.quality.problems))
+            found.add(item, ", ".join(item.quality.problems), kind="quality")
     total = total_speech_problem([i.quality for i in samples if i.quality is not None])
     if total:
-        found.add(None, total)
+        found.add(None, total, kind="total-speech")
     found.speech = check_consent_speech(
         consent.audio, name=secret.name, org=secret.organization, code=secret.code
     )
     if not found.speech:
-        found.add(consent, found.speech.reason or "does not say the statement")
+        found.add(
+            consent, found.speech.reason or "does not say the statement", kind="statement"
+        )
     for item in items:
         item.embedding = embed(item.audio)
     found.speaker = check_same_speaker(
         _vec(consent), [_vec(i) for i in samples], threshold=THRESHOLD
     )
     if not found.speaker:
-        found.add(None, found.speaker.reason or "the recordings are not of one speaker")
+        found.add(
+            None, found.speaker.reason or "the recordings are not of one speaker", kind="speaker"
+        )
     return found
 
 
@@ -502,7 +537,7 @@ def enroll(g: Guardian, request: EnrollRequest) -> EnrollResult:
         found = _inspect(g, items, secret)
     except GuardianError as e:
         found = _Findings()
-        found.add(None, f"a check could not run: {e.diagnostics()}")
+        found.add(None, f"a check could not run: {e.diagnostics()}", kind=_error_kind(e))
     if found.problems:
         raise _refuse(g, challenge, found)
     return _accept(g, req, challenge, secret, items, found, subject_key)

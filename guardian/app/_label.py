@@ -8,15 +8,18 @@ import logging
 import os
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
 from guardian import __version__
 from guardian.app._context import Guardian
+from guardian.app._policy import require_label
 from guardian.app._watermarking import WatermarkStage, watermark_columns
 from guardian.audio import Audio, OutputFormat, decode_bytes, encode_bytes, read_audio
 from guardian.errors import SigningError, UsageError
+from guardian.policy import LabelPolicyRequest
 from guardian.provenance import (
     GuardianAssertion,
     ManifestState,
@@ -47,13 +50,33 @@ class AudioStage(Protocol):
 
 @dataclass(frozen=True)
 class LabelRequest:
+    """A clip to label. It carries no voice or consent: labeling imported audio says only
+    that this deployment labeled it (see :class:`VoiceClaim`)."""
+
     source: Path
     output: Path
     purpose: str | None = None
-    voice_id: str | None = None
-    consent_id: str | None = None
     requester: str | None = None
+    """Who asks; unset for the deployment's organisation (the CLI's operator)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VoiceClaim:
+    """Whose voice a clip is and under which consent. Only synthesis from an enrolled
+    voice, after its policy decision, makes this claim; ``label`` never does."""
+
+    voice_id: str
+    consent_id: str
+
+
+class Origin(str, Enum):
+    """What a labeled clip is, as its manifest says."""
+
+    SYNTHESIZED = "synthesized"
+    """Made by this deployment's voice engine from an enrolled, consenting voice."""
+    IMPORTED = "imported"
+    """Audio from elsewhere (another TTS), imported and labeled by this deployment."""
 
 
 @dataclass(frozen=True)
@@ -131,11 +154,16 @@ def label_audio(
     *,
     fmt: OutputFormat,
     stages: Sequence[AudioStage] = (),
+    voice: VoiceClaim | None = None,
 ) -> LabelResult:
-    """Run the stages, encode, sign, register, audit, then publish the file."""
+    """Run the stages, encode, sign, register, audit, then publish the file.
+
+    ``voice`` is for synthesis only, after its policy decision (:mod:`._engine`).
+    """
     g.ensure_keys()
     label_id = new_label_id()
-    extra: dict[str, Any] = dict(request.extra)
+    origin = Origin.IMPORTED if voice is None else Origin.SYNTHESIZED
+    extra: dict[str, Any] = {**request.extra, "origin": origin.value}
     for stage in stages:
         audio, fields = stage.apply(audio, label_id=label_id)
         extra.update(fields)
@@ -150,8 +178,8 @@ def label_audio(
         created_at=created.strftime(TIME_FORMAT),
         software=f"guardian/{__version__}",
         purpose=request.purpose,
-        voice_id=request.voice_id,
-        consent_id=request.consent_id,
+        voice_id=voice.voice_id if voice else None,
+        consent_id=voice.consent_id if voice else None,
         requester=request.requester,
         extra=extra,
     )
@@ -177,8 +205,8 @@ def label_audio(
                 format=fmt.value,
                 signer_kid=signer.kid,
                 purpose=request.purpose,
-                voice_id=request.voice_id,
-                consent_id=request.consent_id,
+                voice_id=voice.voice_id if voice else None,
+                consent_id=voice.consent_id if voice else None,
                 assertion_json=json.dumps(assertion.to_dict(), sort_keys=True),
                 **watermark_columns(extra, label_id),
             )
@@ -214,28 +242,52 @@ def default_stages(g: Guardian) -> list[AudioStage]:
 def label_file(
     g: Guardian, request: LabelRequest, *, stages: Sequence[AudioStage] | None = None
 ) -> LabelResult:
-    """``guardian label IN -o OUT``: validate the paths and the audio, then label."""
+    """``guardian label IN -o OUT``: validate the paths and the audio, ask the policies,
+    then label. The manifest says the clip is imported audio labeled by this deployment;
+    it names no voice and no consent, whatever the caller claims.
+
+    Raises:
+        PolicyDeniedError: the policies refuse the label (the decision is audited).
+    """
     fmt = check_output_path(request.source, request.output)
     audio = read_audio(
         request.source,
         max_seconds=g.settings.max_audio_seconds,
         max_bytes=g.settings.max_input_bytes,
     )
+    requester = request.requester or g.settings.organization
+    g.ensure_keys()  # the decision is audited, and the log needs its key
+    require_label(
+        g,
+        LabelPolicyRequest(
+            requester=requester,
+            purpose=request.purpose or "",
+            format=audio.container.value if audio.container else "unknown",
+            duration_s=audio.duration,
+        ),
+    )
     chosen = default_stages(g) if stages is None else stages
-    return label_audio(g, audio, request, fmt=fmt, stages=chosen)
+    return label_audio(
+        g, audio, replace(request, requester=requester), fmt=fmt, stages=chosen
+    )
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    with open(path, "xb") as f:
+def _write_new(path: Path, data: bytes, *, mode: int = 0o666) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
 
 
-def write_new_file(path: Path, data: bytes) -> None:
-    """Create ``path`` with ``data``; never overwrite (one-line usage errors)."""
+def write_new_file(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Create ``path`` with ``data``; never overwrite (one-line usage errors).
+
+    ``private`` creates it 0600 whatever the umask: for files that hold personal data
+    (exports carry voice audio and names in the clear).
+    """
     try:
-        _write_new(path, data)
+        _write_new(path, data, mode=0o600 if private else 0o666)
     except FileExistsError as e:
         raise UsageError(f"{path} already exists; not overwriting it") from e
     except OSError as e:

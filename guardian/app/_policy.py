@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from guardian.app._context import Guardian
 from guardian.errors import PolicyDeniedError
-from guardian.policy import ConsentFacts, Decision, PolicyRequest
+from guardian.policy import ConsentFacts, Decision, LabelPolicyRequest, PolicyRequest
 from guardian.policy import check_policies as _check_policies
 from guardian.store import Voice, as_utc, utcnow
 
@@ -67,6 +67,26 @@ def require(g: Guardian, request: PolicyRequest) -> Decision:
     """Decide, record the decision, and raise if it is a denial."""
     with g.transaction() as s:
         decision = authorize(g, s, request)
+    if not decision:
+        raise PolicyDeniedError("denied by policy: " + "; ".join(decision.reasons))
+    return decision
+
+
+def require_label(g: Guardian, request: LabelPolicyRequest) -> Decision:
+    """Decide on labeling imported audio, record the decision, and raise if denied."""
+    with g.transaction() as s:
+        decision = g.policies.decide_label(request, now=utcnow())
+        g.audit.append(
+            s,
+            "policy.decision",
+            target=None,
+            details={
+                "action": "label",
+                "purpose": request.purpose,
+                "requester": request.requester,
+                **decision.to_dict(),
+            },
+        )
     if not decision:
         raise PolicyDeniedError("denied by policy: " + "; ".join(decision.reasons))
     return decision

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from guardian import __version__
 from guardian.app._consent import check_id, find_voice, stored_record
 from guardian.app._context import Guardian
+from guardian.app._consent import document_anchors
 from guardian.app._label import TIME_FORMAT, write_new_file
 from guardian.audio import sniff
 from guardian.errors import DocumentError, NotFoundError, UsageError
@@ -135,18 +136,18 @@ def forget(
     return ForgetResult(receipt, already=False)
 
 
-def verify_receipt_file(path: Path, g: Guardian | None = None) -> DocumentCheck:
-    """Check an erasure receipt file offline (and against this deployment, given ``g``)."""
+def verify_receipt_file(
+    path: Path, g: Guardian | None = None, *, trust_anchor: Path | None = None
+) -> DocumentCheck:
+    """Check an erasure receipt file against ``trust_anchor`` (a PEM file of roots), else
+    against this deployment's anchors (given ``g``); with neither, a valid signature is
+    reported with its signer untrusted (:attr:`DocumentCheck.signer_untrusted`)."""
     try:
         data = path.read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from e
     receipt = ErasureReceipt.from_bytes(data)
-    anchors = None
-    if g is not None:
-        with g.reading() as s:
-            anchors = g.keys.trust_anchors_pem(s)
-    return check_receipt(receipt, trust_anchors_pem=anchors)
+    return check_receipt(receipt, trust_anchors_pem=document_anchors(g, trust_anchor))
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -304,5 +305,5 @@ def export_subject(g: Guardian, ref: str, out: Path) -> ExportResult:
             target=subject.id,
             details={"subject_id": subject.id, "files": len(z.listing), "sha256": digest},
         )
-        write_new_file(out, data)
+        write_new_file(out, data, private=True)
     return ExportResult(out, subject.id, len(z.listing), digest)

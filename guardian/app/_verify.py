@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -15,6 +16,7 @@ from guardian.app._label import TIME_FORMAT
 from guardian.app._watermarking import assisted_lookup
 from guardian.audio import Audio, Container, decode_bytes, read_input_bytes
 from guardian.errors import ExitCode
+from guardian.keys import KeyInfo
 from guardian.provenance import ManifestReading, ManifestState, content_hash, fingerprint_of, read
 from guardian.store import Label, Subject, Voice, VoiceStatus, as_utc
 from guardian.watermark import Detection, detect
@@ -28,7 +30,7 @@ class Verdict(str, Enum):
 
     VERIFIED = "verified"  # valid, trusted manifest from Guardian
     TRACED = "traced"  # no usable manifest, found in the registry
-    WATERMARKED = "watermarked"  # Guardian watermark present, no registry match
+    WATERMARKED = "watermarked"  # a watermark, no registry match: weak evidence (exit 7)
     TAMPERED = "tampered"  # manifest broken, forged, or signed by a revoked key
     NOT_FOUND = "not_found"  # no evidence of Guardian provenance
 
@@ -37,7 +39,7 @@ class Verdict(str, Enum):
         return {
             Verdict.VERIFIED: ExitCode.OK,
             Verdict.TRACED: ExitCode.OK,
-            Verdict.WATERMARKED: ExitCode.OK,
+            Verdict.WATERMARKED: ExitCode.WATERMARKED,
             Verdict.TAMPERED: ExitCode.TAMPERED,
             Verdict.NOT_FOUND: ExitCode.NOT_FOUND,
         }[self]
@@ -94,6 +96,9 @@ class VerifyResult:
     signer_kid: str | None = None
     voice_status: str | None = None
     """``active``, ``revoked`` or ``erased`` for a voice this deployment knows."""
+    origin: str | None = None
+    """``synthesized`` (this deployment's engine, from a consenting voice) or ``imported``
+    (audio from elsewhere that this deployment only labeled); None for older clips."""
 
     @property
     def exit_code(self) -> ExitCode:
@@ -118,13 +123,15 @@ class VerifyResult:
             "fingerprint_ber": self.fingerprint_ber,
             "signer_kid": self.signer_kid,
             "voice_status": self.voice_status,
+            "origin": self.origin,
         }
 
 
 def _manifest_info(reading: ManifestReading) -> ManifestInfo:
     return ManifestInfo(
         present=reading.present,
-        valid=reading.state in (ManifestState.TRUSTED, ManifestState.UNTRUSTED),
+        valid=reading.state
+        in (ManifestState.TRUSTED, ManifestState.UNTRUSTED, ManifestState.EXPIRED),
         trusted=reading.state is ManifestState.TRUSTED,
         id=reading.manifest_id,
     )
@@ -141,6 +148,7 @@ def _from_label(label: Label) -> dict[str, Any]:
         "generated_at": as_utc(label.created_at).strftime(TIME_FORMAT),
         "epsilon": float(eps) if eps is not None else None,
         "signer_kid": label.signer_kid,
+        "origin": _origin(assertion),
     }
 
 
@@ -153,12 +161,24 @@ def _from_assertion(data: dict[str, Any]) -> dict[str, Any]:
         "purpose": data.get("purpose"),
         "generated_at": data.get("created_at"),
         "epsilon": float(eps) if isinstance(eps, int | float) else None,
+        "origin": _origin(data),
     }
+
+
+def _origin(assertion: dict[str, Any]) -> str | None:
+    origin = assertion.get("origin")
+    return origin if origin in ("synthesized", "imported") else None
 
 
 def verify_bytes(g: Guardian, data: bytes, *, name: str = "clip") -> VerifyResult:
     """Check the manifest, then the registry by content hash, then by fingerprint."""
     result = _verify(g, data, name=name)
+    if result.origin == "imported" and result.verdict in (Verdict.VERIFIED, Verdict.TRACED):
+        note = (
+            "imported audio labeled by this deployment: it did not generate the audio and "
+            "asserts no voice or consent"
+        )
+        result = replace(result, reasons=[*result.reasons, note])
     if result.voice_id is None:
         return result
     with g.reading() as s:
@@ -188,7 +208,12 @@ def _verify(g: Guardian, data: bytes, *, name: str) -> VerifyResult:
             )
         info = _manifest_info(reading)
         if reading.state is ManifestState.TRUSTED:
-            return _trusted(g, s, reading, info, wm)
+            return _trusted(g, s, audio, reading, info, wm)
+        if reading.state is ManifestState.EXPIRED:
+            if g.keys.find_signer_by_serial(s, reading.signer_serial_hex or "") is not None:
+                return _expired(g, s, audio, reading, info, wm)
+            # Someone else's expired certificate: a foreign manifest like any other.
+            reading = replace(reading, state=ManifestState.UNTRUSTED)
         if reading.state is ManifestState.INVALID:
             fields = _from_assertion(reading.guardian) if reading.guardian else {}
             reasons = [
@@ -212,25 +237,82 @@ def verify_file(g: Guardian, path: Path) -> VerifyResult:
 
 
 def _trusted(
-    g: Guardian, s: Session, reading: ManifestReading, info: ManifestInfo, wm: WatermarkInfo
+    g: Guardian,
+    s: Session,
+    audio: Audio,
+    reading: ManifestReading,
+    info: ManifestInfo,
+    wm: WatermarkInfo,
 ) -> VerifyResult:
-    label = g.registry.by_manifest_id(s, reading.manifest_id) if reading.manifest_id else None
-    fields = _from_label(label) if label else _from_assertion(reading.guardian or {})
+    row = g.registry.by_manifest_id(s, reading.manifest_id) if reading.manifest_id else None
     key = g.keys.find_signer_by_serial(s, reading.signer_serial_hex or "")
-    reasons = ["valid C2PA manifest signed by Guardian's signing identity"]
+    # Manifest ids are public and chosen by the signer: a registry row vouches for a
+    # manifest only when it recorded this very audio signed by this very key.
+    label = row if row is not None and _row_matches(row, audio, key) else None
+    fields = _from_label(label) if label else _from_assertion(reading.guardian or {})
     if key is not None:
         fields["signer_kid"] = key.kid
-        if key.revoked_at is not None:
-            signed_before = label is not None and as_utc(label.created_at) < key.revoked_at
-            if not signed_before:
-                why = (
-                    f"signed with key {key.kid}, revoked at "
-                    f"{key.revoked_at.strftime(TIME_FORMAT)}, and the registry has "
-                    "no record of it being signed before that"
-                )
-                return VerifyResult(Verdict.TAMPERED, [why], info, wm, match="manifest", **fields)
-            reasons.append(f"signed before key {key.kid} was revoked")
+    if row is not None and label is None:
+        why = (
+            f"the manifest reuses the id of registered clip {row.id}, but its audio or "
+            "signer differs from what the registry recorded"
+        )
+        return VerifyResult(Verdict.TAMPERED, [why], info, wm, match="manifest", **fields)
+    reasons = ["valid C2PA manifest signed by Guardian's signing identity"]
+    if key is not None and key.revoked_at is not None:
+        signed_before = label is not None and as_utc(label.created_at) < key.revoked_at
+        if not signed_before:
+            why = (
+                f"signed with key {key.kid}, revoked at "
+                f"{key.revoked_at.strftime(TIME_FORMAT)}, and the registry has "
+                "no record of this audio being signed with it before that"
+            )
+            return VerifyResult(Verdict.TAMPERED, [why], info, wm, match="manifest", **fields)
+        reasons.append(f"signed before key {key.kid} was revoked")
     return VerifyResult(Verdict.VERIFIED, reasons, info, wm, match="manifest", **fields)
+
+
+def _expired(
+    g: Guardian,
+    s: Session,
+    audio: Audio,
+    reading: ManifestReading,
+    info: ManifestInfo,
+    wm: WatermarkInfo,
+) -> VerifyResult:
+    """An expired signing certificate: accepted only for audio that the registry recorded,
+    signed with that very key, while the certificate was valid (and before any
+    revocation). A thief holding an expired key cannot add a registry row."""
+    row = g.registry.by_manifest_id(s, reading.manifest_id) if reading.manifest_id else None
+    key = g.keys.find_signer_by_serial(s, reading.signer_serial_hex or "")
+    if row is not None and key is not None and _row_matches(row, audio, key):
+        when, not_after = as_utc(row.created_at), key.not_after
+        inside = not_after is not None and key.created_at <= when <= not_after
+        if not_after is not None and inside and (key.revoked_at is None or when < key.revoked_at):
+            reasons = [
+                "valid C2PA manifest; its signing certificate "
+                f"{key.kid} expired at {not_after.strftime(TIME_FORMAT)}, and the "
+                f"registry recorded this audio signed with it at {when.strftime(TIME_FORMAT)}, "
+                "inside its validity",
+            ]
+            return VerifyResult(
+                Verdict.VERIFIED, reasons, info, wm, match="manifest", **_from_label(row)
+            )
+    why = (
+        "signed by an expired certificate, and the registry has no record of this audio "
+        "being signed with it while it was valid"
+    )
+    fields = _from_assertion(reading.guardian or {})
+    return VerifyResult(Verdict.TAMPERED, [why], info, wm, match="manifest", **fields)
+
+
+def _row_matches(row: Label, audio: Audio, key: KeyInfo | None) -> bool:
+    """The registry row recorded this audio (content hash) signed with this key."""
+    return (
+        key is not None
+        and row.signer_kid == key.kid
+        and hmac.compare_digest(row.content_sha256, content_hash(audio))
+    )
 
 
 def _lookup(
@@ -267,7 +349,7 @@ def _lookup(
                 fingerprint_ber=found.ber,
                 **_from_label(found.label),
             )
-    assisted = assisted_lookup(s, g.registry, detection, query, deployment=g.deployment_tag())
+    assisted = assisted_lookup(s, g.registry, detection, query)
     if assisted is not None:
         reasons = [
             *prefix,
@@ -287,13 +369,15 @@ def _lookup(
         if not detection.payload_confident:
             whose = "a Guardian watermark (payload not decodable with confidence)"
         elif detection.payload is not None and detection.payload.deployment == g.deployment_tag():
-            whose = f"this deployment's watermark (payload {wm.payload})"
+            whose = f"a watermark whose payload names this deployment ({wm.payload})"
         else:
-            whose = f"another Guardian deployment's watermark (payload {wm.payload})"
+            whose = f"a watermark whose payload names another deployment ({wm.payload})"
         reasons = [
             *prefix,
             f"{whose} is present (score {detection.score:.2f}), but no registered clip "
             "matches: provenance unknown beyond the watermark",
+            "a watermark without a registry match is weak evidence: it is not proof of "
+            "origin, and one can be embedded by anyone holding the public model",
         ]
         return VerifyResult(Verdict.WATERMARKED, reasons, info, wm)
     reasons = [*prefix, "no Guardian manifest, no watermark, and no registered clip matches"]

@@ -79,14 +79,15 @@ def assisted_lookup(
     registry: Registry,
     detection: Detection,
     query: fp.Fingerprint | None,
-    *,
-    deployment: int,
 ) -> AssistedMatch | None:
-    """Registry rows named by the payload, confirmed by the audio fingerprint."""
+    """Registry rows named by the payload, confirmed by the audio fingerprint.
+
+    The payload only proposes candidates; it never vetoes the search. A payload can be
+    forged, so one naming another deployment must not hide a clip of this registry that
+    its fingerprint confirms: the deployment bits are not consulted here.
+    """
     if not detection.detected or detection.payload is None or query is None:
         return None
-    if detection.payload_confident and detection.payload.deployment != deployment:
-        return None  # clearly another deployment's clip
     tags = candidate_label_tags(detection.bits, detection.bit_confidence)
     best: AssistedMatch | None = None
     for label in registry.by_wm_tags(session, tags):

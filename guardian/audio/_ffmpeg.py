@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from guardian.errors import ConfigError, UnreadableAudioError
+from guardian.errors import AudioTooLongError, ConfigError, UnreadableAudioError
 
 _TIMEOUT_S = 300
 
@@ -45,24 +45,42 @@ def _run(args: list[str], stdin: bytes | None) -> bytes:
 
 
 def decode(
-    *, data: bytes | None = None, path: Path | None = None, max_seconds: float
+    *,
+    data: bytes | None = None,
+    path: Path | None = None,
+    max_seconds: float,
+    max_samples: int | None = None,
 ) -> tuple[np.ndarray, int]:
     """Decode any ffmpeg-readable audio to float32 ``(frames, channels)``.
 
-    Decoding stops one second past ``max_seconds`` so that a hostile hour-long
-    upload cannot exhaust memory; the caller compares the length to the limit.
+    Decoding stops one second past ``max_seconds``, and ffmpeg's output is capped at
+    ``max_samples`` float32 samples (``-fs``), so that neither an hour-long upload nor a
+    many-channel, high-rate stream can exhaust memory; the caller compares the length,
+    rate and channels to its limits. Output that reaches the sample cap is refused.
     """
     source = ["-i", "pipe:0"] if path is None else ["-i", str(path)]
     args = [*source, "-vn", "-t", f"{max_seconds + 1.0:.3f}", "-f", "wav", "-c:a", "pcm_f32le"]
-    wav = bytearray(_run([*args, "pipe:1"], data if path is None else None))
+    limit = None if max_samples is None else 4 * max_samples + _HEADER_ALLOWANCE
+    if limit is not None:
+        args += ["-fs", str(limit)]
+    wav = _run([*args, "pipe:1"], data if path is None else None)
+    if limit is not None and len(wav) >= limit - _HEADER_ALLOWANCE:
+        raise AudioTooLongError(
+            f"the decoded audio is over the {max_samples}-sample limit (rate x channels x length)"
+        )
     channels, rate = _wav_format(wav)
-    body = _wav_data(wav)
-    usable = len(body) - len(body) % (4 * channels)
-    samples = np.frombuffer(bytes(body[:usable]), dtype="<f4").reshape(-1, channels)
-    return samples.astype(np.float32, copy=True), rate
+    start = _wav_data(wav)
+    usable = (len(wav) - start) // (4 * channels) * channels
+    # One copy: the pipe's bytes are freed when this returns.
+    samples = np.frombuffer(wav, dtype="<f4", count=usable, offset=start).reshape(-1, channels)
+    return samples.copy(), rate
 
 
-def _wav_format(wav: bytearray) -> tuple[int, int]:
+_HEADER_ALLOWANCE = 4096
+"""Bytes of WAV header (and metadata chunks) allowed beyond the samples."""
+
+
+def _wav_format(wav: bytes) -> tuple[int, int]:
     pos = wav.find(b"fmt ")
     if pos < 0:
         raise UnreadableAudioError("ffmpeg produced no audio stream")
@@ -72,12 +90,13 @@ def _wav_format(wav: bytearray) -> tuple[int, int]:
     return int(channels), int(rate)
 
 
-def _wav_data(wav: bytearray) -> memoryview:
-    # ffmpeg writes a streaming header with unknown sizes; the data chunk runs to EOF.
+def _wav_data(wav: bytes) -> int:
+    """Offset of the samples: ffmpeg writes a streaming header with unknown sizes, and
+    the data chunk runs to EOF."""
     pos = wav.find(b"data")
     if pos < 0:
         raise UnreadableAudioError("ffmpeg produced no audio data")
-    return memoryview(wav)[pos + 8 :]
+    return pos + 8
 
 
 _ENCODERS: dict[str, list[str]] = {

@@ -24,6 +24,39 @@ from guardian.errors import (
 
 DEFAULT_MAX_SECONDS = 600.0
 
+MAX_SAMPLE_RATE = 192_000
+"""Highest sample rate accepted (FLAC headers allow 655 kHz: a decompression bomb)."""
+MAX_CHANNELS = 8
+"""Most channels accepted (7.1); Opus allows 255."""
+SAMPLE_BUDGET_PER_SECOND = 96_000
+"""Samples (frames x channels) per second of the duration limit: 48 kHz stereo.
+
+Together with the duration limit this bounds every decode: at most
+``(max_seconds + 1) * SAMPLE_BUDGET_PER_SECOND`` float32 samples, 230 MB at the default
+600 s, whatever the header says (``docs/threat-model.md`` gives the measured peak)."""
+
+
+def max_samples(max_seconds: float) -> int:
+    """The most samples (frames x channels) a decode may produce."""
+    return int((max_seconds + 1.0) * SAMPLE_BUDGET_PER_SECOND)
+
+
+def check_stream_shape(
+    *, rate: int, channels: int, frames: int | None, max_seconds: float, name: str
+) -> None:
+    """Refuse a stream whose header promises more than the caps, before decoding it."""
+    if not 0 < rate <= MAX_SAMPLE_RATE:
+        raise AudioTooLongError(
+            f"{name}: sample rate {rate} Hz is outside the accepted range (1..{MAX_SAMPLE_RATE})"
+        )
+    if not 0 < channels <= MAX_CHANNELS:
+        raise AudioTooLongError(f"{name}: {channels} channels; at most {MAX_CHANNELS} accepted")
+    if frames is not None and frames * channels > max_samples(max_seconds):
+        raise AudioTooLongError(
+            f"{name}: {frames} frames x {channels} channels is over the "
+            f"{max_samples(max_seconds)}-sample limit"
+        )
+
 
 @dataclass(frozen=True, eq=False)
 class Audio:
@@ -151,7 +184,16 @@ def decode_bytes(
         if container in (Container.WAV, Container.FLAC):
             samples, rate = _read_soundfile(data, name, max_seconds)
         else:
-            samples, rate = _ffmpeg.decode(data=data, max_seconds=max_seconds)
+            samples, rate = _ffmpeg.decode(
+                data=data, max_seconds=max_seconds, max_samples=max_samples(max_seconds)
+            )
+            check_stream_shape(
+                rate=rate,
+                channels=samples.shape[1],
+                frames=samples.shape[0],
+                max_seconds=max_seconds,
+                name=name,
+            )
     except UnreadableAudioError as e:
         msg = str(e)
         raise UnreadableAudioError(msg if msg.startswith(name) else f"{name}: {msg}") from e
@@ -171,9 +213,24 @@ def _make(samples: np.ndarray, rate: int, container: Container, name: str) -> Au
 def _read_soundfile(data: bytes, name: str, max_seconds: float) -> tuple[np.ndarray, int]:
     try:
         with sf.SoundFile(io.BytesIO(data)) as f:
+            # The header is checked before a single sample is decoded; the read is then
+            # capped as well, in case the header understates the length.
+            check_stream_shape(
+                rate=int(f.samplerate), channels=f.channels, frames=None, max_seconds=0, name=name
+            )
             if f.frames > (max_seconds + 1.0) * f.samplerate:
                 raise AudioTooLongError(f"{name}: audio is longer than the {max_seconds:g} s limit")
-            samples = f.read(dtype="float32", always_2d=True)
+            check_stream_shape(
+                rate=int(f.samplerate),
+                channels=f.channels,
+                frames=f.frames,
+                max_seconds=max_seconds,
+                name=name,
+            )
+            cap = max_samples(max_seconds) // f.channels + 1
+            samples = f.read(frames=cap, dtype="float32", always_2d=True)
+            if samples.shape[0] >= cap:
+                raise AudioTooLongError(f"{name}: more samples than its header declares")
             return samples, int(f.samplerate)
     except (sf.LibsndfileError, RuntimeError) as e:
         raise UnreadableAudioError(f"{name}: corrupt or unsupported audio ({e})") from e

@@ -1,6 +1,6 @@
 """Hash-chained, signed, append-only audit log."""
 
-from guardian.audit._chain import AuditProblem, AuditReport
+from guardian.audit._chain import CERTIFY_ACTION, AuditProblem, AuditReport, key_fingerprint
 from guardian.audit._log import AuditLog
 
-__all__ = ["AuditLog", "AuditProblem", "AuditReport"]
+__all__ = ["CERTIFY_ACTION", "AuditLog", "AuditProblem", "AuditReport", "key_fingerprint"]

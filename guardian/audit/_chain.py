@@ -10,9 +10,20 @@ from typing import Any, cast
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 GENESIS = "0" * 64
+CERTIFY_ACTION = "audit.key.certify"
+"""An entry that introduces the next audit key, signed by the key before it. The chain
+trusts the key of its first entry and, after that, only keys certified in the chain, so
+an audit key inserted into the database cannot take over the log."""
+
+
+def key_fingerprint(key: ed25519.Ed25519PublicKey) -> str:
+    """SHA-256 of the raw public key, as a certification entry names it."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
 
 
 def entry_digest(
@@ -100,6 +111,7 @@ def check_chain(
     """
     problems: list[AuditProblem] = []
     prev_hash = GENESIS
+    certified = {entries[0].kid} if entries else set()
     for expected, e in enumerate(entries, start=1):
         if e.seq != expected:
             problems.append(AuditProblem(expected, f"entry {expected} is missing (found {e.seq})"))
@@ -115,6 +127,16 @@ def check_chain(
             problems.append(AuditProblem(e.seq, f"entry {e.seq} was modified"))
         elif not _sig_ok(keys, e.kid, e.signature, bytes.fromhex(e.entry_hash)):
             problems.append(AuditProblem(e.seq, f"entry {e.seq} has an invalid signature"))
+        elif e.kid not in certified:
+            problems.append(
+                AuditProblem(
+                    e.seq,
+                    f"entry {e.seq} is signed by audit key {e.kid}, "
+                    "which no earlier entry certifies",
+                )
+            )
+        elif e.action == CERTIFY_ACTION:
+            _certify(e, keys, certified)
         if e.prev_hash != prev_hash:
             problems.append(
                 AuditProblem(
@@ -125,10 +147,24 @@ def check_chain(
             )
         prev_hash = e.entry_hash
     if head is not None:
+        if head.kid not in certified and entries:
+            problems.append(
+                AuditProblem(head.seq, f"the audit head is signed by uncertified key {head.kid}")
+            )
         _check_head(entries, keys, head, problems)
     elif entries:
         problems.append(AuditProblem(len(entries), "the signed audit head file is missing"))
     return AuditReport(entries=len(entries), head_hash=prev_hash, problems=problems)
+
+
+def _certify(
+    e: StoredEntry, keys: Mapping[str, ed25519.Ed25519PublicKey], certified: set[str]
+) -> None:
+    """Trust the key an entry (signed by a trusted key) certifies, if it is the one named."""
+    kid, fingerprint = e.details.get("kid"), e.details.get("fingerprint")
+    key = keys.get(str(kid))
+    if key is not None and key_fingerprint(key) == fingerprint:
+        certified.add(str(kid))
 
 
 def _check_head(

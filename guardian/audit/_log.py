@@ -46,9 +46,11 @@ class AuditLog:
         *,
         target: str | None = None,
         details: Mapping[str, Any] | None = None,
+        signer: AuditSigner | None = None,
     ) -> AuditEntry:
-        """Add an entry in the caller's transaction and return it."""
-        signer = self._keys.audit_signer(session)
+        """Add an entry in the caller's transaction and return it, signed with the active
+        audit key (or ``signer``: the previous key, to certify its successor)."""
+        signer = signer or self._keys.audit_signer(session)
         last = session.exec(select(AuditEntry).order_by(col(AuditEntry.seq).desc())).first()
         seq = (last.seq + 1) if last else 1
         prev = last.entry_hash if last else GENESIS

@@ -245,19 +245,26 @@ class DocumentCheck:
     document_id: str
     service_valid: bool
     service_trusted: bool | None
-    """None when no trust anchors were given (a pure offline check)."""
+    """None when no trust anchors were given (a pure offline check): then the signature
+    may be valid, but anyone can make a CA, so the document is not taken as valid."""
     subject_signed: bool
     subject_valid: bool | None
     problems: tuple[str, ...]
 
     def __bool__(self) -> bool:
-        return not self.problems
+        return not self.problems and self.service_trusted is True
+
+    @property
+    def signer_untrusted(self) -> bool:
+        """Valid signatures from a signer no trust anchor vouches for (none was given)."""
+        return not self.problems and self.service_valid and self.service_trusted is None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             self.id_key: self.document_id,
             "valid": bool(self),
             "service": {"valid": self.service_valid, "trusted": self.service_trusted},
+            "signer_untrusted": self.signer_untrusted,
             "subject": {"signed": self.subject_signed, "valid": self.subject_valid},
             "problems": list(self.problems),
         }

@@ -77,26 +77,60 @@ def open_sealed(key: bytes, sealed: bytes, *, aad: bytes = b"") -> bytes:
         raise ValueError("authentication failed") from e
 
 
+_B64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
+_MIN_DISTINCT_BYTES = 16
+"""32 random bytes hold about 31 distinct values; fewer than 16 happens with probability
+below 1e-12, so a key under this bound was typed or patterned, not generated."""
+
+
+def _check_entropy(raw: bytes) -> None:
+    if len(set(raw)) < _MIN_DISTINCT_BYTES:
+        raise MasterKeyError(
+            "the master key has too little entropy (repeated bytes); "
+            "generate one with `guardian keys init` or `openssl rand -base64 32`"
+        )
+    if all(0x20 <= b < 0x7F for b in raw):
+        # 32 random bytes are all printable ASCII with probability (95/256)^32 < 1e-13:
+        # this is a password or passphrase encoded as base64, not a key.
+        raise MasterKeyError(
+            "the master key decodes to printable text: it looks like a password, not a "
+            "random key; generate one with `openssl rand -base64 32`"
+        )
+
+
 def parse_master_key(text: str) -> MasterKey:
-    """Parse a base64 (standard or url-safe) encoded 32-byte key."""
-    cleaned = text.strip()
+    """Parse a base64 (standard or url-safe) encoded 32-byte random key.
+
+    Parsing is strict: any character outside the base64 alphabet is an error (it is
+    never dropped), and a key with visibly low entropy (repeated bytes, printable text)
+    is refused.
+    """
+    cleaned = text.strip().rstrip("=")
+    if not cleaned or not set(cleaned) <= _B64_ALPHABET:
+        raise MasterKeyError("the master key is not valid base64 (unexpected characters)")
+    standard = cleaned.replace("-", "+").replace("_", "/")
     try:
-        raw = base64.urlsafe_b64decode(cleaned.replace("+", "-").replace("/", "_") + "==")
+        raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
     except (binascii.Error, ValueError) as e:
         raise MasterKeyError("the master key is not valid base64") from e
     if len(raw) != MASTER_KEY_BYTES:
         raise MasterKeyError(
             f"the master key must decode to {MASTER_KEY_BYTES} bytes, got {len(raw)}"
         )
+    _check_entropy(raw)
     return MasterKey(raw)
 
 
-def load_master_key(*, env_value: str | None, path: Path, create: bool) -> MasterKey:
+def load_master_key(
+    *, env_value: str | None, path: Path, create: bool, expected: bool = False
+) -> MasterKey:
     """Load the master key from the environment, else from a 0600 key file.
 
     With ``create``, a missing key file is generated with :mod:`secrets` and
     written with mode 0600 atomically (``O_EXCL``), so two processes racing to
-    create it cannot end up with different keys.
+    create it cannot end up with different keys. ``expected`` says that data sealed
+    under a master key already exists: then a missing key is an error, never a new key
+    (which would silently orphan every sealed key and vault blob).
     """
     if env_value:
         return parse_master_key(env_value)
@@ -104,6 +138,12 @@ def load_master_key(*, env_value: str | None, path: Path, create: bool) -> Maste
         if path.stat().st_mode & 0o077:
             raise MasterKeyError(f"{path} is readable by other users; run: chmod 600 {path}")
         return parse_master_key(path.read_text())
+    if expected:
+        raise MasterKeyError(
+            "GUARDIAN_MASTER_KEY is not set and there is no key file at "
+            f"{path}, but this home holds data sealed under a master key; set "
+            "GUARDIAN_MASTER_KEY (or GUARDIAN_MASTER_KEY_FILE) to that key"
+        )
     if not create:
         raise MasterKeyError(
             f"no master key: set GUARDIAN_MASTER_KEY or run `guardian keys init` ({path})"

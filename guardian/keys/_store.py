@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import secrets
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from guardian.keys._sealing import MasterKey
 from guardian.store.models import KeyRole, KeyStatus, SigningKey, as_utc, utcnow
 
 _PURPOSE = "signing-keys"
+
+log = logging.getLogger("guardian")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,14 @@ class AuditSigner:
         return self._key.sign(data)
 
 
+def _spki(key: object) -> bytes:
+    if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+        return b""
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
 def _subject(row: SigningKey) -> str:
     if row.role is KeyRole.AUDIT:
         return "audit log (Ed25519)"
@@ -107,12 +118,21 @@ class KeyStore:
 
     Methods take the caller's session so that key changes and their audit entries
     commit in one transaction.
+
+    The database alone is not trusted with trust material: a root certificate is a trust
+    anchor, and an audit key verifies the log, only when its public key is that of a
+    private key sealed under this deployment's master key (:meth:`_bound`). A row that
+    someone with write access to the database inserted, without the master key, is
+    ignored (and logged).
     """
 
     def __init__(self, *, keys_dir: Path, master: MasterKey, organization: str) -> None:
         self._dir = keys_dir
         self._master = master
         self._org = organization
+        self._bound_pem: dict[str, str] = {}
+        """Public keys already checked against their sealed private key, by kid (a kid's
+        key file never changes)."""
 
     # -- queries -----------------------------------------------------------------
 
@@ -130,9 +150,10 @@ class KeyStore:
         return self._active(session, KeyRole.ROOT) is not None
 
     def trust_anchors_pem(self, session: Session) -> str:
-        """Every root certificate ever made: old clips keep their anchor."""
+        """Every root certificate ever made (old clips keep their anchor), each bound to a
+        private key sealed under the master key."""
         rows = session.exec(select(SigningKey).where(SigningKey.role == KeyRole.ROOT)).all()
-        return "".join(r.public_pem for r in rows)
+        return "".join(r.public_pem for r in rows if self._bound(r))
 
     def first_root_pem(self, session: Session) -> str:
         """The oldest root certificate: a stable identity for the deployment."""
@@ -141,7 +162,7 @@ class KeyStore:
             .where(SigningKey.role == KeyRole.ROOT)
             .order_by(col(SigningKey.created_at))
         )
-        row = session.exec(stmt).first()
+        row = next((r for r in session.exec(stmt) if self._bound(r)), None)
         if row is None:
             raise NoSigningKeyError("no signing identity yet: run `guardian keys init`")
         return row.public_pem
@@ -157,6 +178,8 @@ class KeyStore:
         rows = session.exec(select(SigningKey).where(SigningKey.role == KeyRole.AUDIT)).all()
         out: dict[str, ed25519.Ed25519PublicKey] = {}
         for r in rows:
+            if not self._bound(r):
+                continue
             key = serialization.load_pem_public_key(r.public_pem.encode())
             if isinstance(key, ed25519.Ed25519PublicKey):
                 out[r.kid] = key
@@ -191,6 +214,24 @@ class KeyStore:
             session.add(old)
             session.flush()
         return _info(self._issue_leaf(session, root, now))
+
+    def rotate_audit(self, session: Session) -> tuple[AuditSigner, KeyInfo]:
+        """Retire the audit key and make a new one; returns the old key's signer, which
+        must certify the new key in the log (:data:`guardian.audit.CERTIFY_ACTION`)."""
+        old = self.audit_signer(session)
+        row = self._active(session, KeyRole.AUDIT)
+        if row is not None:
+            row.status = KeyStatus.RETIRED
+            session.add(row)
+            session.flush()
+        return old, _info(self._add_audit_key(session, utcnow()))
+
+    def audit_public_key(self, session: Session, kid: str) -> ed25519.Ed25519PublicKey:
+        """One audit key's public half (bound to its sealed private key)."""
+        key = self.audit_public_keys(session).get(kid)
+        if key is None:
+            raise NotFoundError(f"no audit key {kid!r}")
+        return key
 
     def revoke(self, session: Session, kid: str, *, reason: str) -> KeyInfo:
         """Revoke a signing leaf: clips it signed after now fail verification."""
@@ -309,6 +350,27 @@ class KeyStore:
         session.add(row)
         session.flush()
         return row
+
+    def _bound(self, row: SigningKey) -> bool:
+        """Whether ``row``'s public key belongs to a private key sealed under the master
+        key (key id as AAD), i.e. whether this deployment made the row."""
+        if self._bound_pem.get(row.kid) == row.public_pem:
+            return True
+        try:
+            private = self._load_private(row.kid)
+            if row.role is KeyRole.AUDIT:
+                public = serialization.load_pem_public_key(row.public_pem.encode())
+            else:
+                public = x509.load_pem_x509_certificate(row.public_pem.encode()).public_key()
+        except (NoSigningKeyError, MasterKeyError, ValueError):
+            log.warning("key %s in the database has no sealed private key; ignored", row.kid)
+            return False
+        ok = _spki(public) == _spki(private.public_key())
+        if ok:
+            self._bound_pem[row.kid] = row.public_pem
+        else:
+            log.warning("key %s in the database does not match its sealed key; ignored", row.kid)
+        return ok
 
     def _key_path(self, kid: str) -> Path:
         return self._dir / f"{kid}.key"

@@ -20,9 +20,16 @@ import datetime as dt
 from pathlib import Path
 
 from guardian.errors import PolicyError
-from guardian.policy._cedar import evaluate
+from guardian.policy._cedar import evaluate, evaluate_label
 from guardian.policy._load import Loaded, load_directory
-from guardian.policy._model import Action, ConsentFacts, Decision, PolicyInfo, PolicyRequest
+from guardian.policy._model import (
+    Action,
+    ConsentFacts,
+    Decision,
+    LabelPolicyRequest,
+    PolicyInfo,
+    PolicyRequest,
+)
 
 
 def default_policy_dir() -> Path:
@@ -102,6 +109,11 @@ class PolicySet:
         """
         return evaluate(self._loaded, request, facts, now=now)
 
+    def decide_label(self, request: LabelPolicyRequest, *, now: dt.datetime) -> Decision:
+        """Decide on labeling imported audio (Cedar action ``label``); never raises for a
+        policy reason, like :meth:`decide`."""
+        return evaluate_label(self._loaded, request, now=now)
+
 
 def check_policies(directory: Path) -> list[str]:
     """Every problem with the policy directory, parse errors included; never raises.
@@ -125,6 +137,7 @@ __all__ = [
     "Action",
     "ConsentFacts",
     "Decision",
+    "LabelPolicyRequest",
     "PolicyInfo",
     "PolicyRequest",
     "PolicySet",

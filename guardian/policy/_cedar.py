@@ -27,7 +27,14 @@ from collections.abc import Iterable, Mapping
 
 import cedarpy
 
-from guardian.policy._encode import cedar_entities, cedar_request
+from typing import Any
+
+from guardian.policy._encode import (
+    cedar_entities,
+    cedar_label_entities,
+    cedar_label_request,
+    cedar_request,
+)
 from guardian.policy._load import (
     DEFAULT_DENY,
     EVALUATION_ERROR,
@@ -36,7 +43,7 @@ from guardian.policy._load import (
     Loaded,
     LoadedPolicy,
 )
-from guardian.policy._model import ConsentFacts, Decision, PolicyRequest
+from guardian.policy._model import ConsentFacts, Decision, LabelPolicyRequest, PolicyRequest
 
 _ERROR_POLICY = re.compile(r"policy `([^`]+)`: (.*)", re.DOTALL)
 
@@ -60,13 +67,25 @@ def evaluate(
         return _deny(UNKNOWN_VOICE, "no consent is on record for this voice")
     if facts.voice_id != request.voice_id:
         return _deny(UNKNOWN_VOICE, "the consent facts given are for another voice")
-    try:
-        result = cedarpy.is_authorized(
-            cedar_request(request, now=now),
-            loaded.engine,
-            cedar_entities(request, facts),
-            schema=loaded.schema,
+    return _ask(loaded, cedar_request(request, now=now), cedar_entities(request, facts))
+
+
+def evaluate_label(
+    loaded: Loaded, request: LabelPolicyRequest, *, now: dt.datetime
+) -> Decision:
+    """Decide on labeling imported audio with the policies in ``loaded``."""
+    if loaded.problems:
+        return _deny(
+            INVALID_POLICY_SET,
+            f"the policy set has {len(loaded.problems)} problem(s) and allows nothing "
+            "until they are fixed (run `guardian policy check`)",
         )
+    return _ask(loaded, cedar_label_request(request, now=now), cedar_label_entities(request))
+
+
+def _ask(loaded: Loaded, request: dict[str, Any], entities: list[dict[str, Any]]) -> Decision:
+    try:
+        result = cedarpy.is_authorized(request, loaded.engine, entities, schema=loaded.schema)
     except ValueError as e:
         return _deny(EVALUATION_ERROR, f"the policy engine rejected the request: {_short(e)}")
     return _to_decision(result, loaded.by_engine_id)

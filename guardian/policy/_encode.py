@@ -20,7 +20,7 @@ import datetime as dt
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from guardian.policy._model import ConsentFacts, PolicyRequest
+from guardian.policy._model import ConsentFacts, LabelPolicyRequest, PolicyRequest
 
 MICRO_PER_EPSILON = 1_000_000
 
@@ -34,6 +34,8 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 REQUESTER_TYPE = "Requester"
 VOICE_TYPE = "Voice"
+IMPORTED_AUDIO_TYPE = "ImportedAudio"
+_IMPORTED_AUDIO_ID = "input"
 
 
 def micro_epsilon(value: float, *, round_up: bool) -> int:
@@ -98,6 +100,35 @@ def cedar_entities(request: PolicyRequest, facts: ConsentFacts) -> list[dict[str
                 "expires": 0 if expires is None else epoch_seconds(expires),
                 "epsilon_spent_micro": micro_epsilon(facts.epsilon_spent, round_up=True),
                 "epsilon_cap_micro": micro_epsilon(facts.epsilon_cap, round_up=False),
+            },
+            "parents": [],
+        },
+    ]
+
+
+def cedar_label_request(request: LabelPolicyRequest, *, now: dt.datetime) -> dict[str, Any]:
+    """The Cedar request for labeling imported audio."""
+    return {
+        "principal": {"type": REQUESTER_TYPE, "id": request.requester},
+        "action": {"type": "Action", "id": "label"},
+        "resource": {"type": IMPORTED_AUDIO_TYPE, "id": _IMPORTED_AUDIO_ID},
+        "context": {"purpose": request.purpose, "now": epoch_seconds(now)},
+    }
+
+
+def cedar_label_entities(request: LabelPolicyRequest) -> list[dict[str, Any]]:
+    """The requester and the imported audio."""
+    return [
+        {
+            "uid": {"type": REQUESTER_TYPE, "id": request.requester},
+            "attrs": {"name": request.requester},
+            "parents": [],
+        },
+        {
+            "uid": {"type": IMPORTED_AUDIO_TYPE, "id": _IMPORTED_AUDIO_ID},
+            "attrs": {
+                "format": request.format,
+                "duration_ms": int(request.duration_s * 1000),
             },
             "parents": [],
         },

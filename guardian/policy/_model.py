@@ -95,6 +95,31 @@ class PolicyRequest:
 
 
 @dataclass(frozen=True)
+class LabelPolicyRequest:
+    """A request to label imported audio (Cedar action ``label``).
+
+    Raises:
+        UsageError: an empty requester or format, or a negative duration.
+    """
+
+    requester: str
+    purpose: str
+    """The declared purpose; ``""`` when none was given (the shipped policy denies it)."""
+    format: str
+    duration_s: float
+
+    def __post_init__(self) -> None:
+        for name in ("requester", "format"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise UsageError(f"{name} must be a non-empty string")
+        if not isinstance(self.purpose, str):
+            raise UsageError("purpose must be a string")
+        if not math.isfinite(self.duration_s) or self.duration_s < 0:
+            raise UsageError(f"duration must be a finite number >= 0, not {self.duration_s!r}")
+
+
+@dataclass(frozen=True)
 class Decision:
     """The engine's answer, with the policy ids that determined it and why.
 

@@ -22,6 +22,10 @@ class ManifestState(str, Enum):
     TRUSTED = "trusted"  # valid, and chains to a Guardian trust anchor
     UNTRUSTED = "untrusted"  # valid signature, unknown signer
     INVALID = "invalid"  # hash mismatch, bad signature, malformed store
+    EXPIRED = "expired"
+    """Integrity holds and the signature verifies, but the signing certificate has
+    expired (manifests carry no trusted timestamp): only the registry can say whether it
+    was signed while the certificate was valid."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class ManifestReading:
 
 
 _TRUST_FAILURES = {"signingCredential.untrusted"}
+# An expired leaf also fails the chain check, so C2PA reports both codes.
+_EXPIRY_FAILURES = {"signingCredential.expired", "signingCredential.untrusted"}
 
 
 def embed(data: bytes, *, mime: str, manifest: dict[str, Any], signer: ManifestSigner) -> bytes:
@@ -92,8 +98,11 @@ def _reduce(state: str | None, store: dict[str, Any]) -> ManifestReading:
     serial = manifest.get("signature_info", {}).get("cert_serial_number")
     serial_hex = format(int(serial), "x") if serial and str(serial).isdigit() else None
     trust_only = bool(failures) and all(code in _TRUST_FAILURES for code in failures)
+    expiry_only = "signingCredential.expired" in failures and set(failures) <= _EXPIRY_FAILURES
     if state == "Trusted" and not failures:
         kind = ManifestState.TRUSTED
+    elif expiry_only:
+        kind = ManifestState.EXPIRED
     elif (state == "Valid" and not failures) or trust_only:
         # Integrity holds; only the signer is unknown to Guardian's anchors.
         kind = ManifestState.UNTRUSTED

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+import os
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, create_engine
 
@@ -27,9 +28,32 @@ def _alembic_config() -> Config:
     return cfg
 
 
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would use the umask, often
+    0644); its WAL and shared-memory files copy the database file's mode."""
+    try:
+        database = make_url(url).database
+    except (SQLAlchemyError, ValueError):
+        return
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+        return
+    except OSError as e:
+        raise ConfigError(f"cannot create the database {path}: {e.strerror or e}") from e
+    os.close(fd)
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and a busy timeout."""
     is_sqlite = url.startswith("sqlite")
+    if is_sqlite:
+        _private_sqlite_file(url)
     connect_args = {"timeout": 30} if is_sqlite else {}
     try:
         engine = create_engine(url, connect_args=connect_args, pool_pre_ping=not is_sqlite)

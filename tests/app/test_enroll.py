@@ -32,6 +32,7 @@ from guardian.app import (
     verify_stored_consent,
 )
 from guardian.app._consent_voice import spoken_consent
+from guardian.app._enroll import MAX_LOGGED_REFUSALS
 from guardian.audio import Audio, OutputFormat, decode_bytes, encode_bytes
 from guardian.consent import CODE_WORDS, SignedRecord
 from guardian.errors import (
@@ -43,6 +44,7 @@ from guardian.errors import (
     UsageError,
 )
 from guardian.store import AuditEntry, Challenge, Subject, VaultBlob, Voice, VoiceStatus
+from guardian.vault import new_id
 from tests.app.conftest import KAL, NAME, ORG, SLT, Attempt, needles, tree_files, write_wav
 
 
@@ -262,7 +264,8 @@ def test_a_tampered_consent_record_fails_verification(
     record = show_consent(g, result.voice_id).record
     good = tmp_path / "record.json"
     good.write_bytes(record.to_bytes())
-    assert verify_consent_file(good)
+    assert verify_consent_file(good, g)
+    assert not verify_consent_file(good), "offline, without an anchor, the signer is untrusted"
     body = dict(record.body)
     body["terms"] = {**body["terms"], "purposes": ["audiobook", "demo", "political-ads"]}
     forged = tmp_path / "forged.json"
@@ -332,3 +335,53 @@ def test_the_subject_withdraws_with_their_token(g: Guardian, attempt: Attempt) -
         withdraw_consent(g, "not-a-token")
     withdrawn = withdraw_consent(g, result.withdraw_token)
     assert withdrawn.voice_id == result.voice_id and not withdrawn.already
+
+
+# --- the permanent audit log holds no personal data and no unauthenticated spam ------------
+
+
+def _audit_text(g: Guardian) -> str:
+    with g.reading() as s:
+        return "\n".join(e.details_json + (e.target or "") for e in s.exec(select(AuditEntry)))
+
+
+def test_a_refused_enrollment_never_logs_the_file_name(
+    g: Guardian, attempt: Attempt, tmp_path: Path
+) -> None:
+    personal = tmp_path / "Jane_Doe_consent.wav"
+    personal.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
+    with pytest.raises(UnreadableAudioError, match="Jane_Doe"):  # the person is told
+        enroll(g, attempt.request(consent=personal))
+    wrong = write_wav(
+        tmp_path / "Jane_Doe_reading.wav", spoken_consent(SLT, _wrong(attempt.challenge.code))
+    )
+    _rejected(g, attempt.request(consent=wrong))
+    logged = _audit_text(g)
+    assert _actions(g).count("consent.enroll.rejected") == 2
+    assert "Jane" not in logged and "Doe" not in logged, logged
+
+
+def test_a_nonexistent_challenge_writes_nothing_to_the_audit_log(
+    g: Guardian, attempt: Attempt, tmp_path: Path
+) -> None:
+    before = len(_actions(g))
+    ghost = new_id("chl")
+    with pytest.raises(ChallengeError):
+        enroll(g, attempt.request(challenge_id=ghost))
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"not audio at all")
+    for _ in range(5):
+        with pytest.raises(UnreadableAudioError):
+            enroll(g, attempt.request(challenge_id=ghost, consent=garbage))
+    assert len(_actions(g)) == before
+
+
+def test_refusals_of_one_challenge_cannot_flood_the_audit_log(
+    g: Guardian, attempt: Attempt, tmp_path: Path
+) -> None:
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"not audio at all")
+    for _ in range(10):
+        with pytest.raises(UnreadableAudioError):
+            enroll(g, attempt.request(consent=garbage))
+    assert _actions(g).count("consent.enroll.rejected") == MAX_LOGGED_REFUSALS

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -47,7 +49,8 @@ def test_export_round_trip(g: Guardian, attempt: Attempt, tmp_path: Path) -> Non
         samples = sorted(n for n in names if "/sample-" in n)
         history = json.loads(z.read("processing.json"))
         embeddings = np.load(io.BytesIO(z.read(f"voices/{result.voice_id}/embeddings.npy")))
-    assert check_record(record)
+    with g.reading() as s:
+        assert check_record(record, trust_anchors_pem=g.keys.trust_anchors_pem(s))
     with zipfile.ZipFile(out) as z:
         digests = [hashlib.sha256(z.read(n)).hexdigest() for n in samples]
     assert digests == record.body["evidence"]["samples_sha256"]
@@ -120,3 +123,16 @@ def test_erasure_reaches_the_backup_and_leaves_no_plaintext(
     assert NAME.encode() not in receipt.to_bytes()
     after = verify_file(g, clip)
     assert after.verdict is Verdict.VERIFIED and after.voice_status == "erased"
+
+
+def test_export_zip_is_private_under_a_permissive_umask(
+    g: Guardian, attempt: Attempt, tmp_path: Path
+) -> None:
+    result = enroll(g, attempt.request())
+    out = tmp_path / "export.zip"
+    old = os.umask(0o022)
+    try:
+        export_subject(g, result.voice_id, out)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600, "voice audio and names in the clear"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -199,4 +202,126 @@ def test_every_label_is_audited(g: Guardian, clip: Path, tmp_path: Path) -> None
     _label(g, clip, tmp_path / "a.wav")
     _label(g, clip, tmp_path / "b.flac")
     report = verify_audit(g)
-    assert report and report.entries == 3  # keys.init + two labels
+    # keys.init, then for each label its policy decision and the label itself
+    assert report and report.entries == 5
+
+
+def test_stolen_revoked_key_cannot_reuse_a_registered_manifest_id(
+    g: Guardian, clip: Path, tmp_path: Path
+) -> None:
+    """Manifest ids are public: a thief signs new audio under an old clip's id."""
+    from guardian.provenance import GuardianAssertion, build_manifest, embed
+
+    genuine = _label(g, clip, tmp_path / "genuine.wav", purpose="test")
+    first = verify_file(g, genuine)
+    assert first.verdict is Verdict.VERIFIED and first.manifest.id is not None
+    with g.reading() as s:
+        stolen = g.keys.manifest_signer(s)
+    revoke_key(g, stolen.kid, reason="key compromise")
+
+    other = write_clip(tmp_path / "other.wav", seed=9)
+    manifest = build_manifest(
+        GuardianAssertion(label_id="lbl_x", created_at="2020-01-01T00:00:00Z", software="x"),
+        title="x.wav",
+        mime="audio/wav",
+    )
+    manifest["label"] = first.manifest.id  # the id of the clip already in the registry
+    forged = embed(other.read_bytes(), mime="audio/wav", signer=stolen, manifest=manifest)
+    result = verify_bytes(g, forged)
+    assert result.manifest.id == first.manifest.id, "the attack reuses the id"
+    assert result.verdict is Verdict.TAMPERED, result.reasons
+    assert result.exit_code is ExitCode.TAMPERED
+    assert verify_file(g, genuine).verdict is Verdict.VERIFIED
+
+
+def test_an_expired_signing_certificate_does_not_turn_old_clips_into_tampered(
+    settings: Settings, clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leaves live 825 days and manifests carry no timestamp: after expiry C2PA reports
+    `signingCredential.expired`. A clip the registry recorded inside the validity must
+    still verify; anything else signed by the expired leaf must not."""
+    from guardian.keys import _x509
+
+    monkeypatch.setattr(_x509, "LEAF_VALIDITY", dt.timedelta(seconds=4))
+    g = open_guardian(settings)
+    init_keys(g)
+    out = _label(g, clip, tmp_path / "old.wav", purpose="test")
+    with g.reading() as s:
+        signer = g.keys.manifest_signer(s)
+    # The same key signs something the registry never recorded (C2PA will not sign with
+    # an expired certificate, but a thief is not bound to c2pa-python).
+    from guardian.provenance import GuardianAssertion, build_manifest, embed
+
+    other = write_clip(tmp_path / "other.wav", seed=7)
+    late = embed(
+        other.read_bytes(),
+        mime="audio/wav",
+        signer=signer,
+        manifest=build_manifest(
+            GuardianAssertion(label_id="lbl_y", created_at="2020-01-01T00:00:00Z", software="x"),
+            title="y.wav",
+            mime="audio/wav",
+        ),
+    )
+    time.sleep(5)  # the leaf has expired
+    result = verify_file(g, out)
+    assert result.verdict is Verdict.VERIFIED, result.reasons
+    assert any("expired" in r for r in result.reasons)
+    assert verify_bytes(g, late).verdict is Verdict.TAMPERED
+    g.engine.dispose()
+
+
+def test_label_cannot_assert_a_voice_or_consent(g: Guardian, clip: Path, tmp_path: Path) -> None:
+    """`label --voice-id … --consent-id …` gave a `verified` clip carrying those ids."""
+    with pytest.raises(TypeError):
+        LabelRequest(  # type: ignore[call-arg]
+            source=clip, output=tmp_path / "x.wav", voice_id="voice_victim", consent_id="c"
+        )
+    out = _label(g, clip, tmp_path / "out.wav", purpose="test")
+    result = verify_file(g, out)
+    assert result.verdict is Verdict.VERIFIED
+    assert result.voice_id is None and result.consent_id is None
+    assert result.origin == "imported" and result.to_dict()["origin"] == "imported"
+    assert any("imported audio labeled by this deployment" in r for r in result.reasons)
+
+
+def test_label_cli_refuses_voice_and_consent_options(clip: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    out = tmp_path / "out.wav"
+    r = CliRunner().invoke(
+        app, ["label", str(clip), "-o", str(out), "--voice-id", "voice_x", "--consent-id", "c"]
+    )
+    assert r.exit_code == 2 and not out.exists()
+
+
+def test_label_is_decided_by_policy_and_audited(
+    settings: Settings, clip: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from guardian.errors import PolicyDeniedError
+    from guardian.policy import default_policy_dir
+
+    policies = tmp_path / "policies"
+    shutil.copytree(default_policy_dir(), policies)
+    (policies / "local" / "no-ads.cedar").write_text(
+        '@id("no-ad-labels")\n@reason("this deployment labels no advertising")\n'
+        'forbid (principal, action == Action::"label", resource)\n'
+        'when { context.purpose == "advertising" };\n'
+    )
+    g = open_guardian(settings.model_copy(update={"policy_dir": policies}))
+    with pytest.raises(PolicyDeniedError, match="labels no advertising"):
+        _label(g, clip, tmp_path / "ad.wav", purpose="advertising")
+    assert not (tmp_path / "ad.wav").exists()
+    _label(g, clip, tmp_path / "ok.wav", purpose="audiobook")
+    with g.reading() as s:
+        decisions = [
+            json.loads(e.details_json)
+            for e in s.exec(select(AuditEntry).where(AuditEntry.action == "policy.decision"))
+        ]
+    assert [(d["action"], d["allowed"]) for d in decisions] == [("label", False), ("label", True)]
+    assert decisions[0]["policy_ids"] == ["no-ad-labels"]
+    g.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -13,13 +14,20 @@ from guardian.app import (
     LabelRequest,
     Verdict,
     forget,
-    label_file,
+    VoiceClaim,
+    label_audio,
     verify_audit,
+    verify_consent_file,
     verify_file,
     verify_receipt_file,
 )
 from guardian.errors import NotFoundError, UsageError
-from guardian.rights import subject_ref
+from guardian.audio import OutputFormat, decode_bytes
+from guardian.consent import SignedRecord
+from guardian.keys import ManifestSigner
+from guardian.keys import _x509
+from guardian.keys._documents import sign_as_service
+from guardian.rights import ErasureReceipt, subject_ref
 from guardian.store import AuditEntry, Subject, SubjectStatus, VaultBlob, Voice, VoiceStatus, utcnow
 from guardian.vault import BlobKind
 from tests.conftest import write_clip
@@ -128,7 +136,11 @@ def test_clips_of_an_erased_voice_still_verify_and_say_so(g: Guardian, tmp_path:
     g.ensure_keys()
     sub, voice = _enrolled(g, 0)
     out = tmp_path / "clip.wav"
-    label_file(g, LabelRequest(source=write_clip(tmp_path / "in.wav"), output=out, voice_id=voice))
+    with g.reading() as s:
+        consent_id = s.get(Voice, voice).consent_id  # type: ignore[union-attr]
+    audio = decode_bytes(write_clip(tmp_path / "in.wav").read_bytes())
+    claim = VoiceClaim(voice_id=voice, consent_id=consent_id)  # as synthesis makes it
+    label_audio(g, audio, LabelRequest(source=out, output=out), fmt=OutputFormat.WAV, voice=claim)
     forget(g, sub)
     result = verify_file(g, out)
     assert result.verdict is Verdict.VERIFIED and result.voice_status == "erased"
@@ -136,3 +148,71 @@ def test_clips_of_an_erased_voice_still_verify_and_say_so(g: Guardian, tmp_path:
     with g.reading() as s:
         subject_rows = s.exec(select(Subject).where(col(Subject.id) == sub)).all()
     assert all(r.wrapped_key is None for r in subject_rows)
+
+
+# --- offline checks must not trust a self-made CA --------------------------------------------
+
+
+def _rogue_signer() -> tuple[ManifestSigner, str]:
+    """A CA anyone can make, and a signing leaf under it."""
+    now = dt.datetime.now(dt.UTC)
+    root_key, root = _x509.make_root(organization="Guardian", now=now)
+    key, leaf = _x509.make_leaf(
+        root_key=root_key, root_cert=root, organization="Guardian", common_name="x", now=now
+    )
+    return ManifestSigner("sig-rogue", key, _x509.cert_pem(leaf) + _x509.cert_pem(root)), (
+        _x509.cert_pem(root)
+    )
+
+
+def _rogue_receipt(g: Guardian, tmp_path: Path) -> tuple[Path, Path]:
+    g.ensure_keys()
+    sub, _ = _enrolled(g, 0)
+    body = dict(forget(g, sub).receipt.body)
+    body["destroyed"] = {**body["destroyed"], "vault_blobs": 0}
+    signer, root_pem = _rogue_signer()
+    forged = ErasureReceipt(body, (sign_as_service(body, signer),))
+    path = tmp_path / "rogue.json"
+    path.write_bytes(forged.to_bytes())
+    anchor = tmp_path / "rogue-root.pem"
+    anchor.write_text(root_pem)
+    return path, anchor
+
+
+def test_a_receipt_signed_by_a_self_made_ca_is_not_valid_offline(
+    g: Guardian, tmp_path: Path
+) -> None:
+    path, _ = _rogue_receipt(g, tmp_path)
+    offline = verify_receipt_file(path)
+    assert offline.service_valid, "the signature itself is fine"
+    assert not offline and offline.signer_untrusted
+
+
+def test_a_receipt_signed_by_a_self_made_ca_is_untrusted_inside_the_deployment(
+    g: Guardian, tmp_path: Path
+) -> None:
+    path, rogue_root = _rogue_receipt(g, tmp_path)
+    inside = verify_receipt_file(path, g)
+    assert not inside and inside.service_trusted is False
+    ours = tmp_path / "ours.pem"
+    with g.reading() as s:
+        ours.write_text(g.keys.trust_anchors_pem(s))
+    assert not verify_receipt_file(path, trust_anchor=ours)
+    assert verify_receipt_file(path, trust_anchor=rogue_root), "an anchor chosen explicitly"
+
+
+def test_a_consent_record_signed_by_a_self_made_ca_is_not_valid_offline(
+    g: Guardian, tmp_path: Path
+) -> None:
+    signer, _ = _rogue_signer()
+    body = {
+        "type": "guardian.consent/v1",
+        "consent_id": "consent_" + "z" * 26,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    path = tmp_path / "record.json"
+    path.write_bytes(SignedRecord(body, (sign_as_service(body, signer),)).to_bytes())
+    offline = verify_consent_file(path)
+    assert offline.service_valid and not offline and offline.signer_untrusted
+    g.ensure_keys()
+    assert verify_consent_file(path, g).service_trusted is False

@@ -3,6 +3,8 @@ from __future__ import annotations
 import contextlib
 import io
 import struct
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guardian.audio import (
+    MAX_CHANNELS,
+    MAX_SAMPLE_RATE,
     Audio,
     Container,
     OutputFormat,
     decode_bytes,
     encode_bytes,
     flip_wav_sample,
+    max_samples,
     read_audio,
     sniff,
     speechlike,
@@ -131,3 +136,65 @@ def test_flip_changes_exactly_one_sample() -> None:
     a = np.frombuffer(data[start : start + length], "<i2")
     b = np.frombuffer(flipped[start : start + length], "<i2")
     assert int((a != b).sum()) == 1
+
+
+# --- decompression bombs: caps checked before decoding, peak memory bounded -------------------
+
+
+def _silent_flac(rate: int, channels: int, seconds: int) -> bytes:
+    """Silence compresses to almost nothing: a small file, a huge decode."""
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", rate, channels, format="FLAC", subtype="PCM_16") as f:
+        block = np.zeros((rate, channels), dtype="<i2")
+        for _ in range(seconds):
+            f.write(block)
+    return buf.getvalue()
+
+
+def _peak_bytes(fn: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(AudioError):
+            fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_flac_bomb_at_655_khz_and_8_channels_is_refused_before_decoding() -> None:
+    bomb = _silent_flac(655_350, 8, 2)
+    assert len(bomb) < 20_000  # 20 KB that decodes to 40 MiB (30 s: 600 MiB from 170 KB)
+    with pytest.raises(AudioTooLongError, match="sample rate"):
+        decode_bytes(bomb, name="bomb.flac")
+    assert _peak_bytes(lambda: decode_bytes(bomb, name="bomb.flac")) < 1 << 20
+
+
+def test_many_channel_bomb_within_the_duration_limit_is_refused() -> None:
+    # 3 s at 192 kHz x 8 channels: inside a 3 s duration limit, 4.6 M samples.
+    bomb = _silent_flac(MAX_SAMPLE_RATE, MAX_CHANNELS, 3)
+    with pytest.raises(AudioTooLongError, match="sample limit"):
+        decode_bytes(bomb, name="bomb.flac", max_seconds=3.0)
+    assert _peak_bytes(lambda: decode_bytes(bomb, max_seconds=3.0)) < 1 << 20
+
+
+def test_many_channel_opus_bomb_is_capped_inside_ffmpeg() -> None:
+    loud = np.zeros((48_000 * 3, MAX_CHANNELS), dtype=np.float32)
+    bomb = encode_bytes(Audio(loud, 48_000), "opus", bitrate_kbps=64)
+    with pytest.raises(AudioTooLongError, match="sample limit"):
+        decode_bytes(bomb, name="bomb.ogg", max_seconds=3.0)
+    # ffmpeg's output itself is capped (-fs): at most the sample budget crosses the pipe.
+    assert _peak_bytes(lambda: decode_bytes(bomb, max_seconds=3.0)) < 3 * 4 * max_samples(3.0)
+
+
+@pytest.mark.parametrize("fmt", ["flac", "wav", "mp3"])
+def test_peak_memory_of_the_largest_accepted_input_is_bounded(fmt: str) -> None:
+    """The documented bound: peak <= 2 x the float32 sample budget (docs/threat-model.md)."""
+    seconds = 5.0
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(-0.5, 0.5, (int(48_000 * 4.9), 2)).astype(np.float32)
+    data = encode_bytes(Audio(noise, 48_000), fmt)
+    budget = 4 * max_samples(seconds)
+    peak = _peak_bytes(lambda: decode_bytes(data, max_seconds=seconds))
+    assert decode_bytes(data, max_seconds=seconds).frames >= 48_000 * 4.9 - 2048
+    print(f"{fmt}: peak {peak / 2**20:.1f} MiB, budget {budget / 2**20:.1f} MiB")
+    assert peak <= 2 * budget, f"{fmt}: peak {peak / 2**20:.1f} MiB"

@@ -166,3 +166,35 @@ def test_watermark_corpus_options(
     assert len(clips) == 2 and all(p.name.startswith(prefix) for p in clips)
     assert all(sf.info(p).samplerate == 16_000 for p in clips)
     assert all(sf.info(p).duration > 1.0 for p in clips)
+
+
+def test_receipt_signed_by_a_self_made_ca_is_untrusted_without_a_home(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from guardian.keys import ManifestSigner, _x509
+    from guardian.keys._documents import sign_as_service
+    from guardian.rights import ErasureReceipt
+
+    now = dt.datetime.now(dt.UTC)
+    root_key, root = _x509.make_root(organization="Guardian", now=now)
+    key, leaf = _x509.make_leaf(
+        root_key=root_key, root_cert=root, organization="Guardian", common_name="x", now=now
+    )
+    signer = ManifestSigner("sig-rogue", key, _x509.cert_pem(leaf) + _x509.cert_pem(root))
+    body = {
+        "type": "guardian.erasure-receipt/v1",
+        "receipt_id": "rcpt_" + "x" * 26,
+        "erased_at": now.isoformat(),
+    }
+    path = tmp_path / "receipt.json"
+    path.write_bytes(ErasureReceipt(body, (sign_as_service(body, signer),)).to_bytes())
+    nohome = tmp_path / "no-home"
+    r = run(nohome, "receipt", "verify", str(path))
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "signer UNTRUSTED" in r.stdout
+    assert not nohome.exists(), "an offline check creates no home"
+    anchor = tmp_path / "root.pem"
+    anchor.write_text(_x509.cert_pem(root))
+    r = run(nohome, "receipt", "verify", str(path), "--trust-anchor", str(anchor), "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["service"]["trusted"] is True

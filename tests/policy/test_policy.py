@@ -72,7 +72,8 @@ def test_shipped_policies_are_valid_and_annotated(shipped: PolicySet) -> None:
     ids = [p.policy_id for p in shipped.policies]
     assert len(ids) == len(set(ids))
     assert all(p.reason for p in shipped.policies)
-    assert [p.policy_id for p in shipped.policies if p.effect == "permit"] == ["consented-use"]
+    permits = [p.policy_id for p in shipped.policies if p.effect == "permit"]
+    assert permits == ["consented-use", "label-imported-audio"]
 
 
 def test_consented_purpose_is_allowed(shipped: PolicySet) -> None:
@@ -296,7 +297,7 @@ def test_evaluation_error_fails_closed(tmp_path: Path) -> None:
     # Cedar skips an erroring forbid, which would leave the permit standing.
     (directory / "local" / "overflow.cedar").write_text(
         '@id("overflowing-rule")\n@reason("demonstrates an evaluation error")\n'
-        "forbid (principal, action, resource)\n"
+        'forbid (principal, action in [Action::"synthesize", Action::"train"], resource)\n'
         "when { resource.epsilon_cap_micro * 9223372036854775807 > 0 };\n"
     )
     policies = PolicySet.load(directory)
@@ -315,7 +316,8 @@ def test_schema_violation_is_reported_and_denies_everything(tmp_path: Path) -> N
     directory = policy_copy(tmp_path)
     (directory / "local" / "typo.cedar").write_text(
         '@id("typo-rule")\n@reason("misspelt attribute")\n'
-        "forbid (principal, action, resource) when { resource.purpose_list.isEmpty() };\n"
+        'forbid (principal, action == Action::"train", resource)\n'
+        "when { resource.purpose_list.isEmpty() };\n"
     )
     policies = PolicySet.load(directory)
     problems = policies.problems()

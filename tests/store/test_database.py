@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from guardian.app import (
     create_challenge,
     enroll,
     forget,
+    init_keys,
     label_file,
     open_guardian,
     require,
@@ -112,3 +114,15 @@ def test_label_verify_audit_on_postgresql(tmp_path: Path) -> None:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+def test_database_file_is_not_world_readable_under_a_permissive_umask(settings: Settings) -> None:
+    old = os.umask(0o022)
+    try:
+        g = open_guardian(settings)
+        init_keys(g)
+        g.engine.dispose()
+    finally:
+        os.umask(old)
+    for path in settings.home.glob("guardian.db*"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

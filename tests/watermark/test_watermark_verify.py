@@ -20,6 +20,7 @@ from guardian.audio import (
     speechlike,
 )
 from guardian.config import Settings
+from guardian.errors import ExitCode
 from guardian.watermark import SHIPPED_CARD, Payload, detect, embed, load_card
 from guardian.watermark._detect import MIN_TONE_CONFIDENCE
 from guardian.watermark.attacks import by_name
@@ -124,3 +125,21 @@ def test_label_attack_verify(labeled, attack: str) -> None:  # type: ignore[no-u
     attacked = by_name(attack)(audio, np.random.default_rng(0))
     result = verify_bytes(g, encode_bytes(attacked, OutputFormat.WAV))
     assert result.verdict in (Verdict.TRACED, Verdict.WATERMARKED), result.reasons
+
+
+def test_a_watermark_forged_with_the_public_model_is_weak_evidence_exit_7(
+    tmp_path: Path, model  # type: ignore[no-untyped-def]
+) -> None:
+    """Anyone with the package can embed a watermark naming a deployment into any audio:
+    without a registry match that is `watermarked`, exit 7, never a success."""
+    g = open_guardian(
+        Settings(home=tmp_path / "h", database_url=None, master_key=None, watermark_model=str(CARD))
+    )
+    forged = embed(model, read_audio(SPEECH), Payload.for_label(
+        deployment=g.deployment_tag(), label_id="lbl_forged"
+    ))
+    result = verify_bytes(g, encode_bytes(forged, OutputFormat.WAV))
+    assert result.verdict is Verdict.WATERMARKED, result.reasons
+    assert result.exit_code is ExitCode.WATERMARKED and int(result.exit_code) == 7
+    assert not result, "weak evidence is not a success"
+    assert any("weak evidence" in r for r in result.reasons)
