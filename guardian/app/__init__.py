@@ -54,6 +54,7 @@ from guardian.app._verify import (
     verify_bytes,
     verify_file,
 )
+from guardian.app._verify_report import VerifyReport
 from guardian.app._wm_admin import (
     export_watermark,
     load_recipe,
@@ -84,6 +85,7 @@ __all__ = [
     "SynthesisResult",
     "TrainResult",
     "Verdict",
+    "VerifyReport",
     "VerifyResult",
     "WatermarkInfo",
     "authorize",
