@@ -1,5 +1,16 @@
 """The use-case layer: the CLI and the HTTP API call these and nothing deeper."""
 
+from guardian.app._apikeys import (
+    ApiKeyInfo,
+    NewApiKey,
+    Scope,
+    authenticate_api_key,
+    create_api_key,
+    list_api_keys,
+    parse_scopes,
+    record_api_access,
+    revoke_api_key,
+)
 from guardian.app._audit import recent_audit, verify_audit
 from guardian.app._consent import (
     ChallengeResult,
@@ -24,6 +35,7 @@ from guardian.app._engine import (
     train_voice,
 )
 from guardian.app._enroll import EnrollRequest, EnrollResult, enroll
+from guardian.app._health import Readiness, check_readiness, job_counts, prepare
 from guardian.app._keys import init_keys, list_keys, revoke_key, rotate_key
 from guardian.app._label import (
     AudioStage,
@@ -64,8 +76,10 @@ from guardian.app._wm_admin import (
     train_watermark,
     watermark_info,
 )
+from guardian.audit import acting_as
 
 __all__ = [
+    "ApiKeyInfo",
     "AudioStage",
     "ChallengeResult",
     "ConsentView",
@@ -77,10 +91,13 @@ __all__ = [
     "LabelRequest",
     "LabelResult",
     "ManifestInfo",
+    "NewApiKey",
     "NoAdapterError",
     "ProcessingReport",
+    "Readiness",
     "RetentionReport",
     "RevokeResult",
+    "Scope",
     "SynthesisRequest",
     "SynthesisResult",
     "TrainResult",
@@ -88,10 +105,14 @@ __all__ = [
     "VerifyReport",
     "VerifyResult",
     "WatermarkInfo",
+    "acting_as",
+    "authenticate_api_key",
     "authorize",
     "check_policies",
+    "check_readiness",
     "consent_facts",
     "cosign_consent",
+    "create_api_key",
     "create_challenge",
     "enroll",
     "explain_policy",
@@ -99,20 +120,26 @@ __all__ = [
     "export_watermark",
     "forget",
     "init_keys",
+    "job_counts",
     "label_audio",
     "label_file",
+    "list_api_keys",
     "list_keys",
     "load_recipe",
     "load_train_config",
     "make_corpus",
     "make_subject_key",
     "open_guardian",
+    "parse_scopes",
     "plan_retention",
+    "prepare",
     "processing_report",
     "recent_audit",
     "recipe_steps",
+    "record_api_access",
     "require",
     "resolve_subject",
+    "revoke_api_key",
     "revoke_consent",
     "revoke_key",
     "rotate_key",

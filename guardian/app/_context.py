@@ -73,6 +73,10 @@ class Guardian:
             self._watermark = load_model(self.settings.watermark_model)
         return self._watermark
 
+    @property
+    def watermark_loaded(self) -> bool:
+        return self._watermark is not None
+
     def deployment_tag(self) -> int:
         """4-bit tag of this deployment's first root certificate (see watermark payload).
 

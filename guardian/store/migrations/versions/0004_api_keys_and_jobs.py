@@ -34,9 +34,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column(
             "status",
-            sa.Enum(
-                "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", name="jobstatus"
-            ),
+            sa.Enum("QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", name="jobstatus"),
             nullable=False,
         ),
         sa.Column("params_json", sa.Text(), nullable=False),
