@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cli._apikey import apikey_app
 from cli._consent import consent_app, enroll, policy_app
 from cli._engine import synthesize, train
 from cli._output import JSON_OPTION, emit_json, guarded, progress_bar, setup_logging
@@ -35,6 +36,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(receipt_app, name="receipt")
 app.add_typer(retention_app, name="retention")
 app.add_typer(report_app, name="report")
+app.add_typer(apikey_app, name="apikey")
 app.command("enroll")(guarded(enroll))
 app.command("forget")(guarded(forget))
 app.command("train")(guarded(train))

@@ -23,6 +23,7 @@ from guardian.app._consent import (
     show_consent,
     verify_consent_file,
     verify_stored_consent,
+    voice_for_token,
     withdraw_consent,
 )
 from guardian.app._context import Guardian, open_guardian
@@ -36,6 +37,16 @@ from guardian.app._engine import (
 )
 from guardian.app._enroll import EnrollRequest, EnrollResult, enroll
 from guardian.app._health import Readiness, check_readiness, job_counts, prepare
+from guardian.app._jobs import (
+    JobView,
+    cancel_job,
+    get_job,
+    reap_dead_jobs,
+    retry_job,
+    run_job_worker,
+    run_one_job,
+    submit_train_job,
+)
 from guardian.app._keys import init_keys, list_keys, revoke_key, rotate_key
 from guardian.app._label import (
     AudioStage,
@@ -58,6 +69,16 @@ from guardian.app._rights import (
     resolve_subject,
     verify_receipt_file,
 )
+from guardian.app._softbinding import (
+    FINGERPRINT_ALG,
+    WATERMARK_ALG,
+    Match,
+    manifest_store,
+    match_by_binding,
+    match_by_content,
+    supported_algorithms,
+    trust_anchors,
+)
 from guardian.app._verify import (
     ManifestInfo,
     Verdict,
@@ -79,6 +100,8 @@ from guardian.app._wm_admin import (
 from guardian.audit import acting_as
 
 __all__ = [
+    "FINGERPRINT_ALG",
+    "WATERMARK_ALG",
     "ApiKeyInfo",
     "AudioStage",
     "ChallengeResult",
@@ -88,9 +111,11 @@ __all__ = [
     "ExportResult",
     "ForgetResult",
     "Guardian",
+    "JobView",
     "LabelRequest",
     "LabelResult",
     "ManifestInfo",
+    "Match",
     "NewApiKey",
     "NoAdapterError",
     "ProcessingReport",
@@ -108,6 +133,7 @@ __all__ = [
     "acting_as",
     "authenticate_api_key",
     "authorize",
+    "cancel_job",
     "check_policies",
     "check_readiness",
     "consent_facts",
@@ -119,6 +145,7 @@ __all__ = [
     "export_subject",
     "export_watermark",
     "forget",
+    "get_job",
     "init_keys",
     "job_counts",
     "label_audio",
@@ -129,31 +156,42 @@ __all__ = [
     "load_train_config",
     "make_corpus",
     "make_subject_key",
+    "manifest_store",
+    "match_by_binding",
+    "match_by_content",
     "open_guardian",
     "parse_scopes",
     "plan_retention",
     "prepare",
     "processing_report",
+    "reap_dead_jobs",
     "recent_audit",
     "recipe_steps",
     "record_api_access",
     "require",
     "resolve_subject",
+    "retry_job",
     "revoke_api_key",
     "revoke_consent",
     "revoke_key",
     "rotate_key",
+    "run_job_worker",
+    "run_one_job",
     "run_retention",
     "show_consent",
+    "submit_train_job",
+    "supported_algorithms",
     "synthesize",
     "train_voice",
     "train_watermark",
+    "trust_anchors",
     "verify_audit",
     "verify_bytes",
     "verify_consent_file",
     "verify_file",
     "verify_receipt_file",
     "verify_stored_consent",
+    "voice_for_token",
     "watermark_info",
     "withdraw_consent",
     "write_new_file",
