@@ -16,7 +16,17 @@ from guardian.api._context import new_request_id, reset_request_id, set_request_
 from guardian.api._metrics import Metrics
 from guardian.api._problems import Problem, install_handlers, unexpected_problem
 from guardian.api._ratelimit import RateLimiter
-from guardian.api.routes import health, verify
+from guardian.api.routes import (
+    admin,
+    consent,
+    health,
+    jobs,
+    label,
+    rights,
+    softbinding,
+    synthesize,
+    verify,
+)
 from guardian.app import Guardian
 from guardian.config import Settings, get_settings
 
@@ -59,7 +69,7 @@ def create_app(settings: Settings | None = None, *, guardian: Guardian | None = 
     )
     install_handlers(app)
     app.middleware("http")(_observe)
-    for module in (health, verify):
+    for module in (health, verify, softbinding, label, consent, synthesize, jobs, rights, admin):
         app.include_router(module.router)
     _document_problem(app)
     return app

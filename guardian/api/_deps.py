@@ -64,12 +64,16 @@ def _authenticate(
     return key
 
 
-def require(scope: Scope) -> Callable[..., ApiKeyInfo]:
-    """A dependency that admits only a valid key holding ``scope`` (or ``admin``)."""
+def require(scope: Scope, *, any_scope: bool = False) -> Callable[..., ApiKeyInfo]:
+    """A dependency that admits only a valid key holding ``scope`` (or ``admin``).
+
+    With ``any_scope`` every valid key passes, for routes whose scope depends on their
+    input (they check it themselves).
+    """
 
     def dependency(request: Request, g: GuardianDep, creds: Credentials) -> ApiKeyInfo:
         key = _authenticate(request, g, creds)
-        if not key.allows(scope):
+        if not any_scope and not key.allows(scope):
             raise PermissionDeniedError(f"this API key lacks the {scope.value!r} scope")
         return key
 

@@ -98,6 +98,10 @@ def test_openapi_documents_the_shared_schema(client: TestClient) -> None:
     assert ref.endswith("/VerifyReport")
     report = spec["components"]["schemas"]["VerifyReport"]
     assert set(report["properties"]["verdict"]["enum"]) == {
-        "verified", "traced", "watermarked", "tampered", "not_found"
+        "verified",
+        "traced",
+        "watermarked",
+        "tampered",
+        "not_found",
     }
     assert "Problem" in spec["components"]["schemas"]
