@@ -13,6 +13,28 @@ from guardian import app as usecases
 from guardian.app import VerifyReport, open_guardian
 from guardian.errors import ExitCode, GuardianError, UsageError
 
+# Every line carries the request id (``-`` outside a request).
+LOG_CONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "guardian.api.RequestIdFilter"}},
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"}
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "line",
+            "filters": ["request_id"],
+        }
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "guardian": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
+
 
 @guarded
 def serve(
@@ -37,8 +59,12 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            log_level="info",
+            log_config=LOG_CONFIG,
+            access_log=False,  # the app logs each request itself, with its request id
             proxy_headers=False,
+            # A worker imports torch and loads the watermark model before it answers
+            # the supervisor's health checks; on a busy machine that takes a while.
+            timeout_worker_healthcheck=120,
         )
     finally:
         if worker is not None:

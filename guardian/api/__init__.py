@@ -5,5 +5,6 @@ rules live in the use-cases, so the API and the CLI cannot diverge.
 """
 
 from guardian.api._app import create_app
+from guardian.api._context import RequestIdFilter
 
-__all__ = ["create_app"]
+__all__ = ["RequestIdFilter", "create_app"]
