@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from guardian.app._consent import check_id
 from guardian.app._context import Guardian, open_guardian
 from guardian.app._engine import TrainingCancelled, train_voice
 from guardian.audit import acting_as
@@ -76,8 +77,7 @@ def submit_train_job(
     g: Guardian, voice_id: str, *, epsilon: float, organization: str, key_id: str | None
 ) -> JobView:
     """Queue the training of ``voice_id``; the policy is decided when it runs."""
-    if not voice_id.startswith("voice_") or len(voice_id) > 40:
-        raise UsageError(f"{voice_id!r} is not a voice id")
+    check_id(voice_id, "voice")
     if not 0 < epsilon <= 100:
         raise UsageError("epsilon must be in (0, 100]")
     g.ensure_keys()

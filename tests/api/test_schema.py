@@ -73,4 +73,3 @@ def test_no_server_errors_and_every_answer_matches_the_schema(api) -> None:  # t
         check()
         tested.append(operation.label)
     assert len(tested) >= 25, tested
-
