@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Annotated
 
@@ -72,8 +74,7 @@ def serve(
             worker.join(timeout=10)
 
 
-def _start_job_worker():  # type: ignore[no-untyped-def]
-    import multiprocessing
+def _start_job_worker() -> BaseProcess:
 
     from guardian.app import run_job_worker
 

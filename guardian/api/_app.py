@@ -47,7 +47,11 @@ def create_app(settings: Settings | None = None, *, guardian: Guardian | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        g = guardian or await run_in_threadpool(usecases.open_guardian, settings)
+        g = (
+            guardian
+            if guardian is not None
+            else await run_in_threadpool(usecases.open_guardian, settings)
+        )
         await run_in_threadpool(usecases.prepare, g)
         app.state.guardian = g
         try:

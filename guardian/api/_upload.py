@@ -6,7 +6,7 @@ the rest is never read, so no upload is held beyond the limit.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +59,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
+async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
     yield data
 
 

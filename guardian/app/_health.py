@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from guardian.app._context import Guardian
 from guardian.errors import GuardianError
-from guardian.store import Job
+from guardian.store import Job, JobStatus
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def check_readiness(g: Guardian) -> Readiness:
 def job_counts(g: Guardian) -> dict[str, int]:
     """How many jobs are in each state."""
     with g.reading() as s:
-        return dict(Counter(j.value for j in s.exec(select(Job.status)).all()))
+        return dict(Counter(JobStatus(j).value for j in s.exec(select(Job.status)).all()))
 
 
 __all__ = ["Readiness", "check_readiness", "job_counts", "prepare"]

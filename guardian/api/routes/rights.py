@@ -21,7 +21,7 @@ from guardian.app import ApiKeyInfo, Guardian, Scope
 
 router = APIRouter(tags=["rights"])
 _ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
-_ZIP = {
+_ZIP: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Everything Guardian holds about the subject",
         "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
