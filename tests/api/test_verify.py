@@ -6,9 +6,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from guardian.api import create_app
 from guardian.app import Guardian, verify_file
 from guardian.config import Settings
-from guardian.api import create_app
 from tests.conftest import write_clip
 
 
