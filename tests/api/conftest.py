@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from guardian.api import create_app
 from guardian.app import Guardian, LabelRequest, create_api_key, label_file
 from guardian.config import Settings
+from tests.app.conftest import attempt  # noqa: F401 (a fixture, shared with use-case tests)
 from tests.conftest import write_clip
 
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from guardian.app import Guardian, enroll, run_one_job, verify_bytes
 from tests.api.conftest import bearer, make_key
-from tests.app.conftest import ORG, SLT, Attempt, attempt  # noqa: F401 (fixture)
+from tests.app.conftest import ORG, SLT, Attempt
 
 
 @pytest.mark.slow
