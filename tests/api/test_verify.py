@@ -105,3 +105,29 @@ def test_openapi_documents_the_shared_schema(client: TestClient) -> None:
         "not_found",
     }
     assert "Problem" in spec["components"]["schemas"]
+
+
+def test_no_path_or_traceback_reaches_a_client(g: Guardian, settings: Settings) -> None:
+    from guardian.api._problems import scrub
+    from guardian.errors import UsageError
+
+    assert scrub("/tmp/guardian-api-x1/labeled.wav: cannot write") == "labeled.wav: cannot write"
+    app = create_app(settings, guardian=g)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError(f"secret at {settings.home}/master.key")
+
+    @app.get("/usage")
+    def usage() -> None:
+        raise UsageError(f"{settings.home}/keys/x.key: bad")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/boom")
+        assert r.status_code == 500
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert str(settings.home) not in r.text and "secret" not in r.text
+        assert "Traceback" not in r.text and r.json()["request_id"]
+        r = c.get("/usage")
+        assert r.status_code == 400 and str(settings.home) not in r.text
+        assert r.json()["detail"] == "x.key: bad"
