@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
+from cli._apikey import apikey_app
 from cli._consent import consent_app, enroll, policy_app
 from cli._engine import synthesize, train
 from cli._output import JSON_OPTION, emit_json, guarded, progress_bar, setup_logging
 from cli._rights import export, forget, receipt_app, report_app, retention_app
+from cli._serve import remote_verify, serve
 from guardian import app as usecases
 from guardian.app import LabelRequest, open_guardian
 
@@ -34,11 +36,13 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(receipt_app, name="receipt")
 app.add_typer(retention_app, name="retention")
 app.add_typer(report_app, name="report")
+app.add_typer(apikey_app, name="apikey")
 app.command("enroll")(guarded(enroll))
 app.command("forget")(guarded(forget))
 app.command("train")(guarded(train))
 app.command("synthesize")(guarded(synthesize))
 app.command("export")(guarded(export))
+app.command("serve")(serve)
 
 
 @app.callback()
@@ -156,21 +160,28 @@ def label(
 @guarded
 def verify(
     clip: Annotated[Path, typer.Argument(help="Audio clip to check.")],
+    server: Annotated[
+        str | None,
+        typer.Option(help="Ask this remote verifier (http(s)://host:port) instead of this home."),
+    ] = None,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Say where CLIP came from. Exit 0 verified/traced, 1 not found, 3 tampered, 4 unreadable."""
-    result = usecases.verify_file(open_guardian(), clip)
-    if as_json:
-        emit_json(result.to_dict())
+    if server is not None:
+        report = remote_verify(server, clip)
     else:
-        typer.echo(f"{result.verdict.value.upper()}: {clip}")
-        for reason in result.reasons:
+        report = usecases.verify_file(open_guardian(), clip).report()
+    if as_json:
+        emit_json(report.model_dump(mode="json"))
+    else:
+        typer.echo(f"{report.verdict.upper()}: {clip}")
+        for reason in report.reasons:
             typer.echo(f"  - {reason}")
         for name in ("label_id", "voice_id", "consent_id", "purpose", "generated_at", "signer_kid"):
-            value = getattr(result, name)
+            value = getattr(report, name)
             if value is not None:
                 typer.echo(f"  {name:13} {value}")
-    raise typer.Exit(int(result.exit_code))
+    raise typer.Exit(int(usecases.Verdict(report.verdict).exit_code))
 
 
 # --- audit ---------------------------------------------------------------------------------

@@ -56,6 +56,19 @@ class Settings(BaseSettings):
     defaults shipped in the package (a deployment's own rules go in the ``local/``
     folder of its copy of ``policies/``)."""
 
+    api_max_upload_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    """Uploads to the HTTP API larger than this are refused with 413, unread."""
+
+    api_require_key_for_verify: bool = False
+    """Make the public verifier (``/v1/verify`` and the soft-binding API) need a key."""
+
+    api_rate_per_minute: int = Field(default=600, gt=0)
+    """Requests per minute allowed to one API key or, without a key, one client address
+    (per server process)."""
+
+    api_rate_burst: int = Field(default=60, gt=0)
+    """Requests one key or client may send at once before the per-minute rate applies."""
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

@@ -77,6 +77,18 @@ class InvalidSamplesError(AudioError):
     """The decoded samples are unusable (NaN, inf, no frames)."""
 
 
+class NotAudioError(UnreadableAudioError):
+    """The input is not in any audio format Guardian recognises."""
+
+    http_status = 415
+
+
+class InputTooLargeError(AudioError):
+    """An upload is larger than the configured limit (it was not read to the end)."""
+
+    http_status = 413
+
+
 # --- keys --------------------------------------------------------------------------
 
 
@@ -182,6 +194,41 @@ class PolicyError(GuardianError):
         self.problems = problems
 
 
+# --- API access --------------------------------------------------------------------
+
+
+class AuthenticationError(GuardianError):
+    """No API key, or one that is unknown or revoked (the answer never says which)."""
+
+    exit_code = ExitCode.REJECTED
+    http_status = 401
+
+
+class PermissionDeniedError(GuardianError):
+    """The API key is valid but lacks the scope the operation needs."""
+
+    exit_code = ExitCode.REJECTED
+    http_status = 403
+
+
+class RateLimitedError(GuardianError):
+    """Too many requests from one key or client; ``retry_after`` is in seconds."""
+
+    exit_code = ExitCode.FAILURE
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class JobStateError(GuardianError):
+    """A job cannot move to the requested state (e.g. retrying a running job)."""
+
+    exit_code = ExitCode.USAGE
+    http_status = 409
+
+
 # --- audit -------------------------------------------------------------------------
 
 
@@ -193,6 +240,7 @@ __all__ = [
     "AudioError",
     "AudioTooLongError",
     "AuditError",
+    "AuthenticationError",
     "ChallengeError",
     "ConfigError",
     "ConsentError",
@@ -201,14 +249,19 @@ __all__ = [
     "EnrollmentRejectedError",
     "ExitCode",
     "GuardianError",
+    "InputTooLargeError",
     "InvalidSamplesError",
+    "JobStateError",
     "KeyError_",
     "MasterKeyError",
     "NoSigningKeyError",
+    "NotAudioError",
     "NotFoundError",
+    "PermissionDeniedError",
     "PolicyDeniedError",
     "PolicyError",
     "ProvenanceError",
+    "RateLimitedError",
     "SigningError",
     "UnreadableAudioError",
     "UsageError",

@@ -350,8 +350,8 @@ def revoke_consent(
     return RevokeResult(voice.id, voice.consent_id, as_utc(voice.revoked_at), already=False)
 
 
-def withdraw_consent(g: Guardian, token: str) -> RevokeResult:
-    """Self-service withdrawal (GDPR Art. 7(3)) with the token given at enrollment.
+def voice_for_token(g: Guardian, token: str) -> str:
+    """The voice a subject's withdrawal token belongs to.
 
     An unknown token gets the same answer whether or not the voice exists, and the
     lookup goes through a keyed MAC, so the database never holds a usable token.
@@ -364,4 +364,10 @@ def withdraw_consent(g: Guardian, token: str) -> RevokeResult:
         voice = s.exec(select(Voice).where(Voice.withdraw_token_mac == mac)).first()
     if voice is None or not hmac.compare_digest(voice.withdraw_token_mac, mac):
         raise NotFoundError("unknown withdrawal token")
-    return revoke_consent(g, voice.id, reason="withdrawn by the subject (self-service token)")
+    return voice.id
+
+
+def withdraw_consent(g: Guardian, token: str) -> RevokeResult:
+    """Self-service withdrawal (GDPR Art. 7(3)) with the token given at enrollment."""
+    voice_id = voice_for_token(g, token)
+    return revoke_consent(g, voice_id, reason="withdrawn by the subject (self-service token)")

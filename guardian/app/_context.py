@@ -18,7 +18,7 @@ from guardian.errors import ConfigError
 from guardian.keys import KeyStore, load_master_key
 from guardian.policy import PolicySet, default_policy_dir
 from guardian.provenance import Registry
-from guardian.store import make_engine, migrate, session_scope
+from guardian.store import lock_writes, make_engine, migrate, session_scope
 from guardian.vault import Vault
 from guardian.watermark import WatermarkModel, deployment_tag, load_model
 
@@ -73,6 +73,10 @@ class Guardian:
             self._watermark = load_model(self.settings.watermark_model)
         return self._watermark
 
+    @property
+    def watermark_loaded(self) -> bool:
+        return self._watermark is not None
+
     def deployment_tag(self) -> int:
         """4-bit tag of this deployment's first root certificate (see watermark payload).
 
@@ -88,8 +92,11 @@ class Guardian:
     def transaction(self) -> Iterator[Session]:
         """A unit of work: commits atomically, then advances the audit head."""
         with session_scope(self.engine) as session:
+            lock_writes(session)
             yield session
-        with Session(self.engine) as session:
+        # Under the same lock, so a slower writer never puts back an older head.
+        with session_scope(self.engine) as session:
+            lock_writes(session)
             self.audit.write_head(session)
 
     @contextmanager

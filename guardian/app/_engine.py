@@ -109,6 +109,7 @@ def train_voice(
     epsilon: float,
     delta: float | None = None,
     device: str = "cpu",
+    requester: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
@@ -116,6 +117,8 @@ def train_voice(
 
     The decision (and a refusal) is audited before any training starts. The adapter
     is sealed into the subject's vault; ε and δ are added to the voice's ledger.
+    ``requester`` is who asks (an API key's organisation); by default the organisation
+    the voice was enrolled for.
     """
     if device not in ("cpu", "cuda"):
         raise UsageError("--device must be cpu or cuda")
@@ -136,7 +139,9 @@ def train_voice(
     purpose = sorted(json.loads(voice.purposes_json))[0]
     require(
         g,
-        PolicyRequest(Action.TRAIN, voice.id, purpose, voice.organization, epsilon=epsilon),
+        PolicyRequest(
+            Action.TRAIN, voice.id, purpose, requester or voice.organization, epsilon=epsilon
+        ),
     )
     try:
         adapter = train_adapter(

@@ -25,11 +25,11 @@ from guardian.provenance import (
     ManifestState,
     build_manifest,
     content_hash,
-    embed,
+    embed_with_store,
     fingerprint_of,
     read,
 )
-from guardian.store import Label, as_utc
+from guardian.store import Label, ManifestStore, as_utc
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -188,7 +188,9 @@ def label_audio(
     try:
         with g.transaction() as s:
             signer = g.keys.manifest_signer(s)
-            signed = embed(encoded, mime=fmt.container.mime, manifest=manifest, signer=signer)
+            signed, store = embed_with_store(
+                encoded, mime=fmt.container.mime, manifest=manifest, signer=signer
+            )
             anchors = g.keys.trust_anchors_pem(s)
             check = read(signed, mime=fmt.container.mime, trust_anchors_pem=anchors)
             if check.state is not ManifestState.TRUSTED or check.manifest_id is None:
@@ -211,6 +213,7 @@ def label_audio(
                 **watermark_columns(extra, label_id),
             )
             g.registry.add(s, row, fingerprint)
+            s.add(ManifestStore(manifest_id=check.manifest_id, label_id=label_id, data=store))
             g.audit.append(
                 s,
                 "label.create",

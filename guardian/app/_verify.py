@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from guardian.app._context import Guardian
 from guardian.app._label import TIME_FORMAT
+from guardian.app._verify_report import ManifestReport, VerifyReport, WatermarkReport
 from guardian.app._watermarking import assisted_lookup
 from guardian.audio import Audio, Container, decode_bytes, read_input_bytes
 from guardian.errors import ExitCode
@@ -107,24 +108,28 @@ class VerifyResult:
     def __bool__(self) -> bool:
         return self.exit_code is ExitCode.OK
 
+    def report(self) -> VerifyReport:
+        """The JSON contract shared by ``guardian verify --json`` and ``POST /v1/verify``."""
+        return VerifyReport(
+            verdict=self.verdict.value,
+            reasons=list(self.reasons),
+            watermark=WatermarkReport(**vars(self.watermark)),
+            manifest=ManifestReport(**vars(self.manifest)),
+            match=self.match,
+            label_id=self.label_id,
+            voice_id=self.voice_id,
+            consent_id=self.consent_id,
+            purpose=self.purpose,
+            generated_at=self.generated_at,
+            epsilon=self.epsilon,
+            fingerprint_ber=self.fingerprint_ber,
+            signer_kid=self.signer_kid,
+            voice_status=self.voice_status,
+            origin=self.origin,
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "verdict": self.verdict.value,
-            "reasons": self.reasons,
-            "watermark": vars(self.watermark).copy(),
-            "manifest": vars(self.manifest).copy(),
-            "match": self.match,
-            "label_id": self.label_id,
-            "voice_id": self.voice_id,
-            "consent_id": self.consent_id,
-            "purpose": self.purpose,
-            "generated_at": self.generated_at,
-            "epsilon": self.epsilon,
-            "fingerprint_ber": self.fingerprint_ber,
-            "signer_kid": self.signer_kid,
-            "voice_status": self.voice_status,
-            "origin": self.origin,
-        }
+        return self.report().model_dump(mode="json")
 
 
 def _manifest_info(reading: ManifestReading) -> ManifestInfo:

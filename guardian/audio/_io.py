@@ -18,6 +18,7 @@ from guardian.audio._formats import Container, sniff
 from guardian.errors import (
     AudioTooLongError,
     InvalidSamplesError,
+    NotAudioError,
     UnreadableAudioError,
     UsageError,
 )
@@ -177,7 +178,7 @@ def decode_bytes(
         raise UnreadableAudioError(f"{name}: empty file (0 bytes)")
     container = sniff(data[:16])
     if container is None:
-        raise UnreadableAudioError(f"{name}: not an audio file (unrecognised format)")
+        raise NotAudioError(f"{name}: not an audio file (unrecognised format)")
     try:
         if container is Container.WAV:
             _check_wav_complete(data, name)

@@ -7,7 +7,9 @@ import datetime as dt
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,18 @@ from guardian.audit._chain import (
 from guardian.errors import AuditError
 from guardian.keys import AuditSigner, KeyStore
 from guardian.store.models import AuditEntry
+
+_ACTOR: ContextVar[str | None] = ContextVar("guardian_audit_actor", default=None)
+
+
+@contextmanager
+def acting_as(actor: str | None) -> Iterator[None]:
+    """Record ``actor`` (an API key id) in every audit entry appended inside the block."""
+    token = _ACTOR.set(actor)
+    try:
+        yield
+    finally:
+        _ACTOR.reset(token)
 
 
 def _now_iso() -> str:
@@ -56,6 +70,9 @@ class AuditLog:
         prev = last.entry_hash if last else GENESIS
         at = _now_iso()
         body = dict(details or {})
+        actor = _ACTOR.get()
+        if actor is not None:
+            body.setdefault("actor", actor)
         digest = entry_digest(seq=seq, at=at, action=action, target=target, details=body, prev=prev)
         entry = AuditEntry(
             seq=seq,

@@ -1,6 +1,12 @@
 """Provenance: C2PA manifests, the registry and the robust fingerprint."""
 
-from guardian.provenance._c2pa import ManifestReading, ManifestState, embed, read
+from guardian.provenance._c2pa import (
+    ManifestReading,
+    ManifestState,
+    embed,
+    embed_with_store,
+    read,
+)
 from guardian.provenance._manifest import (
     ASSERTION_LABEL,
     TRAINED_ALGORITHMIC_MEDIA,
@@ -20,6 +26,7 @@ __all__ = [
     "build_manifest",
     "content_hash",
     "embed",
+    "embed_with_store",
     "fingerprint_of",
     "read",
 ]

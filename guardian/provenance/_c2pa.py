@@ -51,14 +51,22 @@ _EXPIRY_FAILURES = {"signingCredential.expired", "signingCredential.untrusted"}
 
 def embed(data: bytes, *, mime: str, manifest: dict[str, Any], signer: ManifestSigner) -> bytes:
     """Sign ``manifest`` and return ``data`` with the manifest store embedded."""
+    return embed_with_store(data, mime=mime, manifest=manifest, signer=signer)[0]
+
+
+def embed_with_store(
+    data: bytes, *, mime: str, manifest: dict[str, Any], signer: ManifestSigner
+) -> tuple[bytes, bytes]:
+    """Like :func:`embed`, also returning the manifest store on its own (``application/c2pa``),
+    which the soft-binding API serves when a clip has lost its embedded copy."""
     try:
         c2pa_signer = c2pa.Signer.from_callback(
             signer.sign, c2pa.C2paSigningAlg.ES256, signer.chain_pem, None
         )
         with c2pa_signer, c2pa.Builder(manifest) as builder:
             out = io.BytesIO()
-            builder.sign(c2pa_signer, mime, io.BytesIO(data), out)
-            return out.getvalue()
+            store = builder.sign(c2pa_signer, mime, io.BytesIO(data), out)
+            return out.getvalue(), bytes(store)
     except c2pa.C2paError as e:
         raise SigningError(f"cannot embed a C2PA manifest into {mime}: {e}") from e
 

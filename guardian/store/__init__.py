@@ -1,13 +1,18 @@
 """Persistence: SQLModel tables on SQLite (default) or PostgreSQL."""
 
-from guardian.store.db import make_engine, migrate, session_scope
+from guardian.store.db import lock_writes, make_engine, migrate, session_scope
 from guardian.store.models import (
+    ApiKey,
     AuditEntry,
+    AuditLock,
     Challenge,
     FingerprintHash,
+    Job,
+    JobStatus,
     KeyRole,
     KeyStatus,
     Label,
+    ManifestStore,
     SigningKey,
     Subject,
     SubjectStatus,
@@ -20,12 +25,17 @@ from guardian.store.models import (
 )
 
 __all__ = [
+    "ApiKey",
     "AuditEntry",
+    "AuditLock",
     "Challenge",
     "FingerprintHash",
+    "Job",
+    "JobStatus",
     "KeyRole",
     "KeyStatus",
     "Label",
+    "ManifestStore",
     "SigningKey",
     "Subject",
     "SubjectStatus",
@@ -34,6 +44,7 @@ __all__ = [
     "Voice",
     "VoiceStatus",
     "as_utc",
+    "lock_writes",
     "make_engine",
     "migrate",
     "session_scope",

@@ -98,6 +98,23 @@ def migrate(engine: Engine) -> None:
         ) from e
 
 
+def lock_writes(session: Session) -> None:
+    """Take the database-wide write lock for the rest of ``session``'s transaction.
+
+    Every write transaction (and every audit head update) starts with this, so writers in
+    several processes take turns and the audit hash chain never forks. SQLite: ``BEGIN
+    IMMEDIATE``, which must be the first statement of the transaction (it waits up to the
+    busy timeout). PostgreSQL: ``SELECT ... FOR UPDATE`` of the one ``audit_lock`` row,
+    held until commit or rollback.
+    """
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        if not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("SELECT id FROM audit_lock WHERE id = 1 FOR UPDATE")
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session whose transaction commits on success and rolls back on error."""

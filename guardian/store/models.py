@@ -207,13 +207,88 @@ class Voice(SQLModel, table=True):
     revocation_reason: str | None = Field(default=None, max_length=200)
 
 
+class ApiKey(SQLModel, table=True):
+    """An HTTP API key. Only a SHA-256 of the token is stored; ``prefix`` finds the row."""
+
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=40)
+    prefix: str = Field(index=True, unique=True, max_length=16)
+    token_sha256: str = Field(max_length=64)
+    name: str = Field(max_length=120)
+    organization: str = Field(max_length=200)
+    scopes_json: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    revoked_at: dt.datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class JobStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Job(SQLModel, table=True):
+    """Long work (training) requested over HTTP and run by a worker process."""
+
+    __tablename__ = "job"
+
+    id: str = Field(primary_key=True, max_length=40)
+    kind: str = Field(index=True, max_length=32)
+    status: JobStatus = Field(index=True)
+    params_json: str = Field(sa_column=Column(Text, nullable=False))
+    result_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error: str | None = Field(default=None, max_length=500)
+    key_id: str | None = Field(default=None, max_length=40)
+    organization: str = Field(max_length=200)
+    cancel_requested: bool = False
+    worker_pid: int | None = None
+    attempts: int = 0
+    created_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    started_at: dt.datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    finished_at: dt.datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class AuditLock(SQLModel, table=True):
+    """One row that every audit append locks first, so concurrent writers (server
+    workers, a CLI beside them) take turns and the hash chain never forks."""
+
+    __tablename__ = "audit_lock"
+
+    id: int = Field(default=1, primary_key=True)
+    appends: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class ManifestStore(SQLModel, table=True):
+    """The signed C2PA manifest store of a label, served by the soft-binding API."""
+
+    __tablename__ = "manifest_store"
+
+    manifest_id: str = Field(primary_key=True, max_length=120)
+    label_id: str = Field(foreign_key="label.id", index=True, max_length=40)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 __all__ = [
+    "ApiKey",
     "AuditEntry",
+    "AuditLock",
     "Challenge",
     "FingerprintHash",
+    "Job",
+    "JobStatus",
     "KeyRole",
     "KeyStatus",
     "Label",
+    "ManifestStore",
     "SigningKey",
     "Subject",
     "SubjectStatus",
