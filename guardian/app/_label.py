@@ -236,7 +236,7 @@ def label_audio(
 
 def default_stages(g: Guardian) -> list[AudioStage]:
     """Every clip Guardian outputs carries its watermark."""
-    return [WatermarkStage(g.watermark, deployment=g.deployment_tag())]
+    return [WatermarkStage(g.watermark, deployment=g.deployment_tag(), key=g.payload_key)]
 
 
 def label_file(

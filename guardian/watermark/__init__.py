@@ -12,7 +12,13 @@ Public surface:
 from guardian.watermark._detect import MIN_SECONDS, Detection, Segment, calibrate, detect, embed
 from guardian.watermark._loader import SHIPPED_CARD, load_card, load_model, write_card
 from guardian.watermark._model import ArchConfig, EmbedConfig, WatermarkModel
-from guardian.watermark._payload import Payload, candidate_label_tags, deployment_tag, label_tag
+from guardian.watermark._payload import (
+    Payload,
+    PayloadKey,
+    candidate_label_tags,
+    deployment_tag,
+    label_tag,
+)
 
 __all__ = [
     "MIN_SECONDS",
@@ -21,6 +27,7 @@ __all__ = [
     "Detection",
     "EmbedConfig",
     "Payload",
+    "PayloadKey",
     "Segment",
     "WatermarkModel",
     "calibrate",
