@@ -393,7 +393,9 @@ def false_rejects(n: int, rng: random.Random) -> dict[str, Any]:
             name, org = SUBJECTS[i % len(SUBJECTS)]
             code = _code(rng)
             shown = render_statement(name=name, org=org, code=code)
-            ok = bool(check_consent_speech(_audio(*speak(shown, rng)), name=name, org=org, code=code))
+            ok = bool(
+                check_consent_speech(_audio(*speak(shown, rng)), name=name, org=org, code=code)
+            )
             now.append(ok)
             if not ok:
                 reasons.append(" ".join(code))
@@ -444,7 +446,7 @@ def false_reject_markdown(result: dict[str, Any], command: str) -> str:
         "espeak-ng's formant voices are barely recognised by pocketsphinx's model, so most "
         "of their genuine readings are refused whatever the code (see `consent_speech.md`). "
         "The remaining festival and Piper refusals are mishearings of single code words "
-        "(Piper's \"alpha\" right after \"is\" heard as \"papa\"); they are listed per "
+        '(Piper\'s "alpha" right after "is" heard as "papa"); they are listed per '
         "voice in the JSON.",
         "",
     ]

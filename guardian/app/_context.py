@@ -122,9 +122,7 @@ def _prepare_home(home: Path) -> None:
 def _holds_sealed_data(settings: Settings) -> bool:
     """Whether this home already holds secrets sealed under some master key."""
     keys = settings.keys_dir
-    return settings.resolved_vault_key_path.exists() or (
-        keys.is_dir() and any(keys.glob("*.key"))
-    )
+    return settings.resolved_vault_key_path.exists() or (keys.is_dir() and any(keys.glob("*.key")))
 
 
 def open_guardian(settings: Settings | None = None) -> Guardian:

@@ -267,9 +267,7 @@ def label_file(
         ),
     )
     chosen = default_stages(g) if stages is None else stages
-    return label_audio(
-        g, audio, replace(request, requester=requester), fmt=fmt, stages=chosen
-    )
+    return label_audio(g, audio, replace(request, requester=requester), fmt=fmt, stages=chosen)
 
 
 def _write_new(path: Path, data: bytes, *, mode: int = 0o666) -> None:

@@ -65,9 +65,7 @@ def open_payload(detection: Detection, key: PayloadKey) -> Detection:
     if detection.payload is None or len(detection.bits) != len(detection.bit_confidence):
         return detection
     bits, confidence = key.open(detection.bits, detection.bit_confidence)
-    return replace(
-        detection, bits=bits, bit_confidence=confidence, payload=Payload.from_bits(bits)
-    )
+    return replace(detection, bits=bits, bit_confidence=confidence, payload=Payload.from_bits(bits))
 
 
 def watermark_columns(extra: Mapping[str, Any], label_id: str) -> dict[str, Any]:
