@@ -20,7 +20,7 @@ from guardian.policy import PolicySet, default_policy_dir
 from guardian.provenance import Registry
 from guardian.store import lock_writes, make_engine, migrate, session_scope
 from guardian.vault import Vault
-from guardian.watermark import WatermarkModel, deployment_tag, load_model
+from guardian.watermark import PayloadKey, WatermarkModel, deployment_tag, load_model
 
 if TYPE_CHECKING:
     from guardian.engine import BaseVoice, TrainedAdapter
@@ -38,6 +38,8 @@ class Guardian:
     audit: AuditLog
     registry: Registry
     vault: Vault
+    payload_key: PayloadKey = field(repr=False)
+    """This deployment's secret payload code, derived from the master key."""
     _watermark: WatermarkModel | None = field(default=None, repr=False)
     _deployment: int | None = field(default=None, repr=False)
     _policies: PolicySet | None = field(default=None, repr=False)
@@ -127,9 +129,7 @@ def _prepare_home(home: Path) -> None:
 def _holds_sealed_data(settings: Settings) -> bool:
     """Whether this home already holds secrets sealed under some master key."""
     keys = settings.keys_dir
-    return settings.resolved_vault_key_path.exists() or (
-        keys.is_dir() and any(keys.glob("*.key"))
-    )
+    return settings.resolved_vault_key_path.exists() or (keys.is_dir() and any(keys.glob("*.key")))
 
 
 def open_guardian(settings: Settings | None = None) -> Guardian:
@@ -153,6 +153,7 @@ def open_guardian(settings: Settings | None = None) -> Guardian:
         audit=audit,
         registry=Registry(),
         vault=Vault(master, settings.resolved_vault_key_path),
+        payload_key=PayloadKey.derive(master.derive("watermark-payload")),
     )
     with session_scope(engine) as s:  # no audit entry: nothing a person did
         guardian.vault.ensure(s)

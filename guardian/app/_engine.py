@@ -19,8 +19,8 @@ from guardian.app._context import Guardian
 from guardian.app._label import (
     LabelRequest,
     LabelResult,
-    check_output_path,
     VoiceClaim,
+    check_output_path,
     default_stages,
     label_audio,
 )

@@ -65,7 +65,16 @@ from guardian.errors import (
     GuardianError,
     UsageError,
 )
-from guardian.store import AuditEntry, Challenge, Subject, SubjectStatus, Voice, VoiceStatus, as_utc, utcnow
+from guardian.store import (
+    AuditEntry,
+    Challenge,
+    Subject,
+    SubjectStatus,
+    Voice,
+    VoiceStatus,
+    as_utc,
+    utcnow,
+)
 from guardian.vault import BlobKind, new_id
 
 MAX_SAMPLES = 200
@@ -323,9 +332,7 @@ def _inspect(g: Guardian, items: list[_Input], secret: ChallengeSecret) -> _Find
         consent.audio, name=secret.name, org=secret.organization, code=secret.code
     )
     if not found.speech:
-        found.add(
-            consent, found.speech.reason or "does not say the statement", kind="statement"
-        )
+        found.add(consent, found.speech.reason or "does not say the statement", kind="statement")
     for item in items:
         item.embedding = embed(item.audio)
     found.speaker = check_same_speaker(

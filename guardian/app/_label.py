@@ -239,7 +239,7 @@ def label_audio(
 
 def default_stages(g: Guardian) -> list[AudioStage]:
     """Every clip Guardian outputs carries its watermark."""
-    return [WatermarkStage(g.watermark, deployment=g.deployment_tag())]
+    return [WatermarkStage(g.watermark, deployment=g.deployment_tag(), key=g.payload_key)]
 
 
 def label_file(
@@ -270,9 +270,7 @@ def label_file(
         ),
     )
     chosen = default_stages(g) if stages is None else stages
-    return label_audio(
-        g, audio, replace(request, requester=requester), fmt=fmt, stages=chosen
-    )
+    return label_audio(g, audio, replace(request, requester=requester), fmt=fmt, stages=chosen)
 
 
 def _write_new(path: Path, data: bytes, *, mode: int = 0o666) -> None:

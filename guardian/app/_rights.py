@@ -15,9 +15,8 @@ import numpy as np
 from sqlmodel import Session, col, select
 
 from guardian import __version__
-from guardian.app._consent import check_id, find_voice, stored_record
+from guardian.app._consent import check_id, document_anchors, find_voice, stored_record
 from guardian.app._context import Guardian
-from guardian.app._consent import document_anchors
 from guardian.app._label import TIME_FORMAT, write_new_file
 from guardian.audio import sniff
 from guardian.errors import DocumentError, NotFoundError, UsageError

@@ -14,7 +14,7 @@ from sqlmodel import Session
 from guardian.app._context import Guardian
 from guardian.app._label import TIME_FORMAT
 from guardian.app._verify_report import ManifestReport, VerifyReport, WatermarkReport
-from guardian.app._watermarking import assisted_lookup
+from guardian.app._watermarking import assisted_lookup, open_payload
 from guardian.audio import Audio, Container, decode_bytes, read_input_bytes
 from guardian.errors import ExitCode
 from guardian.keys import KeyInfo
@@ -203,7 +203,7 @@ def verify_bytes(g: Guardian, data: bytes, *, name: str = "clip") -> VerifyResul
 
 def _verify(g: Guardian, data: bytes, *, name: str) -> VerifyResult:
     audio = decode_bytes(data, name=name, max_seconds=g.settings.max_audio_seconds)
-    detection = detect(g.watermark, audio)
+    detection = open_payload(detect(g.watermark, audio), g.payload_key)
     wm = WatermarkInfo.from_detection(detection, g.watermark.model_id)
     with g.reading() as s:
         reading = ManifestReading(ManifestState.ABSENT)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from guardian.watermark import (
     MIN_SECONDS,
     Detection,
     Payload,
+    PayloadKey,
     WatermarkModel,
     candidate_label_tags,
     embed,
@@ -36,9 +37,10 @@ class WatermarkStage:
 
     name = "watermark"
 
-    def __init__(self, model: WatermarkModel, *, deployment: int) -> None:
+    def __init__(self, model: WatermarkModel, *, deployment: int, key: PayloadKey) -> None:
         self._model = model
         self._deployment = deployment
+        self._key = key
 
     def apply(self, audio: Audio, *, label_id: str) -> tuple[Audio, Mapping[str, Any]]:
         payload = Payload.for_label(deployment=self._deployment, label_id=label_id)
@@ -52,8 +54,18 @@ class WatermarkStage:
             }
         if float(np.sqrt(np.mean(audio.samples**2))) < _SILENT_RMS:
             return audio, {"watermark": {**info, "embedded": False, "reason": "silent"}}
-        marked = embed(self._model, audio, payload)
+        # The embedded bits are the payload under the deployment's secret code; the
+        # assertion and the registry keep the logical payload.
+        marked = embed(self._model, audio, self._key.seal(payload))
         return marked, {"watermark": {**info, "embedded": True, "payload": payload.hex()}}
+
+
+def open_payload(detection: Detection, key: PayloadKey) -> Detection:
+    """The detection with its payload read under the deployment's secret code."""
+    if detection.payload is None or len(detection.bits) != len(detection.bit_confidence):
+        return detection
+    bits, confidence = key.open(detection.bits, detection.bit_confidence)
+    return replace(detection, bits=bits, bit_confidence=confidence, payload=Payload.from_bits(bits))
 
 
 def watermark_columns(extra: Mapping[str, Any], label_id: str) -> dict[str, Any]:

@@ -24,10 +24,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import cedarpy
-
-from typing import Any
 
 from guardian.policy._encode import (
     cedar_entities,
@@ -70,9 +69,7 @@ def evaluate(
     return _ask(loaded, cedar_request(request, now=now), cedar_entities(request, facts))
 
 
-def evaluate_label(
-    loaded: Loaded, request: LabelPolicyRequest, *, now: dt.datetime
-) -> Decision:
+def evaluate_label(loaded: Loaded, request: LabelPolicyRequest, *, now: dt.datetime) -> Decision:
     """Decide on labeling imported audio with the policies in ``loaded``."""
     if loaded.problems:
         return _deny(

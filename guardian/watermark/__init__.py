@@ -18,7 +18,13 @@ from guardian.watermark._loader import (
     write_card,
 )
 from guardian.watermark._model import ArchConfig, EmbedConfig, WatermarkModel
-from guardian.watermark._payload import Payload, candidate_label_tags, deployment_tag, label_tag
+from guardian.watermark._payload import (
+    Payload,
+    PayloadKey,
+    candidate_label_tags,
+    deployment_tag,
+    label_tag,
+)
 
 __all__ = [
     "MIN_SECONDS",
@@ -28,6 +34,7 @@ __all__ = [
     "Detection",
     "EmbedConfig",
     "Payload",
+    "PayloadKey",
     "Segment",
     "WatermarkModel",
     "calibrate",

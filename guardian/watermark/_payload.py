@@ -18,6 +18,7 @@ obtained by flipping the least confident bits.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import itertools
 from dataclasses import dataclass
 
@@ -88,3 +89,51 @@ def candidate_label_tags(bits: list[int], confidence: list[float], *, flips: int
             if tag not in tags:
                 tags.append(tag)
     return tags
+
+
+@dataclass(frozen=True)
+class PayloadKey:
+    """A deployment's secret code for the payload: a bit permutation and a bit mask.
+
+    The shipped model is public, so anyone can embed bits; without this key they cannot
+    choose bits that decode to this deployment's tag or to one of its labels (short of
+    guessing, one in 16 for the tag). Derived from the master key, never stored.
+    """
+
+    order: tuple[int, ...]
+    """``order[i]``: which logical payload bit is carried in embedded position ``i``."""
+    mask: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if sorted(self.order) != list(range(NBITS)) or len(self.mask) != NBITS:
+            raise ValueError("a payload key is a permutation and a mask of 16 bits")
+
+    def __repr__(self) -> str:
+        return "PayloadKey(<redacted>)"
+
+    @classmethod
+    def derive(cls, secret: bytes) -> PayloadKey:
+        """The key for a 32-byte secret (HMAC-SHA256 stream, Fisher-Yates shuffle)."""
+        stream = b"".join(
+            hmac.new(secret, f"payload-code:{i}".encode(), hashlib.sha256).digest()
+            for i in range(2)
+        )
+        order = list(range(NBITS))
+        for i in range(NBITS - 1, 0, -1):
+            j = int.from_bytes(stream[2 * i : 2 * i + 2], "big") % (i + 1)
+            order[i], order[j] = order[j], order[i]
+        mask = tuple((stream[40 + i // 8] >> (i % 8)) & 1 for i in range(NBITS))
+        return cls(tuple(order), mask)
+
+    def seal(self, payload: Payload) -> Payload:
+        """The bits to embed for a logical ``payload``."""
+        logical = payload.bits()
+        return Payload.from_bits([logical[self.order[i]] ^ self.mask[i] for i in range(NBITS)])
+
+    def open(self, bits: list[int], confidence: list[float]) -> tuple[list[int], list[float]]:
+        """Logical bits (and their confidences) from decoded, embedded ones."""
+        logical, conf = [0] * NBITS, [0.0] * NBITS
+        for i in range(NBITS):
+            logical[self.order[i]] = bits[i] ^ self.mask[i]
+            conf[self.order[i]] = confidence[i]
+        return logical, conf

@@ -13,19 +13,18 @@ from guardian.app import (
     Guardian,
     LabelRequest,
     Verdict,
-    forget,
     VoiceClaim,
+    forget,
     label_audio,
     verify_audit,
     verify_consent_file,
     verify_file,
     verify_receipt_file,
 )
-from guardian.errors import NotFoundError, UsageError
 from guardian.audio import OutputFormat, decode_bytes
 from guardian.consent import SignedRecord
-from guardian.keys import ManifestSigner
-from guardian.keys import _x509
+from guardian.errors import NotFoundError, UsageError
+from guardian.keys import ManifestSigner, _x509
 from guardian.keys._documents import sign_as_service
 from guardian.rights import ErasureReceipt, subject_ref
 from guardian.store import AuditEntry, Subject, SubjectStatus, VaultBlob, Voice, VoiceStatus, utcnow

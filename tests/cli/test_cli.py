@@ -198,3 +198,21 @@ def test_receipt_signed_by_a_self_made_ca_is_untrusted_without_a_home(tmp_path: 
     r = run(nohome, "receipt", "verify", str(path), "--trust-anchor", str(anchor), "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads(r.stdout)["service"]["trusted"] is True
+
+
+def test_verify_json_keys_match_the_documented_contract(home: Path, tmp_path: Path) -> None:
+    """docs/cli.md's verify table and the JSON agree, key for key."""
+    import re
+
+    from guardian.app import ManifestInfo, Verdict, VerifyResult
+
+    doc = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
+    section = doc.split("### `guardian verify CLIP`", 1)[1].split("###", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z_]+)`", section, flags=re.M))
+    (known,) = [line for line in section.splitlines() if line.endswith("| when known |")]
+    documented |= set(re.findall(r"`([a-z_]+)`", known))
+    keys = set(VerifyResult(Verdict.NOT_FOUND, [], ManifestInfo()).to_dict())
+    assert keys <= documented, keys - documented
+    codes = dict(re.findall(r"^\| (\d) \| (.+?) \|$", doc.split("## Commands")[0], flags=re.M))
+    assert "watermarked" in codes["7"] and "watermarked" not in codes["0"]
+    assert int(Verdict.WATERMARKED.exit_code) == 7

@@ -121,7 +121,7 @@ def test_revoke_errors(g: Guardian) -> None:
     ],
 )
 def test_low_entropy_master_key_is_refused(text: str) -> None:
-    with pytest.raises(MasterKeyError, match="entropy|password"):
+    with pytest.raises(MasterKeyError, match=r"entropy|password"):
         parse_master_key(text)
 
 
@@ -213,8 +213,11 @@ def test_a_rogue_root_inserted_in_the_database_is_not_a_trust_anchor(
         signer=signer,
         manifest=build_manifest(
             GuardianAssertion(
-                label_id="lbl_rogue", created_at="2026-01-01T00:00:00Z", software="x",
-                voice_id="voice_victim", consent_id="consent_victim",
+                label_id="lbl_rogue",
+                created_at="2026-01-01T00:00:00Z",
+                software="x",
+                voice_id="voice_victim",
+                consent_id="consent_victim",
             ),
             title="c.wav",
             mime="audio/wav",
@@ -223,4 +226,3 @@ def test_a_rogue_root_inserted_in_the_database_is_not_a_trust_anchor(
     result = verify_bytes(g, forged)
     assert result.verdict is Verdict.TAMPERED, result.reasons
     assert not result.manifest.trusted
-

@@ -128,18 +128,55 @@ def test_label_attack_verify(labeled, attack: str) -> None:  # type: ignore[no-u
 
 
 def test_a_watermark_forged_with_the_public_model_is_weak_evidence_exit_7(
-    tmp_path: Path, model  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    model,  # type: ignore[no-untyped-def]
 ) -> None:
     """Anyone with the package can embed a watermark naming a deployment into any audio:
     without a registry match that is `watermarked`, exit 7, never a success."""
     g = open_guardian(
         Settings(home=tmp_path / "h", database_url=None, master_key=None, watermark_model=str(CARD))
     )
-    forged = embed(model, read_audio(SPEECH), Payload.for_label(
-        deployment=g.deployment_tag(), label_id="lbl_forged"
-    ))
+    forged = embed(
+        model,
+        read_audio(SPEECH),
+        Payload.for_label(deployment=g.deployment_tag(), label_id="lbl_forged"),
+    )
     result = verify_bytes(g, encode_bytes(forged, OutputFormat.WAV))
     assert result.verdict is Verdict.WATERMARKED, result.reasons
     assert result.exit_code is ExitCode.WATERMARKED and int(result.exit_code) == 7
     assert not result, "weak evidence is not a success"
     assert any("weak evidence" in r for r in result.reasons)
+
+
+FIXED_MASTER_KEY = "q0Zt6mKkCj0sQhWb4Jx1Vd8yR3nLpE7uT2aGcY9fH5o="
+
+
+def test_a_payload_forged_with_the_public_model_does_not_name_this_deployment(
+    tmp_path: Path,
+    model,  # type: ignore[no-untyped-def]
+) -> None:
+    """The deployment tag is public (from the root certificate) and so is the model: a
+    forger embeds bits naming this deployment. Read under the deployment's secret code
+    (derived from the master key) they name something else."""
+    g = open_guardian(
+        Settings(
+            home=tmp_path / "h",
+            database_url=None,
+            master_key=FIXED_MASTER_KEY,
+            watermark_model=str(CARD),
+        )
+    )
+    src = tmp_path / "in.wav"
+    src.write_bytes(encode_bytes(read_audio(SPEECH), OutputFormat.WAV))
+    out = tmp_path / "out.wav"
+    labeled = label_file(g, LabelRequest(source=src, output=out, purpose="test"))
+    genuine = verify_bytes(g, out.read_bytes())
+    assert genuine.watermark.payload == labeled.watermark["payload"], "the code round-trips"
+
+    forged_payload = Payload.for_label(deployment=g.deployment_tag(), label_id="lbl_forged")
+    forged = embed(model, read_audio(SPEECH.with_name("sample-02.flac")), forged_payload)
+    result = verify_bytes(g, encode_bytes(forged, OutputFormat.WAV))
+    assert result.watermark.detected and result.verdict is Verdict.WATERMARKED
+    assert result.watermark.payload != forged_payload.hex()
+    assert not any("names this deployment" in r for r in result.reasons), result.reasons
+    g.engine.dispose()
