@@ -19,7 +19,7 @@ TrainKey = Annotated[ApiKeyInfo, Depends(require(Scope.TRAIN))]
 
 
 class TrainIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"epsilon": 8}]})
 
     epsilon: float = Field(default=8.0, gt=0, le=100, description="Privacy budget to spend")
 

@@ -25,7 +25,12 @@ _BOUNDARY = "guardian-chunk"
 
 
 class SynthesizeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"text": "Chapter one.", "purpose": "audiobook", "format": "wav"}]
+        },
+    )
 
     text: str = Field(min_length=1, max_length=5000)
     purpose: str = Field(min_length=1, max_length=200)
