@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import threading
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Annotated
@@ -53,7 +55,7 @@ def serve(
     # Migrate, create keys and check the watermark model once, before any worker starts,
     # so that workers never race to upgrade the schema.
     usecases.prepare(open_guardian())
-    worker = _start_job_worker() if job_worker else None
+    supervisor = _JobWorkerSupervisor() if job_worker else None
     try:
         uvicorn.run(
             "guardian.api:create_app",
@@ -69,19 +71,44 @@ def serve(
             timeout_worker_healthcheck=120,
         )
     finally:
-        if worker is not None:
-            worker.terminate()
-            worker.join(timeout=10)
+        if supervisor is not None:
+            supervisor.stop()
 
 
-def _start_job_worker() -> BaseProcess:
+class _JobWorkerSupervisor:
+    """Runs the job worker in its own process and starts a new one if it dies; the new
+    one marks the jobs the dead one was running as failed (they can be retried)."""
 
-    from guardian.app import run_job_worker
+    def __init__(self, check_s: float = 5.0) -> None:
+        self._stopping = threading.Event()
+        self._proc = self._start()
+        self._thread = threading.Thread(
+            target=self._watch, args=(check_s,), name="job-worker-supervisor", daemon=True
+        )
+        self._thread.start()
 
-    ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=run_job_worker, name="guardian-job-worker", daemon=True)
-    proc.start()
-    return proc
+    @staticmethod
+    def _start() -> BaseProcess:
+        from guardian.app import run_job_worker
+
+        proc = multiprocessing.get_context("spawn").Process(
+            target=run_job_worker, name="guardian-job-worker", daemon=True
+        )
+        proc.start()
+        return proc
+
+    def _watch(self, check_s: float) -> None:
+        while not self._stopping.wait(check_s):
+            if not self._proc.is_alive():
+                logging.getLogger("guardian").warning(
+                    "the job worker exited (code %s); starting a new one", self._proc.exitcode
+                )
+                self._proc = self._start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._proc.terminate()
+        self._proc.join(timeout=10)
 
 
 class RemoteError(GuardianError):

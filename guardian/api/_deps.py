@@ -95,11 +95,19 @@ def public(
 
 PublicCaller = Annotated[ApiKeyInfo | None, Depends(public)]
 
+
+def audit_access(g: Guardian, key: ApiKeyInfo, operation: str, target: str | None) -> None:
+    """Record a keyed call that changed nothing, under the key's id."""
+    with usecases.acting_as(key.id):
+        usecases.record_api_access(g, key, operation, target=target)
+
+
 __all__ = [
     "GuardianDep",
     "MetricsDep",
     "PublicCaller",
     "SettingsDep",
+    "audit_access",
     "client_address",
     "get_guardian",
     "require",

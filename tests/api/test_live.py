@@ -1,7 +1,8 @@
 """A real ``guardian serve`` (uvicorn subprocess, two workers) on a free port.
 
 Concurrent writers through both workers, and a CLI beside them, append to one audit
-log; afterwards ``guardian audit verify`` finds the chain intact. Runs on PostgreSQL too
+log; afterwards ``guardian audit verify`` finds the chain intact. The job worker that
+``guardian serve`` starts runs a submitted job. Runs on PostgreSQL too
 when GUARDIAN_TEST_POSTGRES_URL is set.
 """
 
@@ -79,7 +80,7 @@ def server(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Ite
     port = _free_port()
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
-        [*GUARDIAN, "serve", "--port", str(port), "--workers", "2", "--no-job-worker"],
+        [*GUARDIAN, "serve", "--port", str(port), "--workers", "2"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -166,3 +167,20 @@ def test_curl_verify_matches_the_cli(env: dict[str, str], server: str, tmp_path:
     junk.write_text("hello")
     bad = cli(env, "verify", str(junk), "--server", server)
     assert bad.returncode == 4 and "415" in bad.stderr
+
+
+def test_the_job_worker_runs_jobs(env: dict[str, str], server: str) -> None:
+    created = cli(
+        env, "apikey", "create", "--name", "j", "--org", "Acme", "--scopes", "train", "--json"
+    )
+    headers = {"Authorization": f"Bearer {json.loads(created.stdout)['key']}"}
+    voice = "voice_bja2vzmjbhfrgmxzgcoaidgalm"  # well-formed, never enrolled
+    r = httpx.post(f"{server}/v1/voices/{voice}/train", json={}, headers=headers, timeout=60)
+    assert r.status_code == 202
+    deadline = time.monotonic() + 120
+    while (job := httpx.get(f"{server}{r.headers['location']}", headers=headers).json())[
+        "status"
+    ] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+    assert job["status"] == "failed" and "no voice" in job["error"]

@@ -22,20 +22,26 @@ _ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
 
 
 class ChallengeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "Alex Morgan"}]}
+    )
 
     name: str = Field(min_length=1, max_length=120, description="The speaker's name")
     locale: str = Field(default="en-US", max_length=16)
 
 
 class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"token": "gwt_3kq7v2m4x8p1r6t9"}]}
+    )
 
     token: str = Field(min_length=1, max_length=80, description="The withdrawal token (gwt_…)")
 
 
 class RevokeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "contract ended"}]}
+    )
 
     reason: str = Field(default="revoked through the API", max_length=200)
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from guardian import app as usecases
-from guardian.api._deps import GuardianDep, require
+from guardian.api._deps import GuardianDep, audit_access, require
 from guardian.api._problems import problem_responses
 from guardian.app import ApiKeyInfo, Scope
 
@@ -19,7 +19,7 @@ TrainKey = Annotated[ApiKeyInfo, Depends(require(Scope.TRAIN))]
 
 
 class TrainIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"epsilon": 8}]})
 
     epsilon: float = Field(default=8.0, gt=0, le=100, description="Privacy budget to spend")
 
@@ -63,7 +63,9 @@ def train(g: GuardianDep, key: TrainKey, voice_id: str, body: TrainIn) -> JSONRe
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, summary="A job", responses=_ERRORS)
 def get(g: GuardianDep, key: TrainKey, job_id: str) -> dict[str, Any]:
-    return usecases.get_job(g, job_id, organization=_scope_org(key)).to_dict()
+    job = usecases.get_job(g, job_id, organization=_scope_org(key))
+    audit_access(g, key, "jobs.get", job_id)
+    return job.to_dict()
 
 
 @router.post(

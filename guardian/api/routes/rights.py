@@ -30,7 +30,9 @@ _ZIP: dict[int | str, dict[str, Any]] = {
 
 
 class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"token": "gwt_3kq7v2m4x8p1r6t9"}]}
+    )
 
     token: str = Field(min_length=1, max_length=80, description="The withdrawal token (gwt_…)")
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from guardian import app as usecases
-from guardian.api._deps import GuardianDep, PublicCaller, SettingsDep
+from guardian.api._deps import GuardianDep, PublicCaller, SettingsDep, audit_access
 from guardian.api._problems import problem_responses
 from guardian.api._upload import read_upload, upload_body
 
@@ -82,12 +82,15 @@ async def supported_algorithms() -> SoftBindingAlgList:
 )
 def by_binding(
     g: GuardianDep,
-    _caller: PublicCaller,
+    caller: PublicCaller,
     alg: Annotated[str, Query(min_length=1, max_length=100, description="Algorithm name")],
     value: Annotated[str, Query(min_length=1, max_length=65536, description="Base64 value")],
     max_results: MaxResults = 10,
 ) -> SoftBindingQueryResult:
-    return _result(usecases.match_by_binding(g, alg=alg, value=value, max_results=max_results))
+    found = usecases.match_by_binding(g, alg=alg, value=value, max_results=max_results)
+    if caller is not None:
+        audit_access(g, caller, "matches.byBinding", None)
+    return _result(found)
 
 
 @router.post(
@@ -101,13 +104,15 @@ async def by_content(
     request: Request,
     g: GuardianDep,
     settings: SettingsDep,
-    _caller: PublicCaller,
+    caller: PublicCaller,
     max_results: MaxResults = 10,
 ) -> SoftBindingQueryResult:
     upload = await read_upload(request, limit=settings.api_max_upload_bytes)
     found = await run_in_threadpool(
         usecases.match_by_content, g, upload.data, max_results=max_results
     )
+    if caller is not None:
+        await run_in_threadpool(audit_access, g, caller, "matches.byContent", None)
     return _result(found)
 
 
@@ -123,8 +128,11 @@ async def by_content(
         **problem_responses(401, 404, 429),
     },
 )
-def manifest(g: GuardianDep, _caller: PublicCaller, manifest_id: str) -> Response:
-    return Response(usecases.manifest_store(g, manifest_id), media_type="application/c2pa")
+def manifest(g: GuardianDep, caller: PublicCaller, manifest_id: str) -> Response:
+    store = usecases.manifest_store(g, manifest_id)
+    if caller is not None:
+        audit_access(g, caller, "manifests.get", manifest_id)
+    return Response(store, media_type="application/c2pa")
 
 
 @router.get(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import queue
+import shutil
+import tempfile
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
@@ -20,12 +24,18 @@ from guardian.app import ApiKeyInfo, Guardian, LabelResult, Scope, SynthesisRequ
 from guardian.errors import GuardianError
 
 router = APIRouter(tags=["synthesize"])
+log = logging.getLogger("guardian.api")
 _MEDIA = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg"}
 _BOUNDARY = "guardian-chunk"
 
 
 class SynthesizeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"text": "Chapter one.", "purpose": "audiobook", "format": "wav"}]
+        },
+    )
 
     text: str = Field(min_length=1, max_length=5000)
     purpose: str = Field(min_length=1, max_length=200)
@@ -113,15 +123,15 @@ async def synthesize(
         }
         return Response(data, media_type=media, headers=headers)
 
-    directory = workdir()
-    d = directory.__enter__()
+    # The stream outlives this function: its directory goes when the stream ends.
+    d = Path(tempfile.mkdtemp(prefix="guardian-api-"))
     req = SynthesisRequest(
         voice_id, body.text, d / f"speech.{body.format}", body.purpose, key.organization
     )
     chunks = _stream(g, req, key.id, media)
     first = await run_in_threadpool(chunks.get)
-    if first is None or isinstance(first, GuardianError):
-        directory.__exit__(None, None, None)
+    if not isinstance(first, bytes):
+        shutil.rmtree(d, ignore_errors=True)
         if isinstance(first, GuardianError):
             raise first
         return Response(status_code=204)
@@ -129,14 +139,14 @@ async def synthesize(
     async def parts() -> AsyncIterator[bytes]:
         item: object = first
         try:
-            while item is not None:
-                if isinstance(item, GuardianError):
-                    break  # the status line has gone; end the stream early
-                assert isinstance(item, bytes)
+            while isinstance(item, bytes):
                 yield item
                 item = await run_in_threadpool(chunks.get)
+            if isinstance(item, GuardianError):
+                # The status line has gone: the stream ends early, the log says why.
+                log.warning("synthesis stream stopped: %s", item.diagnostics())
             yield f"--{_BOUNDARY}--\r\n".encode()
         finally:
-            directory.__exit__(None, None, None)
+            shutil.rmtree(d, ignore_errors=True)
 
     return StreamingResponse(parts(), media_type=f"multipart/mixed; boundary={_BOUNDARY}")
