@@ -1,9 +1,12 @@
 """DP-SGD over per-utterance examples with Opacus: the only place enrollment data is learned.
 
 Every example is one enrollment utterance. Opacus computes each one's gradient,
-clips it to ``clip`` and adds Gaussian noise calibrated by its accountant for the
-requested (epsilon, delta) under Poisson sampling. The accountant's history travels with
-the result so that budgets compose across runs.
+clips it to ``clip`` and adds Gaussian noise under Poisson sampling. The speaking rate is
+not a DP-SGD parameter: it is released once by the Gaussian mechanism
+(:mod:`guardian.engine._rate`) with a share of the budget, and both noises are
+calibrated so that the RDP accountant, composing the steps and the release, spends the
+requested (epsilon, delta). The accountant's history travels with the result so that
+budgets compose across runs.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from guardian.engine._adapter import Prior, SpeakerAdapter
+from guardian.engine._adapter import Prior, SpeakerAdapter, log_rates
+from guardian.engine._rate import release_log_rate
 
 Accountant = str
 """Opacus accountant name: ``"rdp"`` or ``"prv"``."""
@@ -39,6 +43,9 @@ class DPConfig:
         average_from: the result is the mean of the iterates after this share of the
             steps (Polyak averaging): post-processing, so free of privacy cost, and the
             noise of steps near the optimum averages out.
+        rate_share: share of epsilon for the speaking-rate release, measured as the
+            epsilon that release alone would spend; DP-SGD gets what remains under RDP
+            composition (more than ``1 - rate_share``: RDP composes sub-additively).
     """
 
     clip: float = 1.0
@@ -48,6 +55,7 @@ class DPConfig:
     momentum: float = 0.5
     accountant: Accountant = "rdp"
     average_from: float = 0.5
+    rate_share: float = 0.2
 
     def __post_init__(self) -> None:
         if not 0.0 < self.batch_fraction <= 1.0:
@@ -56,6 +64,8 @@ class DPConfig:
             raise ValueError("clip, epochs and lr must be positive")
         if not 0.0 <= self.average_from < 1.0:
             raise ValueError("average_from must be in [0, 1)")
+        if not 0.0 < self.rate_share < 1.0:
+            raise ValueError("rate_share must be in (0, 1)")
         if self.accountant not in ("rdp", "prv"):
             raise ValueError("accountant must be 'rdp' or 'prv'")
 
@@ -78,6 +88,14 @@ class DPRun:
     """Whether Opacus's loader drew each batch by Poisson sampling."""
     batch_sizes: tuple[int, ...] = ()
     """Size of each step's batch: random under Poisson sampling, independent of the data."""
+    rate_noise_multiplier: float | None = None
+    """Noise of the speaking-rate release, whose entry ``(noise multiplier, 1.0, 1)``
+    ends ``history``; ``None`` when the rate was not released (a cancelled run)."""
+
+    @property
+    def sgd_steps(self) -> int:
+        """DP-SGD steps in ``history``: every entry but the rate release."""
+        return sum(n for _, _, n in self.history) - (self.rate_noise_multiplier is not None)
 
 
 def epsilon_of(history: Sequence[HistoryEntry], delta: float, accountant: Accountant) -> float:
@@ -89,6 +107,43 @@ def epsilon_of(history: Sequence[HistoryEntry], delta: float, accountant: Accoun
     if not acc.history:
         return 0.0
     return float(acc.get_epsilon(delta=delta))
+
+
+def _calibrate(
+    spend: Callable[[float], float], epsilon: float, *, tolerance: float = 0.005
+) -> float:
+    """The smallest noise multiplier (to ``tolerance`` relative) whose spend is within epsilon."""
+    low, high = 0.05, 1.0
+    while spend(high) > epsilon:
+        low, high = high, 2 * high
+        if high > 1e6:
+            raise ValueError(f"no noise multiplier reaches epsilon {epsilon}")
+    while high - low > tolerance * high:
+        mid = (low + high) / 2
+        low, high = (low, mid) if spend(mid) <= epsilon else (mid, high)
+    return high
+
+
+def calibrate_noise(
+    epsilon: float,
+    delta: float,
+    *,
+    sample_rate: float,
+    steps: int,
+    rate_share: float,
+    accountant: Accountant = "rdp",
+) -> tuple[float, float]:
+    """Noise multipliers (DP-SGD, rate release) that compose to (epsilon, delta).
+
+    The rate release gets the noise that would spend ``rate_share * epsilon`` on its
+    own; DP-SGD gets the least noise under which the composition stays within epsilon.
+    """
+    rate = _calibrate(lambda s: epsilon_of([(s, 1.0, 1)], delta, accountant), rate_share * epsilon)
+    sgd = _calibrate(
+        lambda s: epsilon_of([(s, sample_rate, steps), (rate, 1.0, 1)], delta, accountant),
+        epsilon,
+    )
+    return sgd, rate
 
 
 def train_dp(
@@ -118,7 +173,6 @@ def train_dp(
             reports only the steps taken.
     """
     from opacus import PrivacyEngine
-    from opacus.accountants.utils import get_noise_multiplier
     from opacus.data_loader import DPDataLoader
     from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 
@@ -129,11 +183,12 @@ def train_dp(
     steps_per_epoch = math.ceil(n / batch)
     q = 1.0 / steps_per_epoch
     total = steps_per_epoch * config.epochs
-    sigma = get_noise_multiplier(
-        target_epsilon=epsilon,
-        target_delta=delta,
+    sigma, rate_sigma = calibrate_noise(
+        epsilon,
+        delta,
         sample_rate=q,
         steps=total,
+        rate_share=config.rate_share,
         accountant=config.accountant,
     )
     # The sampler draws on the CPU; the noise is drawn where the gradients live.
@@ -141,7 +196,8 @@ def train_dp(
     noise = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
     if seed is not None:
         torch.manual_seed(seed)
-    model = SpeakerAdapter(prior).to(device)
+    # The rate is released on its own (below); DP-SGD leaves its coordinate alone.
+    model = SpeakerAdapter(prior, learn_rate=False).to(device)
     data = TensorDataset(torch.from_numpy(packed))
     loader = DataLoader(data, batch_size=batch, generator=generator)
     expected = q * n
@@ -193,9 +249,18 @@ def train_dp(
             if not completed:
                 break
         history = tuple((float(s), float(r), int(k)) for s, r, k in engine.accountant.history)
-        spent = epsilon_of(history, delta, config.accountant)
     final = total_theta / averaged if averaged else inner.theta.detach()
     theta = final.cpu().numpy().copy()
+    released = None
+    if completed:
+        # A cancelled run stops before the release, so it spends only its steps.
+        rate = release_log_rate(
+            log_rates(packed, prior), float(prior.init["rate"][0]), rate_sigma, generator=generator
+        )
+        theta[-1] = (rate - float(prior.init["rate"][0])) / prior.scales["rate"]
+        history += ((float(rate_sigma), 1.0, 1),)
+        released = float(rate_sigma)
+    spent = epsilon_of(history, delta, config.accountant)
     return DPRun(
         theta=theta,
         epsilon=spent,
@@ -209,4 +274,5 @@ def train_dp(
         completed=completed,
         poisson=poisson,
         batch_sizes=tuple(sizes),
+        rate_noise_multiplier=released,
     )

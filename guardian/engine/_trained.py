@@ -28,6 +28,7 @@ from guardian.engine._errors import (
     TrainingCancelledError,
 )
 from guardian.engine._prior import PublicConverter, load_converter
+from guardian.engine._rate import RATE_BOUND
 from guardian.engine._world import RATE, analyse
 
 Device = Literal["cpu", "cuda"]
@@ -50,8 +51,11 @@ class TrainedAdapter:
         theta: the private parameters (float32).
         epsilon_spent, delta: privacy cost of the training, composed by ``accountant``.
         noise_multiplier, clip, sample_rate, steps: the DP-SGD mechanism.
-        history: the accountant's history, ``(noise multiplier, sample rate, steps)``.
+        history: the accountant's history, ``(noise multiplier, sample rate, steps)``:
+            the DP-SGD steps, then the speaking-rate release ``(noise multiplier, 1.0, 1)``.
         base_model_id: the base TTS the adapter converts from.
+        rate_noise_multiplier: noise of the speaking-rate release; ``None`` for an
+            adapter that learned its rate inside DP-SGD (made before the release existed).
     """
 
     converter_id: str
@@ -69,6 +73,7 @@ class TrainedAdapter:
     accountant: str
     base_model_id: str
     _module: SpeakerAdapter
+    rate_noise_multiplier: float | None = None
 
     # --- use ------------------------------------------------------------------------
 
@@ -134,6 +139,17 @@ class TrainedAdapter:
                 "sample_rate": self.sample_rate,
                 "steps": self.steps,
                 "history": [list(h) for h in self.history],
+                **(
+                    {}
+                    if self.rate_noise_multiplier is None
+                    else {
+                        "rate_release": {
+                            "mechanism": "Gaussian, clipped per-utterance log rates",
+                            "noise_multiplier": self.rate_noise_multiplier,
+                            "bound": RATE_BOUND,
+                        }
+                    }
+                ),
             },
         }
 
@@ -172,7 +188,11 @@ class TrainedAdapter:
                 f"adapter claims epsilon {claimed:.4f} but its history gives {recomputed:.4f}"
             )
         steps = int(p["steps"])
-        if sum(n for _, _, n in history) != steps:
+        release = p.get("rate_release")
+        rate_sigma = None if release is None else float(release["noise_multiplier"])
+        if rate_sigma is not None and history[-1:] != ((rate_sigma, 1.0, 1),):
+            raise AdapterFormatError("adapter's rate release is not the last of its history")
+        if sum(n for _, _, n in history) != steps + (rate_sigma is not None):
             raise AdapterFormatError("adapter's step count does not match its history")
         size = d["size"]
         prior = converter.prior.with_capacity(int(size["components"]), int(size["order"]))
@@ -192,6 +212,7 @@ class TrainedAdapter:
                 history=history,
                 accountant=str(p["accountant"]),
                 completed=True,
+                rate_noise_multiplier=rate_sigma,
             ),
             base_model_id=str(d["base_model_id"]),
         )
@@ -223,6 +244,7 @@ def _build(
         accountant=run.accountant,
         base_model_id=base_model_id,
         _module=module,
+        rate_noise_multiplier=run.rate_noise_multiplier,
     )
 
 

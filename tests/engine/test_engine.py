@@ -69,7 +69,25 @@ def test_trained_adapter_spends_what_opacus_accounts(adapter: TrainedAdapter) ->
     acc = RDPAccountant()
     acc.history = list(adapter.history)
     assert acc.get_epsilon(delta=DELTA) == pytest.approx(adapter.epsilon_spent, rel=1e-6)
-    assert sum(steps for _, _, steps in adapter.history) == adapter.steps
+    # DP-SGD's steps, then the speaking rate's own Gaussian release, one accountant.
+    *sgd, release = adapter.history
+    assert sum(steps for _, _, steps in sgd) == adapter.steps
+    assert release == (adapter.rate_noise_multiplier, 1.0, 1)
+
+
+def test_speaking_rate_release_is_accounted_and_cannot_be_dropped(
+    adapter: TrainedAdapter,
+) -> None:
+    doc = json.loads(adapter.to_bytes())
+    assert doc["privacy"]["rate_release"]["noise_multiplier"] == adapter.rate_noise_multiplier
+    without = json.loads(adapter.to_bytes())
+    without["privacy"]["history"] = without["privacy"]["history"][:-1]
+    with pytest.raises(AdapterFormatError):
+        TrainedAdapter.from_bytes(json.dumps(without).encode())
+    hidden = json.loads(adapter.to_bytes())
+    del hidden["privacy"]["rate_release"]
+    with pytest.raises(AdapterFormatError):
+        TrainedAdapter.from_bytes(json.dumps(hidden).encode())
 
 
 def test_smaller_budget_means_more_noise(packed: np.ndarray, converter: PublicConverter) -> None:
@@ -142,7 +160,9 @@ def test_cancelled_run_leaves_no_adapter_and_reports_spent_epsilon(
             should_stop=stop,
         )
     err = info.value
+    # The speaking rate is released only by a completed run: two steps, nothing else.
     assert sum(steps for _, _, steps in err.history) == 2
+    assert all(q < 1.0 for _, q, _ in err.history)
     assert 0.0 < err.epsilon_spent < 8.0
     assert err.epsilon_spent == pytest.approx(epsilon_of(err.history, DELTA, "rdp"))
 
