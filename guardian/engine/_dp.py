@@ -11,6 +11,7 @@ budgets compose across runs.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -124,6 +125,7 @@ def _calibrate(
     return high
 
 
+@functools.lru_cache(maxsize=64)
 def calibrate_noise(
     epsilon: float,
     delta: float,
@@ -137,6 +139,8 @@ def calibrate_noise(
 
     The rate release gets the noise that would spend ``rate_share * epsilon`` on its
     own; DP-SGD gets the least noise under which the composition stays within epsilon.
+    Cached: choosing a tier and training ask for the same figures, and each costs a
+    second of RDP arithmetic.
     """
     rate = _calibrate(lambda s: epsilon_of([(s, 1.0, 1)], delta, accountant), rate_share * epsilon)
     sgd = _calibrate(
@@ -144,6 +148,36 @@ def calibrate_noise(
         epsilon,
     )
     return sgd, rate
+
+
+def schedule(utterances: int, config: DPConfig) -> tuple[int, float, int]:
+    """(batch size, Poisson sampling rate, steps) of a run on ``utterances`` examples.
+
+    Opacus samples each utterance with probability 1 / len(loader); calibrating the
+    noise with that exact rate and step count keeps the spent epsilon on target.
+    """
+    batch = max(1, round(config.batch_fraction * utterances))
+    steps_per_epoch = math.ceil(utterances / batch)
+    return batch, 1.0 / steps_per_epoch, steps_per_epoch * config.epochs
+
+
+def noise_per_utterance(epsilon: float, delta: float, utterances: int, config: DPConfig) -> float:
+    """DP-SGD's noise on the mean clipped gradient, in units of the clip norm.
+
+    The noise multiplier over the expected batch size: how loud the noise is against
+    what one step learns from the data. It falls as the utterances grow and as epsilon
+    grows, and everything it depends on is public.
+    """
+    _, q, total = schedule(utterances, config)
+    sigma, _ = calibrate_noise(
+        epsilon,
+        delta,
+        sample_rate=q,
+        steps=total,
+        rate_share=config.rate_share,
+        accountant=config.accountant,
+    )
+    return sigma / (q * utterances)
 
 
 def train_dp(
@@ -177,12 +211,7 @@ def train_dp(
     from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 
     n = int(packed.shape[0])
-    batch = max(1, round(config.batch_fraction * n))
-    # Opacus samples each utterance with probability 1 / len(loader); calibrating the
-    # noise with that exact rate and step count keeps the spent epsilon on target.
-    steps_per_epoch = math.ceil(n / batch)
-    q = 1.0 / steps_per_epoch
-    total = steps_per_epoch * config.epochs
+    batch, q, total = schedule(n, config)
     sigma, rate_sigma = calibrate_noise(
         epsilon,
         delta,

@@ -34,8 +34,11 @@ from guardian.engine._world import RATE, analyse
 Device = Literal["cpu", "cuda"]
 FORMAT = "guardian-speaker-adapter/1"
 MIN_UTTERANCES = 2
-RECOMMENDED_UTTERANCES = 50
-"""Below this, DP noise outweighs the enrollment data (the benchmark measures 50 and 100)."""
+MEASURED_NOISE = 0.19
+"""The most DP-SGD noise per utterance (:func:`noise_per_utterance`) whose quality the
+engine benchmark measures: ε = 1 with 100 utterances at δ = 1e-5 (mean SECS 0.709).
+Noise falls as the utterances grow and as ε grows, so this is the bar for both: a run
+noisier than this is outside anything measured."""
 MAX_ROWS = 1500
 """Rows (10 ms each) kept per utterance: 15 s; longer readings add cost, not voice."""
 Progress = Callable[[str, int, int], None]
@@ -92,19 +95,27 @@ class TrainedAdapter:
         """Length of the converted speech relative to the base voice's (speaking rate)."""
         return speaking_rate(self._module)
 
+    def noise_per_utterance(self, utterances: int) -> float:
+        """DP-SGD's noise on the mean clipped gradient of a run on ``utterances``."""
+        return self.noise_multiplier / (self.sample_rate * max(utterances, 1))
+
     def warnings(self, utterances: int) -> list[str]:
         """What a user should know about this adapter's quality, trained on ``utterances``.
 
         Both are signs that DP noise, not the speaker, decided the voice: too little data
-        for the budget, or a speaking rate pushed to the conversion's bound (a real
-        speaker's rate is far inside it).
+        for the budget (more noise per utterance than any setting the benchmark
+        measures), or a speaking rate at the conversion's bound (a real speaker's rate is
+        far inside it; an adapter that releases its rate on its own cannot reach it).
         """
         out = []
-        if utterances < RECOMMENDED_UTTERANCES:
+        noise = self.noise_per_utterance(utterances)
+        if noise > MEASURED_NOISE:
             out.append(
-                f"only {utterances} enrollment utterances: DP noise outweighs them, so the "
-                "voice will sound little like the speaker (quality is measured with 50 and "
-                "100; see docs/engine.md)"
+                f"only {utterances} enrollment utterances for ε {self.epsilon_spent:.2g}: "
+                f"DP noise per utterance {noise:.2f} is above the {MEASURED_NOISE} of the "
+                "noisiest setting measured (ε = 1, 100 utterances), so the voice will sound "
+                "little like the speaker; enroll more utterances or train with a larger ε "
+                "(see docs/engine.md)"
             )
         if not RATE_RANGE[0] < self.stretch < RATE_RANGE[1]:
             out.append(
@@ -313,7 +324,7 @@ def train_adapter(
         raise EnrollmentDataError("device 'cuda' requested but no CUDA device is available")
     converter = converter or load_converter()
     base = base or BaseVoice()
-    tier = converter.tier(epsilon)
+    tier = converter.tier(epsilon, utterances=len(utterances), delta=delta)
     prior = converter.prior.with_capacity(tier.components, tier.order)
     packed = prepare_examples(utterances, texts, prior, base, progress=progress)
     if should_stop is not None and should_stop():
