@@ -75,6 +75,7 @@ def test_trained_adapter_spends_what_opacus_accounts(adapter: TrainedAdapter) ->
     assert release == (adapter.rate_noise_multiplier, 1.0, 1)
 
 
+@pytest.mark.slow
 def test_speaking_rate_release_is_accounted_and_cannot_be_dropped(
     adapter: TrainedAdapter,
 ) -> None:
