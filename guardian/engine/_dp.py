@@ -113,16 +113,48 @@ def epsilon_of(history: Sequence[HistoryEntry], delta: float, accountant: Accoun
 def _calibrate(
     spend: Callable[[float], float], epsilon: float, *, tolerance: float = 0.005
 ) -> float:
-    """The smallest noise multiplier (to ``tolerance`` relative) whose spend is within epsilon."""
-    low, high = 0.05, 1.0
-    while spend(high) > epsilon:
-        low, high = high, 2 * high
-        if high > 1e6:
+    """The smallest noise multiplier (to ``tolerance`` relative) whose spend is within epsilon.
+
+    Spend falls smoothly with the noise, and each evaluation of the RDP accountant costs
+    up to a second on a busy CPU, so the bracket is narrowed by regula falsi on
+    log-spend against log-noise (the Illinois variant), not by halving it.
+    """
+
+    def gap(log_sigma: float) -> float:
+        """Log-spend over log-epsilon: positive exactly when the spend is over budget."""
+        spent = spend(math.exp(log_sigma))
+        g = math.log(max(spent, 1e-300)) - math.log(epsilon)
+        return max(g, 1e-12) if spent > epsilon else min(g, 0.0)
+
+    lo, hi = 0.0, 0.0  # log noise multipliers: gap(lo) > 0 >= gap(hi)
+    g_hi = gap(hi)
+    g_lo = g_hi
+    while g_hi > 0:  # too little noise: double it
+        lo, g_lo, hi = hi, g_hi, hi + math.log(2)
+        if hi > math.log(1e6):
             raise ValueError(f"no noise multiplier reaches epsilon {epsilon}")
-    while high - low > tolerance * high:
-        mid = (low + high) / 2
-        low, high = (low, mid) if spend(mid) <= epsilon else (mid, high)
-    return high
+        g_hi = gap(hi)
+    while g_lo <= 0:  # more noise than needed: halve it
+        hi, g_hi, lo = lo, g_lo, lo - math.log(2)
+        if lo < math.log(1e-4):
+            return math.exp(hi)
+        g_lo = gap(lo)
+    side = 0
+    while hi - lo > math.log1p(tolerance):
+        x = (lo * g_hi - hi * g_lo) / (g_hi - g_lo)
+        x = min(max(x, lo + 0.001 * (hi - lo)), hi - 0.001 * (hi - lo))
+        g = gap(x)
+        if g > 0:
+            lo, g_lo = x, g
+            if side == -1:
+                g_hi /= 2
+            side = -1
+        else:
+            hi, g_hi = x, g
+            if side == 1:
+                g_lo /= 2
+            side = 1
+    return math.exp(hi)
 
 
 @functools.lru_cache(maxsize=64)

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardian.engine._dp import calibrate_noise, epsilon_of
+from guardian.engine._dp import _calibrate, calibrate_noise, epsilon_of
 from guardian.engine._rate import RATE_BOUND, clipped_deviations, noise_std, release_log_rate
 
 DELTA = 1e-3
@@ -65,3 +65,21 @@ def test_sgd_and_rate_noise_compose_to_the_budget(epsilon: float) -> None:
     assert epsilon * 0.98 <= spent <= epsilon
     assert epsilon_of([(rate, 1.0, 1)], DELTA, "rdp") == pytest.approx(0.2 * epsilon, rel=0.01)
     assert not math.isclose(sgd, rate)
+
+
+@settings(max_examples=100, deadline=None)
+@given(scale=st.floats(1e-3, 1e4), power=st.floats(1.0, 3.0), epsilon=st.floats(0.1, 100.0))
+def test_calibration_finds_the_least_noise_within_the_budget(
+    scale: float, power: float, epsilon: float
+) -> None:
+    """Any spend that falls with the noise: the answer is within budget, and 0.5 % less
+    noise is not."""
+
+    def spend(sigma: float) -> float:
+        return scale / sigma**power
+
+    sigma = _calibrate(spend, epsilon)
+    if sigma <= 2e-4:  # the budget needs (almost) no noise at all
+        return
+    assert spend(sigma) <= epsilon
+    assert spend(sigma / 1.005**2) > epsilon
