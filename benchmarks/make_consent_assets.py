@@ -12,11 +12,17 @@ Both are stored at 16 kHz: slt's native 32 kHz would make its folder 1.7 MB, and
 recogniser, the speaker encoder and the quality gate all work at 16 kHz.
 
 Each folder holds ``statement.flac`` (the statement up to "My code is"), one
-``code-<word>.flac`` per code word, six enrollment sentences ``sample-01.flac`` ...
-``sample-06.flac`` of 4-6 s each, and a ``README.md``. At run time
+``code-<word>.flac`` per code word, enrollment sentences ``sample-01.flac`` ... of 4-6 s
+each (slt: SLT_SAMPLES, kal: six), and a ``README.md``. At run time
 :func:`guardian.app._consent_voice.spoken_consent` joins the statement and the clips of
-a fresh code into one consent recording. Festival is deterministic, so the same command
-writes the same audio.
+a fresh code into one consent recording.
+
+slt, the demo speaker, also gets held-out recordings that are never enrolled:
+``heldout-01.flac`` ... (the next seeded sentences of 4-6 s) and ``heldout-demo.flac``
+(the text ``guardian demo`` synthesizes). The demo compares its cloned clip with them:
+speaker similarity against their centroid, speaking rate against the speaker's own
+reading of the same text. Festival is deterministic, so the same command writes the
+same audio.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from guardian.app.demo import DEMO_TEXT
 from guardian.audio import resample
 from guardian.consent._speech import CODE_WORDS, _lead
 from guardian.corpus import festival, sentence
@@ -37,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NAME, ORG = "Alex Morgan", "Guardian Demo Studio"
 SEED = 2024
 SAMPLES = 6
+SLT_SAMPLES = 16
+HELD_OUT = 3
 SAMPLE_SECONDS = (4.0, 6.0)
 RATE = 16_000
 PEAK_DBFS = -6.0
@@ -56,6 +65,8 @@ class Voice:
     package: str
     licence: str
     folder: Path
+    samples: int = SAMPLES
+    held_out: int = 0
 
 
 VOICES = (
@@ -67,6 +78,8 @@ VOICES = (
         "EST-2003 (Carnegie Mellon University: use, copy, modify and licence for any "
         "purpose, keeping the copyright notice), HTS parts BSD-3-clause",
         ROOT / "guardian" / "app" / "assets" / "consent" / "slt",
+        samples=SLT_SAMPLES,
+        held_out=HELD_OUT,
     ),
     Voice(
         "kal",
@@ -103,11 +116,12 @@ def _write(path: Path, x: np.ndarray) -> None:
 
 
 def _samples(voice: Voice) -> list[tuple[str, np.ndarray]]:
-    """The first SAMPLES seeded sentences whose speech lasts 4-6 s in this voice."""
+    """The first seeded sentences whose speech lasts 4-6 s in this voice: the enrollment
+    samples, then the held-out ones (more samples keep the earlier ones unchanged)."""
     rng = random.Random(SEED)
     found: list[tuple[str, np.ndarray]] = []
     seen: set[str] = set()
-    while len(found) < SAMPLES:
+    while len(found) < voice.samples + voice.held_out:
         text = sentence(rng, rng.choice((1, 2)))
         if text in seen:
             continue
@@ -131,18 +145,41 @@ def make_voice(voice: Voice) -> list[str]:
         spoken = "x-ray" if word == "xray" else word
         x, rate = festival(spoken + ".", voice.festival_voice)
         _write(voice.folder / f"code-{word}.flac", _trimmed(x, rate, CLIP_EDGE_S))
+    found = _samples(voice)
     texts = []
-    for i, (text, x) in enumerate(_samples(voice), start=1):
+    for i, (text, x) in enumerate(found[: voice.samples], start=1):
         _write(voice.folder / f"sample-{i:02d}.flac", x)
         texts.append(text)
-    _readme(voice, lead, texts)
+    held = []
+    for i, (text, x) in enumerate(found[voice.samples :], start=1):
+        _write(voice.folder / f"heldout-{i:02d}.flac", x)
+        held.append(text)
+    if voice.held_out:
+        x, rate = festival(DEMO_TEXT, voice.festival_voice)
+        _write(voice.folder / "heldout-demo.flac", _trimmed(x, rate, EDGE_S))
+    _readme(voice, lead, texts, held)
     # What each sample says: enrollment passes it as --transcript, training needs it.
     (voice.folder / "transcripts.txt").write_text("".join(f"{t}\n" for t in texts))
     return texts
 
 
-def _readme(voice: Voice, lead: str, texts: list[str]) -> None:
+def _readme(voice: Voice, lead: str, texts: list[str], held: list[str]) -> None:
     rows = "\n".join(f"| `sample-{i:02d}.flac` | {t} |" for i, t in enumerate(texts, 1))
+    held_rows = "\n".join(f"| `heldout-{i:02d}.flac` | {t} |" for i, t in enumerate(held, 1))
+    held_part = (
+        f"""
+- Held-out recordings, never enrolled: the demo measures its cloned voice against them
+  (speaker similarity against their centroid; speaking rate against
+  `heldout-demo.flac`, this voice reading the demo's own text):
+
+| file | text |
+|---|---|
+{held_rows}
+| `heldout-demo.flac` | {DEMO_TEXT} |
+"""
+        if held
+        else ""
+    )
     (voice.folder / "README.md").write_text(
         f"""# Synthetic consent voice "{voice.key}"
 
@@ -167,7 +204,7 @@ Made with:
 | file | text |
 |---|---|
 {rows}
-"""
+{held_part}"""
     )
 
 

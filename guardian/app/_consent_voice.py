@@ -59,4 +59,10 @@ def enrollment_samples(voice_dir: Path) -> list[Path]:
     return sorted(voice_dir.glob("sample-*.flac"))
 
 
-__all__ = ["enrollment_samples", "spoken_consent"]
+def held_out_recordings(voice_dir: Path) -> list[Path]:
+    """The voice's recordings ``heldout-*.flac``, never enrolled: a reference to measure
+    a clone of the voice against."""
+    return sorted(voice_dir.glob("heldout-*.flac"))
+
+
+__all__ = ["enrollment_samples", "held_out_recordings", "spoken_consent"]

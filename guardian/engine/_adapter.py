@@ -13,8 +13,10 @@ domain of the mel-sampled log envelope (:func:`cepstra`):
 * ``f0`` (2): the speaker's mean log-F0 and log-F0 spread;
 * ``rate`` (1): log ratio of the speaker's speaking time to the base voice's.
 
-Everything in the adapter is learned from the enrollment audio, so all of it is trained
-inside the DP mechanism. The :class:`Prior` is fit on public speech only.
+Everything in the adapter is learned from the enrollment audio, so all of it is learned
+inside a DP mechanism: the rate by its own Gaussian release (:mod:`guardian.engine._rate`),
+the rest by DP-SGD, both in one accountant. The :class:`Prior` is fit on public speech
+only.
 """
 
 from __future__ import annotations
@@ -123,6 +125,11 @@ def group_sizes(prior: Prior) -> dict[str, int]:
     return {"map": q * prior.p, "offset": q, "gv": q, "f0": 2, "rate": 1}
 
 
+def log_rates(packed: np.ndarray, prior: Prior) -> np.ndarray:
+    """Each packed example's log speaking rate (see :meth:`SpeakerAdapter.forward`)."""
+    return np.asarray(packed[:, 0, prior.p + 2 * N_MEL + 1 + 3], dtype=np.float64)
+
+
 def packed_width(prior: Prior) -> int:
     """Columns of one packed training row (see :meth:`SpeakerAdapter.forward`)."""
     return prior.p + 2 * N_MEL + 1 + N_STATS
@@ -135,9 +142,12 @@ class SpeakerAdapter(nn.Module):
     the public constants are plain tensor attributes.
     """
 
-    def __init__(self, prior: Prior) -> None:
+    def __init__(self, prior: Prior, *, learn_rate: bool = True) -> None:
         super().__init__()
         self.prior = prior
+        # DP training releases the rate on its own (guardian.engine._rate); fits without
+        # DP (the public prior, the no-DP reference) learn it with the rest.
+        self.learn_rate = learn_rate
         self.sizes = group_sizes(prior)
         self.theta = nn.Parameter(torch.zeros(sum(self.sizes.values())))
         self._init = {
@@ -210,8 +220,10 @@ class SpeakerAdapter(nn.Module):
         g = self.groups()
         has_f0 = stats[:, 2]
         f0 = has_f0 * ((g["f0"][0] - stats[:, 0]) ** 2 + (g["f0"][1] - stats[:, 1]) ** 2)
-        rate = (g["rate"][0] - stats[:, 3]) ** 2
-        return w["spectrum"] * spectrum + w["gv"] * gv + w["f0"] * f0 + w["rate"] * rate
+        loss = w["spectrum"] * spectrum + w["gv"] * gv + w["f0"] * f0
+        if self.learn_rate:
+            loss = loss + w["rate"] * (g["rate"][0] - stats[:, 3]) ** 2
+        return loss
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import torch
 import yaml
 
 from guardian.engine._adapter import Prior
-from guardian.engine._dp import DPConfig
+from guardian.engine._dp import DPConfig, noise_per_utterance
 from guardian.engine._errors import EngineModelError
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -72,16 +73,43 @@ class PublicConverter:
     tiers: tuple[Tier, ...]
     weights_sha256: str
 
-    def tier(self, epsilon: float) -> Tier:
-        """The largest adapter whose tier admits ``epsilon`` (``inf``: no DP)."""
-        fitting = [t for t in self.tiers if epsilon >= t.min_epsilon]
+    def tier(
+        self, epsilon: float, *, utterances: int | None = None, delta: float | None = None
+    ) -> Tier:
+        """The largest adapter whose tier admits ``epsilon`` (``inf``: no DP).
+
+        Tiers were chosen for :data:`REFERENCE_UTTERANCES` utterances at
+        :data:`REFERENCE_DELTA`. What decides whether a larger adapter pays is the
+        noise against the data (:func:`noise_per_utterance`), not epsilon alone: given
+        ``utterances`` and ``delta``, a tier admits a run whose noise per utterance is
+        at most that of its ``min_epsilon`` at the reference, so a speaker with little
+        data gets the small adapter even at a large epsilon.
+        """
+        if utterances is None or delta is None or not math.isfinite(epsilon):
+            fitting = [t for t in self.tiers if epsilon >= t.min_epsilon]
+        else:
+            fitting = [t for t in self.tiers if _admits(t, epsilon, delta, utterances)]
         if not fitting:
             return min(self.tiers, key=lambda t: t.min_epsilon)
         return max(fitting, key=lambda t: t.min_epsilon)
 
-    def prior_for(self, epsilon: float) -> Prior:
-        t = self.tier(epsilon)
+    def prior_for(
+        self, epsilon: float, *, utterances: int | None = None, delta: float | None = None
+    ) -> Prior:
+        t = self.tier(epsilon, utterances=utterances, delta=delta)
         return self.prior.with_capacity(t.components, t.order)
+
+
+REFERENCE_UTTERANCES = 100
+"""Enrollment size at which the tiers were chosen (benchmarks/engine_tiers.py)."""
+REFERENCE_DELTA = 1e-5
+
+
+def _admits(tier: Tier, epsilon: float, delta: float, utterances: int) -> bool:
+    if tier.min_epsilon <= 0:
+        return True
+    ceiling = noise_per_utterance(tier.min_epsilon, REFERENCE_DELTA, REFERENCE_UTTERANCES, tier.dp)
+    return noise_per_utterance(epsilon, delta, utterances, tier.dp) <= ceiling
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -28,13 +28,17 @@ from guardian.engine._errors import (
     TrainingCancelledError,
 )
 from guardian.engine._prior import PublicConverter, load_converter
+from guardian.engine._rate import RATE_BOUND
 from guardian.engine._world import RATE, analyse
 
 Device = Literal["cpu", "cuda"]
 FORMAT = "guardian-speaker-adapter/1"
 MIN_UTTERANCES = 2
-RECOMMENDED_UTTERANCES = 50
-"""Below this, DP noise outweighs the enrollment data (the benchmark measures 50 and 100)."""
+MEASURED_NOISE = 0.19
+"""The most DP-SGD noise per utterance (:func:`noise_per_utterance`) whose quality the
+engine benchmark measures: ε = 1 with 100 utterances at δ = 1e-5 (mean SECS 0.709).
+Noise falls as the utterances grow and as ε grows, so this is the bar for both: a run
+noisier than this is outside anything measured."""
 MAX_ROWS = 1500
 """Rows (10 ms each) kept per utterance: 15 s; longer readings add cost, not voice."""
 Progress = Callable[[str, int, int], None]
@@ -50,8 +54,11 @@ class TrainedAdapter:
         theta: the private parameters (float32).
         epsilon_spent, delta: privacy cost of the training, composed by ``accountant``.
         noise_multiplier, clip, sample_rate, steps: the DP-SGD mechanism.
-        history: the accountant's history, ``(noise multiplier, sample rate, steps)``.
+        history: the accountant's history, ``(noise multiplier, sample rate, steps)``:
+            the DP-SGD steps, then the speaking-rate release ``(noise multiplier, 1.0, 1)``.
         base_model_id: the base TTS the adapter converts from.
+        rate_noise_multiplier: noise of the speaking-rate release; ``None`` for an
+            adapter that learned its rate inside DP-SGD (made before the release existed).
     """
 
     converter_id: str
@@ -69,6 +76,7 @@ class TrainedAdapter:
     accountant: str
     base_model_id: str
     _module: SpeakerAdapter
+    rate_noise_multiplier: float | None = None
 
     # --- use ------------------------------------------------------------------------
 
@@ -87,19 +95,27 @@ class TrainedAdapter:
         """Length of the converted speech relative to the base voice's (speaking rate)."""
         return speaking_rate(self._module)
 
+    def noise_per_utterance(self, utterances: int) -> float:
+        """DP-SGD's noise on the mean clipped gradient of a run on ``utterances``."""
+        return self.noise_multiplier / (self.sample_rate * max(utterances, 1))
+
     def warnings(self, utterances: int) -> list[str]:
         """What a user should know about this adapter's quality, trained on ``utterances``.
 
         Both are signs that DP noise, not the speaker, decided the voice: too little data
-        for the budget, or a speaking rate pushed to the conversion's bound (a real
-        speaker's rate is far inside it).
+        for the budget (more noise per utterance than any setting the benchmark
+        measures), or a speaking rate at the conversion's bound (a real speaker's rate is
+        far inside it; an adapter that releases its rate on its own cannot reach it).
         """
         out = []
-        if utterances < RECOMMENDED_UTTERANCES:
+        noise = self.noise_per_utterance(utterances)
+        if noise > MEASURED_NOISE:
             out.append(
-                f"only {utterances} enrollment utterances: DP noise outweighs them, so the "
-                "voice will sound little like the speaker (quality is measured with 50 and "
-                "100; see docs/engine.md)"
+                f"only {utterances} enrollment utterances for ε {self.epsilon_spent:.2g}: "
+                f"DP noise per utterance {noise:.2f} is above the {MEASURED_NOISE} of the "
+                "noisiest setting measured (ε = 1, 100 utterances), so the voice will sound "
+                "little like the speaker; enroll more utterances or train with a larger ε "
+                "(see docs/engine.md)"
             )
         if not RATE_RANGE[0] < self.stretch < RATE_RANGE[1]:
             out.append(
@@ -134,6 +150,17 @@ class TrainedAdapter:
                 "sample_rate": self.sample_rate,
                 "steps": self.steps,
                 "history": [list(h) for h in self.history],
+                **(
+                    {}
+                    if self.rate_noise_multiplier is None
+                    else {
+                        "rate_release": {
+                            "mechanism": "Gaussian, clipped per-utterance log rates",
+                            "noise_multiplier": self.rate_noise_multiplier,
+                            "bound": RATE_BOUND,
+                        }
+                    }
+                ),
             },
         }
 
@@ -172,7 +199,11 @@ class TrainedAdapter:
                 f"adapter claims epsilon {claimed:.4f} but its history gives {recomputed:.4f}"
             )
         steps = int(p["steps"])
-        if sum(n for _, _, n in history) != steps:
+        release = p.get("rate_release")
+        rate_sigma = None if release is None else float(release["noise_multiplier"])
+        if rate_sigma is not None and history[-1:] != ((rate_sigma, 1.0, 1),):
+            raise AdapterFormatError("adapter's rate release is not the last of its history")
+        if sum(n for _, _, n in history) != steps + (rate_sigma is not None):
             raise AdapterFormatError("adapter's step count does not match its history")
         size = d["size"]
         prior = converter.prior.with_capacity(int(size["components"]), int(size["order"]))
@@ -192,6 +223,7 @@ class TrainedAdapter:
                 history=history,
                 accountant=str(p["accountant"]),
                 completed=True,
+                rate_noise_multiplier=rate_sigma,
             ),
             base_model_id=str(d["base_model_id"]),
         )
@@ -223,6 +255,7 @@ def _build(
         accountant=run.accountant,
         base_model_id=base_model_id,
         _module=module,
+        rate_noise_multiplier=run.rate_noise_multiplier,
     )
 
 
@@ -291,7 +324,7 @@ def train_adapter(
         raise EnrollmentDataError("device 'cuda' requested but no CUDA device is available")
     converter = converter or load_converter()
     base = base or BaseVoice()
-    tier = converter.tier(epsilon)
+    tier = converter.tier(epsilon, utterances=len(utterances), delta=delta)
     prior = converter.prior.with_capacity(tier.components, tier.order)
     packed = prepare_examples(utterances, texts, prior, base, progress=progress)
     if should_stop is not None and should_stop():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from guardian.app import (
     verify_file,
 )
 from guardian.app._engine import TrainingCancelled, check_text
+from guardian.engine import load_converter
 from guardian.errors import PolicyDeniedError, UsageError
 from guardian.store import AuditEntry, Label, VaultBlob, Voice
 from tests.app.conftest import ORG, SLT, Attempt
@@ -81,9 +83,12 @@ def test_synthesis_is_policy_checked_labeled_and_verifiable(
         synthesize(g, say)
     assert _last(g).action == "synthesize.refused" and not out.exists()
     trained = train_voice(g, voice, epsilon=8.0)
-    # The shipped samples are a handful of utterances: training says so.
-    assert trained.utterances < 50
-    assert any("enrollment utterances" in w for w in trained.warnings)
+    # The demo speaker's 16 samples at ε = 8 are within the DP noise the benchmark
+    # measures, and the released rate stays within x1.5 of the public prior's: the
+    # noise can no longer push it to the conversion's x0.5 or x2.
+    assert trained.utterances == len(attempt.samples) and trained.warnings == []
+    prior_rate = math.exp(float(load_converter().prior.init["rate"][0]))
+    assert prior_rate / 1.5 <= trained.speaking_rate <= prior_rate * 1.5
     denied = SynthesisRequest(voice, "Vote for me.", out, "political-ads", ORG)
     with pytest.raises(PolicyDeniedError):
         synthesize(g, denied)

@@ -108,6 +108,10 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     for v in ("enrolled", "rejected", "allow", "deny", "revoked", "erased"):
         assert v in verdicts
     assert verdicts[-2] == "verified, voice erased"
+    # The clip is measured against the demo speaker's held-out recordings, at run time.
+    voice = report["voice"]
+    assert 0.0 < voice["rate_ratio"] < 3.0 and -1.0 <= voice["secs"] <= 1.0
+    assert voice["references"] >= 3
 
 
 def test_watermark_train_staged_recipe(home: Path, tmp_path: Path) -> None:

@@ -33,9 +33,9 @@ from guardian.engine import (
     train_adapter,
 )
 from guardian.engine._data import pad
-from guardian.engine._dp import train_dp
-from guardian.engine._prior import SHIPPED_CARD, Tier
-from guardian.engine._trained import RECOMMENDED_UTTERANCES, prepare_examples
+from guardian.engine._dp import noise_per_utterance, train_dp
+from guardian.engine._prior import REFERENCE_DELTA, REFERENCE_UTTERANCES, SHIPPED_CARD, Tier
+from guardian.engine._trained import MEASURED_NOISE, prepare_examples
 
 DELTA = 1e-3
 Enrollment = tuple[list[Audio], list[str]]
@@ -69,7 +69,26 @@ def test_trained_adapter_spends_what_opacus_accounts(adapter: TrainedAdapter) ->
     acc = RDPAccountant()
     acc.history = list(adapter.history)
     assert acc.get_epsilon(delta=DELTA) == pytest.approx(adapter.epsilon_spent, rel=1e-6)
-    assert sum(steps for _, _, steps in adapter.history) == adapter.steps
+    # DP-SGD's steps, then the speaking rate's own Gaussian release, one accountant.
+    *sgd, release = adapter.history
+    assert sum(steps for _, _, steps in sgd) == adapter.steps
+    assert release == (adapter.rate_noise_multiplier, 1.0, 1)
+
+
+@pytest.mark.slow
+def test_speaking_rate_release_is_accounted_and_cannot_be_dropped(
+    adapter: TrainedAdapter,
+) -> None:
+    doc = json.loads(adapter.to_bytes())
+    assert doc["privacy"]["rate_release"]["noise_multiplier"] == adapter.rate_noise_multiplier
+    without = json.loads(adapter.to_bytes())
+    without["privacy"]["history"] = without["privacy"]["history"][:-1]
+    with pytest.raises(AdapterFormatError):
+        TrainedAdapter.from_bytes(json.dumps(without).encode())
+    hidden = json.loads(adapter.to_bytes())
+    del hidden["privacy"]["rate_release"]
+    with pytest.raises(AdapterFormatError):
+        TrainedAdapter.from_bytes(json.dumps(hidden).encode())
 
 
 def test_smaller_budget_means_more_noise(packed: np.ndarray, converter: PublicConverter) -> None:
@@ -142,7 +161,9 @@ def test_cancelled_run_leaves_no_adapter_and_reports_spent_epsilon(
             should_stop=stop,
         )
     err = info.value
+    # The speaking rate is released only by a completed run: two steps, nothing else.
     assert sum(steps for _, _, steps in err.history) == 2
+    assert all(q < 1.0 for _, q, _ in err.history)
     assert 0.0 < err.epsilon_spent < 8.0
     assert err.epsilon_spent == pytest.approx(epsilon_of(err.history, DELTA, "rdp"))
 
@@ -192,12 +213,31 @@ def _with_log_rate(adapter: TrainedAdapter, log_rate: float) -> TrainedAdapter:
 def test_warnings_name_too_little_data_and_a_rate_at_its_bound(adapter: TrainedAdapter) -> None:
     steady = _with_log_rate(adapter, 0.1)
     assert steady.stretch == pytest.approx(np.exp(0.1), rel=1e-5)
-    assert steady.warnings(RECOMMENDED_UTTERANCES) == []
-    (few,) = steady.warnings(RECOMMENDED_UTTERANCES - 1)
-    assert f"only {RECOMMENDED_UTTERANCES - 1} enrollment utterances" in few
+    enough = 1 + int(steady.noise_multiplier / (steady.sample_rate * MEASURED_NOISE))
+    assert steady.warnings(enough) == []
+    (few,) = steady.warnings(enough - 1)
+    assert f"only {enough - 1} enrollment utterances" in few
     for log_rate in (-3.0, 3.0):
-        (bound,) = _with_log_rate(adapter, log_rate).warnings(RECOMMENDED_UTTERANCES)
+        (bound,) = _with_log_rate(adapter, log_rate).warnings(enough)
         assert "speaking rate hit its bound" in bound
+
+
+def test_measured_noise_is_the_benchmarks_noisiest_setting(converter: PublicConverter) -> None:
+    dp = converter.tier(1.0).dp
+    noisiest = noise_per_utterance(1.0, REFERENCE_DELTA, REFERENCE_UTTERANCES, dp)
+    assert noisiest == pytest.approx(MEASURED_NOISE, rel=0.01)
+
+
+def test_little_data_gets_the_small_adapter_even_at_a_large_epsilon(
+    converter: PublicConverter,
+) -> None:
+    """Tiers were chosen for 100 utterances; a few carry more noise each, whatever ε,
+    and many carry less."""
+    small, large = min(converter.tiers, key=lambda t: t.min_epsilon), converter.tier(8.0)
+    assert converter.tier(8.0, utterances=100, delta=REFERENCE_DELTA) == large
+    assert converter.tier(1.0, utterances=100, delta=REFERENCE_DELTA) == small
+    assert converter.tier(8.0, utterances=6, delta=1e-3) == small
+    assert converter.tier(1.0, utterances=1000, delta=1e-6) == large
 
 
 def test_public_voices_vary_in_pace_and_repeat_by_seed(base_voice: BaseVoice) -> None:
