@@ -7,13 +7,18 @@ import json
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlmodel import Session
 
 from guardian.app._context import Guardian
 from guardian.app._label import TIME_FORMAT
-from guardian.app._verify_report import ManifestReport, VerifyReport, WatermarkReport
+from guardian.app._verify_report import (
+    ManifestReport,
+    OriginName,
+    VerifyReport,
+    WatermarkReport,
+)
 from guardian.app._watermarking import assisted_lookup, open_payload
 from guardian.audio import Audio, Container, decode_bytes, read_input_bytes
 from guardian.errors import ExitCode
@@ -125,7 +130,7 @@ class VerifyResult:
             fingerprint_ber=self.fingerprint_ber,
             signer_kid=self.signer_kid,
             voice_status=self.voice_status,
-            origin=self.origin,
+            origin=cast(OriginName | None, self.origin),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 VerdictName = Literal["verified", "traced", "watermarked", "tampered", "not_found"]
+OriginName = Literal["synthesized", "imported"]
 
 
 class WatermarkReport(BaseModel):
@@ -99,7 +100,7 @@ class VerifyReport(BaseModel):
     voice_status: str | None = Field(
         default=None, description="active, revoked or erased, for a voice this deployment knows"
     )
-    origin: Literal["synthesized", "imported"] | None = Field(
+    origin: OriginName | None = Field(
         default=None,
         description="synthesized: made by this deployment's cloning engine from a consented "
         "voice; imported: outside audio that this deployment labeled",

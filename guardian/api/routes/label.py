@@ -21,8 +21,6 @@ _MEDIA = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg"}
 _FIELDS = {
     "format": {"type": "string", "enum": list(_MEDIA), "default": "wav"},
     "purpose": {"type": "string", "maxLength": 200},
-    "voice_id": {"type": "string", "maxLength": 40},
-    "consent_id": {"type": "string", "maxLength": 40},
 }
 
 
@@ -66,8 +64,6 @@ async def label(
     if fmt not in _MEDIA:
         raise UsageError(f"format must be one of {', '.join(_MEDIA)}")
     purpose = _field(upload.fields, "purpose", 200)
-    voice_id = _field(upload.fields, "voice_id", 40)
-    consent_id = _field(upload.fields, "consent_id", 40)
 
     def run() -> tuple[bytes, usecases.LabelResult]:
         with workdir() as d, usecases.acting_as(key.id):
@@ -75,8 +71,6 @@ async def label(
                 source=write(d, "upload", upload.data),
                 output=d / f"labeled.{fmt}",
                 purpose=purpose,
-                voice_id=voice_id,
-                consent_id=consent_id,
                 requester=key.organization,
             )
             result = usecases.label_file(g, req)
