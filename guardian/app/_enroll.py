@@ -49,6 +49,7 @@ from guardian.consent import (
     SignedRecord,
     SpeakerCheck,
     SpeechCheck,
+    channel_problem,
     check_consent_speech,
     check_same_speaker,
     embed,
@@ -325,6 +326,9 @@ def _inspect(g: Guardian, items: list[_Input], secret: ChallengeSecret) -> _Find
         item.quality = measure(item.audio)
         if not item.quality:
             found.add(item, ", ".join(item.quality.problems), kind="quality")
+    split = channel_problem(consent.audio)
+    if split:
+        found.add(consent, split, kind="channels")
     total = total_speech_problem([i.quality for i in samples if i.quality is not None])
     if total:
         found.add(None, total, kind="total-speech")

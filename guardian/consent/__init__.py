@@ -1,7 +1,13 @@
 """Consent: the spoken statement and its one-time code, speaker verification, audio
 quality gates and signed consent records."""
 
-from guardian.consent._quality import MIN_TOTAL_SPEECH_S, Quality, measure, total_speech_problem
+from guardian.consent._quality import (
+    MIN_TOTAL_SPEECH_S,
+    Quality,
+    channel_problem,
+    measure,
+    total_speech_problem,
+)
 from guardian.consent._record import (
     RECORD_TYPE,
     RecordCheck,
@@ -34,6 +40,7 @@ __all__ = [
     "SpeakerCheck",
     "SpeechCheck",
     "canonical",
+    "channel_problem",
     "check_consent_speech",
     "check_record",
     "check_same_speaker",

@@ -207,3 +207,33 @@ __all__ = [
     "speech_seconds",
     "total_speech_problem",
 ]
+
+
+MIN_CHANNEL_CORRELATION = 0.9
+"""Lowest correlation of each channel with the channel mean in a consent recording.
+
+One microphone recorded in stereo gives channels that are copies, scaled or slightly
+delayed (correlation above 0.99 for the shipped voices resampled to stereo). Two
+different takes, one per channel, hide a second reading from a check that hears their
+mix."""
+
+
+def channel_problem(audio: Audio) -> str | None:
+    """Why the channels do not hold one take, or None when they do (or it is mono)."""
+    if audio.channels == 1:
+        return None
+    mean = audio.samples.mean(axis=1)
+    mean_norm = float(np.linalg.norm(mean))
+    norms = np.linalg.norm(audio.samples, axis=0)
+    for c in range(audio.channels):
+        x = audio.samples[:, c]
+        if norms[c] < 0.1 * float(norms.max()):
+            continue  # a dead or far microphone adds no second take
+        denom = float(np.linalg.norm(x)) * mean_norm
+        corr = float(np.dot(x, mean)) / denom if denom > 0 else 0.0
+        if corr < MIN_CHANNEL_CORRELATION:
+            return (
+                f"channel {c + 1} holds a different recording from the others "
+                f"(correlation {corr:.2f}): record one take, in mono"
+            )
+    return None

@@ -33,7 +33,7 @@ from guardian.app import (
 )
 from guardian.app._consent_voice import spoken_consent
 from guardian.app._enroll import MAX_LOGGED_REFUSALS
-from guardian.audio import Audio, OutputFormat, decode_bytes, encode_bytes
+from guardian.audio import Audio, OutputFormat, decode_bytes, encode_bytes, resample
 from guardian.consent import CODE_WORDS, SignedRecord
 from guardian.errors import (
     ChallengeError,
@@ -385,3 +385,30 @@ def test_refusals_of_one_challenge_cannot_flood_the_audit_log(
         with pytest.raises(UnreadableAudioError):
             enroll(g, attempt.request(consent=garbage))
     assert _actions(g).count("consent.enroll.rejected") == MAX_LOGGED_REFUSALS
+
+
+def test_a_consent_recording_with_two_takes_on_two_channels_is_refused(
+    g: Guardian, attempt: Attempt, tmp_path: Path
+) -> None:
+    """A second reading hidden in the other channel: the checks hear only the mix."""
+    subject = decode_bytes(attempt.consent.read_bytes())
+    other = spoken_consent(KAL, attempt.challenge.code)
+    n = min(subject.frames, other.frames)
+    left = subject.samples[:n, 0]
+    right = resample(other.mono(), other.sample_rate, subject.sample_rate)[:n]
+    n = min(len(left), len(right))
+    split = write_wav(
+        tmp_path / "split.wav", Audio(np.stack([left[:n], right[:n]], axis=1), subject.sample_rate)
+    )
+    error = _rejected(g, attempt.request(consent=split))
+    assert any("channel" in p for p in error.problems), error.problems
+
+
+def test_stereo_consent_with_one_dead_channel_is_not_a_second_take() -> None:
+    from guardian.consent import channel_problem
+
+    speech = spoken_consent(SLT, ("alpha", "bravo", "charlie", "delta", "echo")).mono()
+    dead = np.zeros_like(speech)
+    assert channel_problem(Audio(np.stack([speech, dead], axis=1), 16000)) is None
+    copy = np.stack([speech, 0.7 * speech], axis=1)
+    assert channel_problem(Audio(copy, 16000)) is None
