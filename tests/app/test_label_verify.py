@@ -307,6 +307,7 @@ def test_label_is_decided_by_policy_and_audited(
 
     policies = tmp_path / "policies"
     shutil.copytree(default_policy_dir(), policies)
+    (policies / "local").mkdir()
     (policies / "local" / "no-ads.cedar").write_text(
         '@id("no-ad-labels")\n@reason("this deployment labels no advertising")\n'
         'forbid (principal, action == Action::"label", resource)\n'

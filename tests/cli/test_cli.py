@@ -211,7 +211,7 @@ def test_verify_json_keys_match_the_documented_contract(home: Path, tmp_path: Pa
     from guardian.app import ManifestInfo, Verdict, VerifyResult
 
     doc = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
-    section = doc.split("### `guardian verify CLIP`", 1)[1].split("###", 1)[0]
+    section = doc.split("### `guardian verify CLIP", 1)[1].split("###", 1)[0]
     documented = set(re.findall(r"^\| `([a-z_]+)`", section, flags=re.M))
     (known,) = [line for line in section.splitlines() if line.endswith("| when known |")]
     documented |= set(re.findall(r"`([a-z_]+)`", known))
