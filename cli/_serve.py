@@ -55,6 +55,8 @@ def serve(
     # Migrate, create keys and check the watermark model once, before any worker starts,
     # so that workers never race to upgrade the schema.
     usecases.prepare(open_guardian())
+    if "GUARDIAN_API_CPU_SLOTS" not in os.environ:  # the workers inherit it
+        os.environ["GUARDIAN_API_CPU_SLOTS"] = str(max(1, (os.cpu_count() or 1) // workers))
     supervisor = _JobWorkerSupervisor() if job_worker else None
     try:
         uvicorn.run(
