@@ -275,6 +275,25 @@ def markdown(doc: dict[str, Any]) -> str:
         "saturating load, audit log intact.",
         "",
     ]
+    for r in doc["runs"]:
+        met = {
+            "throughput": r["throughput_rps"] >= 0.85 * b["bound_rps"],
+            "errors": r["saturation_errors"] + r["errors_at_80pct"] == 0,
+            "tail": bool(r["p50_s"]) and r["p99_s"] <= 3 * r["p50_s"],
+            "audit": r["audit_ok"],
+        }
+        missed = [k for k, ok in met.items() if not ok]
+        verdict = "every bar met" if not missed else "missed: " + ", ".join(missed)
+        lines.append(f"- {r['workers']} worker(s): {verdict}")
+    load = doc.get("load_average")
+    if load:
+        lines += [
+            "",
+            f"Load average of the machine (1 min) before and after the run: {load[0]:.1f} "
+            f"and {load[1]:.1f}. The bound assumes free cores; on a machine shared with "
+            "other work the throughput bar cannot be met.",
+        ]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -290,6 +309,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDIAN_")}
@@ -310,6 +330,7 @@ def main() -> None:
         "command": "benchmarks/api_load.py " + " ".join(sys.argv[1:]),
         "cpu_bound": bound,
         "runs": runs,
+        "load_average": [load_before, os.getloadavg()[0]],
     }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "api_load.json").write_text(json.dumps(doc, indent=2) + "\n")
