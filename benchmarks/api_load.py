@@ -290,8 +290,8 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += [
             "",
             f"Load average of the machine (1 min) before and after the run: {load[0]:.1f} "
-            f"and {load[1]:.1f}. The bound assumes free cores; on a machine shared with "
-            "other work the throughput bar cannot be met.",
+            f"and {load[1]:.1f}. The bound assumes free cores: other work on the machine "
+            "lowers the throughput measured against it.",
         ]
     lines.append("")
     return "\n".join(lines)
