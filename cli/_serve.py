@@ -55,6 +55,12 @@ def serve(
     # Migrate, create keys and check the watermark model once, before any worker starts,
     # so that workers never race to upgrade the schema.
     usecases.prepare(open_guardian())
+    # Share the cores between the workers (they inherit the environment): requests
+    # running at once, and torch's threads per process. N processes each spinning
+    # threads for every core made a two-worker server several times slower.
+    share = str(max(1, (os.cpu_count() or 1) // workers))
+    for name in ("GUARDIAN_API_CPU_SLOTS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, share)
     supervisor = _JobWorkerSupervisor() if job_worker else None
     try:
         uvicorn.run(

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     api_rate_burst: int = Field(default=60, gt=0)
     """Requests one key or client may send at once before the per-minute rate applies."""
 
+    api_cpu_slots: int | None = Field(default=None, gt=0)
+    """Verifications (and other CPU-bound requests) one server process runs at once;
+    unset: one per core. ``guardian serve --workers N`` sets cores / N for its workers,
+    so that the processes together do not oversubscribe the cores."""
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

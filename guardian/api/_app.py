@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from guardian import __version__
 from guardian import app as usecases
 from guardian.api._context import new_request_id, reset_request_id, set_request_id
+from guardian.api._cpu import CpuSlots
 from guardian.api._metrics import Metrics
 from guardian.api._problems import Problem, install_handlers, unexpected_problem
 from guardian.api._ratelimit import RateLimiter
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, *, guardian: Guardian | None = 
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.cpu_slots = CpuSlots(settings.api_cpu_slots or os.cpu_count() or 1)
     app.state.limiter = RateLimiter(
         per_minute=settings.api_rate_per_minute, burst=settings.api_rate_burst
     )

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from guardian import app as usecases
+from guardian.api._cpu import CpuSlots
 from guardian.api._metrics import Metrics
 from guardian.api._ratelimit import RateLimiter
 from guardian.app import ApiKeyInfo, Guardian, Scope
@@ -33,6 +34,11 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_cpu(request: Request) -> CpuSlots:
+    slots: CpuSlots = request.app.state.cpu_slots
+    return slots
+
+
 def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
@@ -41,6 +47,7 @@ def get_metrics(request: Request) -> Metrics:
 GuardianDep = Annotated[Guardian, Depends(get_guardian)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+CpuDep = Annotated[CpuSlots, Depends(get_cpu)]
 
 
 def client_address(request: Request) -> str:
@@ -103,6 +110,7 @@ def audit_access(g: Guardian, key: ApiKeyInfo, operation: str, target: str | Non
 
 
 __all__ = [
+    "CpuDep",
     "GuardianDep",
     "MetricsDep",
     "PublicCaller",

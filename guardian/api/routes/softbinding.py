@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from guardian import app as usecases
-from guardian.api._deps import GuardianDep, PublicCaller, SettingsDep, audit_access
+from guardian.api._deps import CpuDep, GuardianDep, PublicCaller, SettingsDep, audit_access
 from guardian.api._problems import problem_responses
 from guardian.api._upload import read_upload, upload_body
 
@@ -105,12 +105,11 @@ async def by_content(
     g: GuardianDep,
     settings: SettingsDep,
     caller: PublicCaller,
+    cpu: CpuDep,
     max_results: MaxResults = 10,
 ) -> SoftBindingQueryResult:
     upload = await read_upload(request, limit=settings.api_max_upload_bytes)
-    found = await run_in_threadpool(
-        usecases.match_by_content, g, upload.data, max_results=max_results
-    )
+    found = await cpu.run(usecases.match_by_content, g, upload.data, max_results=max_results)
     if caller is not None:
         await run_in_threadpool(audit_access, g, caller, "matches.byContent", None)
     return _result(found)

@@ -6,7 +6,14 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from guardian import app as usecases
-from guardian.api._deps import GuardianDep, MetricsDep, PublicCaller, SettingsDep, audit_access
+from guardian.api._deps import (
+    CpuDep,
+    GuardianDep,
+    MetricsDep,
+    PublicCaller,
+    SettingsDep,
+    audit_access,
+)
 from guardian.api._problems import problem_responses
 from guardian.api._upload import read_upload, upload_body
 from guardian.app import VerifyReport
@@ -31,10 +38,11 @@ async def verify(
     g: GuardianDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    cpu: CpuDep,
     caller: PublicCaller,
 ) -> VerifyReport:
     upload = await read_upload(request, limit=settings.api_max_upload_bytes)
-    result = await run_in_threadpool(usecases.verify_bytes, g, upload.data, name="upload")
+    result = await cpu.run(usecases.verify_bytes, g, upload.data, name="upload")
     if caller is not None:
         await run_in_threadpool(audit_access, g, caller, "verify", None)
     metrics.verdicts.labels(result.verdict.value).inc()
