@@ -7,6 +7,7 @@ import io
 import zipfile
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from guardian.app import Guardian
@@ -17,6 +18,7 @@ from tests.api.conftest import bearer, make_key
 from tests.app.conftest import NAME, ORG, SLT
 
 
+@pytest.mark.slow
 def test_enroll_explain_withdraw_export_forget(client: TestClient, g: Guardian) -> None:
     studio = make_key(g, "enroll", "synthesize", "rights", org=ORG)
     r = client.post("/v1/consent/challenges", json={"name": NAME}, headers=bearer(studio))

@@ -25,6 +25,8 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import write_clip
 
+pytestmark = pytest.mark.slow  # live uvicorn servers, several workers each
+
 GUARDIAN = [sys.executable, "-m", "cli.main"]
 
 

@@ -24,6 +24,8 @@ from guardian.api import create_app
 from guardian.app import create_api_key, open_guardian, prepare
 from guardian.config import Settings
 
+pytestmark = pytest.mark.slow  # schemathesis drives every endpoint
+
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, tiny_watermark_card: Path) -> Iterator[object]:

@@ -23,6 +23,8 @@ from guardian.store import Subject, SubjectStatus, VaultBlob, Voice
 from tests.app.conftest import NAME, ORG, SLT, write_wav
 from tests.app.test_rights import _enrolled
 
+pytestmark = pytest.mark.slow  # crash injection
+
 _CHILD = r"""
 import os, sys
 from pathlib import Path

@@ -47,6 +47,7 @@ def _last(g: Guardian) -> AuditEntry:
     return entry
 
 
+@pytest.mark.slow
 def test_budget_composes_and_refuses_before_training(g: Guardian, attempt: Attempt) -> None:
     voice = _voice(g, attempt)
     first = train_voice(g, voice, epsilon=3.0)
@@ -64,6 +65,7 @@ def test_budget_composes_and_refuses_before_training(g: Guardian, attempt: Attem
         train_voice(g, voice, epsilon=0.5, delta=0.5)
 
 
+@pytest.mark.slow
 def test_a_cancelled_run_stores_nothing(g: Guardian, attempt: Attempt) -> None:
     voice = _voice(g, attempt)
     with pytest.raises(TrainingCancelled):
@@ -73,6 +75,7 @@ def test_a_cancelled_run_stores_nothing(g: Guardian, attempt: Attempt) -> None:
     assert _last(g).action == "voice.train.cancelled"
 
 
+@pytest.mark.slow
 def test_synthesis_is_policy_checked_labeled_and_verifiable(
     g: Guardian, attempt: Attempt, tmp_path: Path
 ) -> None:

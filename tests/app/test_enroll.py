@@ -47,6 +47,8 @@ from guardian.store import AuditEntry, Challenge, Subject, VaultBlob, Voice, Voi
 from guardian.vault import new_id
 from tests.app.conftest import KAL, NAME, ORG, SLT, Attempt, needles, tree_files, write_wav
 
+pytestmark = pytest.mark.slow  # every test enrolls through the speaker and speech models
+
 
 def _wrong(code: Sequence[str]) -> tuple[str, ...]:
     """The same code with its last word replaced by another vocabulary word."""

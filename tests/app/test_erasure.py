@@ -34,6 +34,8 @@ from guardian.store import AuditEntry, VaultBlob, make_engine
 from guardian.vault import Vault
 from tests.app.conftest import NAME, ORG, SLT, Attempt, needles, tree_files
 
+pytestmark = pytest.mark.slow  # full enrollments and a trained adapter
+
 
 def test_export_round_trip(g: Guardian, attempt: Attempt, tmp_path: Path) -> None:
     result = enroll(g, attempt.request())

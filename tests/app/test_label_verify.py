@@ -234,6 +234,7 @@ def test_stolen_revoked_key_cannot_reuse_a_registered_manifest_id(
     assert verify_file(g, genuine).verdict is Verdict.VERIFIED
 
 
+@pytest.mark.slow
 def test_an_expired_signing_certificate_does_not_turn_old_clips_into_tampered(
     settings: Settings, clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

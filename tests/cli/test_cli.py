@@ -13,6 +13,9 @@ import soundfile as sf
 
 from tests.conftest import write_clip
 
+# Whole CLI runs in subprocesses: the demo, watermark training, corpora.
+pytestmark = pytest.mark.slow
+
 GUARDIAN = [sys.executable, "-m", "cli.main"]
 
 

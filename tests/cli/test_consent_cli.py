@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from guardian.app._consent_voice import enrollment_samples, spoken_consent
 from guardian.audio import OutputFormat, encode_bytes
 from tests.cli.test_cli import run
+
+pytestmark = pytest.mark.slow  # enrollment through the CLI in subprocesses
 
 SLT = Path(__file__).resolve().parents[2] / "guardian" / "app" / "assets" / "consent" / "slt"
 

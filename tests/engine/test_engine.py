@@ -63,6 +63,7 @@ def adapter(
     )
 
 
+@pytest.mark.slow
 def test_trained_adapter_spends_what_opacus_accounts(adapter: TrainedAdapter) -> None:
     assert 0.0 < adapter.epsilon_spent <= 8.0 + 0.05
     assert adapter.noise_multiplier > 0.3
@@ -91,6 +92,7 @@ def test_speaking_rate_release_is_accounted_and_cannot_be_dropped(
         TrainedAdapter.from_bytes(json.dumps(hidden).encode())
 
 
+@pytest.mark.slow
 def test_smaller_budget_means_more_noise(packed: np.ndarray, converter: PublicConverter) -> None:
     prior = converter.prior_for(8.0)
     cfg = DPConfig(clip=1.0, batch_fraction=0.5, epochs=3, lr=0.5)
@@ -140,6 +142,7 @@ def test_adapter_with_wrong_parameter_count_is_refused(adapter: TrainedAdapter) 
         TrainedAdapter.from_bytes(json.dumps(doc).encode())
 
 
+@pytest.mark.slow
 def test_cancelled_run_leaves_no_adapter_and_reports_spent_epsilon(
     enrollment: Enrollment, base_voice: BaseVoice, converter: PublicConverter
 ) -> None:
@@ -222,12 +225,14 @@ def test_warnings_name_too_little_data_and_a_rate_at_its_bound(adapter: TrainedA
         assert "speaking rate hit its bound" in bound
 
 
+@pytest.mark.slow
 def test_measured_noise_is_the_benchmarks_noisiest_setting(converter: PublicConverter) -> None:
     dp = converter.tier(1.0).dp
     noisiest = noise_per_utterance(1.0, REFERENCE_DELTA, REFERENCE_UTTERANCES, dp)
     assert noisiest == pytest.approx(MEASURED_NOISE, rel=0.01)
 
 
+@pytest.mark.slow
 def test_little_data_gets_the_small_adapter_even_at_a_large_epsilon(
     converter: PublicConverter,
 ) -> None:
