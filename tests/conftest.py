@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +115,29 @@ def wrong_bit_confidences(found: Detection, payload: Payload) -> list[float]:
     and never a clear one: the registry search flips the least confident bits)."""
     read = zip(found.bits, payload.bits(), found.bit_confidence, strict=True)
     return [conf for bit, want, conf in read if bit != want]
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A database URL for a fresh schema on the test PostgreSQL server, dropped afterwards.
+
+    Skips without ``GUARDIAN_TEST_POSTGRES_URL``, and fails instead where
+    ``GUARDIAN_REQUIRE_POSTGRES`` says the server must be there (``.ci/run``).
+    """
+    from sqlalchemy import create_engine, text
+
+    base = os.environ.get("GUARDIAN_TEST_POSTGRES_URL")
+    if base is None:
+        if os.environ.get("GUARDIAN_REQUIRE_POSTGRES"):
+            pytest.fail("GUARDIAN_REQUIRE_POSTGRES is set but no server URL was given")
+        pytest.skip("set GUARDIAN_TEST_POSTGRES_URL to run against PostgreSQL (.ci/run does)")
+    schema = f"t_{secrets.token_hex(4)}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

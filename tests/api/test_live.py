@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -21,9 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
-from tests.conftest import write_clip
+from tests.conftest import postgres_schema, write_clip
 
 pytestmark = pytest.mark.slow  # live uvicorn servers, several workers each
 
@@ -52,22 +50,9 @@ def env(
     if request.param == "sqlite":
         yield env
         return
-    base = os.environ.get("GUARDIAN_TEST_POSTGRES_URL")
-    if base is None:
-        if os.environ.get("GUARDIAN_REQUIRE_POSTGRES"):
-            pytest.fail("GUARDIAN_REQUIRE_POSTGRES is set but no server URL was given")
-        pytest.skip("set GUARDIAN_TEST_POSTGRES_URL to run against PostgreSQL (.ci/run does)")
-    schema = f"t_{secrets.token_hex(4)}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    env["GUARDIAN_DATABASE_URL"] = f"{base}?options=-csearch_path%3D{schema}"
-    try:
+    with postgres_schema() as url:
+        env["GUARDIAN_DATABASE_URL"] = url
         yield env
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from guardian.app import (
     EnrollRequest,
@@ -31,7 +30,7 @@ from guardian.policy import Action, PolicyRequest
 from guardian.store import make_engine, migrate
 from guardian.store.db import current_revision, head_revision
 from tests.app.conftest import NAME, ORG, SLT, write_wav
-from tests.conftest import write_clip
+from tests.conftest import postgres_schema, write_clip
 
 
 def test_fresh_database_is_migrated_to_head(tmp_path: Path) -> None:
@@ -71,24 +70,9 @@ def test_existing_home_upgrades_in_place_and_keeps_data(tmp_path: Path) -> None:
         assert conn.execute(text("SELECT action FROM audit_entry")).scalar_one() == "old"
 
 
-def _postgres_url() -> str | None:
-    url = os.environ.get("GUARDIAN_TEST_POSTGRES_URL")
-    if url is None and os.environ.get("GUARDIAN_REQUIRE_POSTGRES"):
-        pytest.fail("GUARDIAN_REQUIRE_POSTGRES is set but no server URL was given")
-    return url
-
-
 @pytest.mark.postgres
 def test_label_verify_audit_on_postgresql(tmp_path: Path) -> None:
-    base = _postgres_url()
-    if base is None:
-        pytest.skip("set GUARDIAN_TEST_POSTGRES_URL to run against PostgreSQL (.ci/run does)")
-    schema = f"t_{secrets.token_hex(4)}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{base}?options=-csearch_path%3D{schema}"
-    try:
+    with postgres_schema() as url:
         g = open_guardian(Settings(home=tmp_path / "h", database_url=url, master_key=None))
         assert g.engine.dialect.name == "postgresql"
         clip = write_clip(tmp_path / "c.wav")
@@ -110,10 +94,6 @@ def test_label_verify_audit_on_postgresql(tmp_path: Path) -> None:
         assert forget(g, voice).receipt.body["voices"] == [voice]
         assert verify_audit(g)
         g.engine.dispose()
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def test_database_file_is_not_world_readable_under_a_permissive_umask(settings: Settings) -> None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from guardian.app import create_api_key, open_guardian, revoke_api_key, verify_audit
 from guardian.config import Settings
+from tests.conftest import postgres_schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -20,21 +18,8 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    base = os.environ.get("GUARDIAN_TEST_POSTGRES_URL")
-    if base is None:
-        if os.environ.get("GUARDIAN_REQUIRE_POSTGRES"):
-            pytest.fail("GUARDIAN_REQUIRE_POSTGRES is set but no server URL was given")
-        pytest.skip("set GUARDIAN_TEST_POSTGRES_URL to run against PostgreSQL (.ci/run does)")
-    schema = f"t_{secrets.token_hex(4)}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 def test_concurrent_writers_keep_one_chain(tmp_path: Path, database_url: str | None) -> None:
