@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -19,20 +18,6 @@ consent_app = typer.Typer(
     help="Consent challenges, signed consent records and revocation.", no_args_is_help=True
 )
 policy_app = typer.Typer(help="Check policies and explain decisions.", no_args_is_help=True)
-
-
-def parse_when(value: str | None) -> dt.datetime | None:
-    """``2027-06-30`` (end of that day, UTC) or an ISO 8601 time (UTC if no zone)."""
-    if value is None:
-        return None
-    try:
-        if len(value) == 10:
-            day = dt.date.fromisoformat(value)
-            return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC)
-        when = dt.datetime.fromisoformat(value)
-    except ValueError as e:
-        raise UsageError(f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 time") from e
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 @consent_app.command("challenge")
@@ -192,7 +177,7 @@ def enroll(
         samples=tuple(samples),
         purposes=tuple(purpose),
         requesters=tuple(requester or ()),
-        expires=parse_when(expires),
+        expires=usecases.parse_when(expires),
         max_epsilon=max_epsilon,
         subject_key=subject_key,
         transcripts=_lines(transcript) if transcript else (),

@@ -371,3 +371,17 @@ def withdraw_consent(g: Guardian, token: str) -> RevokeResult:
     """Self-service withdrawal (GDPR Art. 7(3)) with the token given at enrollment."""
     voice_id = voice_for_token(g, token)
     return revoke_consent(g, voice_id, reason="withdrawn by the subject (self-service token)")
+
+
+def parse_when(value: str | None) -> dt.datetime | None:
+    """``2027-06-30`` (end of that day, UTC) or an ISO 8601 time (UTC if no zone)."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value)
+            return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC)
+        when = dt.datetime.fromisoformat(value)
+    except ValueError as e:
+        raise UsageError(f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 time") from e
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -70,19 +69,6 @@ def challenge(
     return result.to_dict()
 
 
-def _when(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        if len(value) == 10:
-            day = dt.date.fromisoformat(value)
-            return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC)
-        when = dt.datetime.fromisoformat(value)
-    except ValueError as e:
-        raise UsageError(f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 time") from e
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-
-
 def _list(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
@@ -138,7 +124,7 @@ async def enrollment(
     if not challenge_id or len(challenge_id) > 40:
         raise UsageError("challenge_id is required")
     purposes = _list(upload.fields.get("purposes"))
-    expires = _when(upload.fields.get("expires"))
+    expires = usecases.parse_when(upload.fields.get("expires"))
     transcripts = tuple(
         line.strip() for line in upload.fields.get("transcripts", "").splitlines() if line.strip()
     )
