@@ -9,6 +9,7 @@ import pytest
 
 from guardian.app._consent_voice import enrollment_samples, spoken_consent
 from guardian.audio import OutputFormat, encode_bytes
+from guardian.consent import render_statement
 from tests.cli.test_cli import run
 
 pytestmark = pytest.mark.slow  # enrollment through the CLI in subprocesses
@@ -30,7 +31,11 @@ def test_challenge_enroll_show_verify_explain_revoke(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     challenge = json.loads(r.stdout)
-    assert challenge["code"] in challenge["statement"]
+    code = challenge["code"].split()
+    # The statement shows the code as it is read aloud ("x-ray" for the word xray).
+    assert challenge["statement"] == render_statement(
+        name="Alex Morgan", org="Guardian Demo Studio", code=code
+    )
     consent = tmp_path / "consent.wav"
     consent.write_bytes(
         encode_bytes(spoken_consent(SLT, challenge["code"].split()), OutputFormat.WAV)
