@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from guardian.app._watermarking import keyed_model
 from guardian.audit import AuditLog
 from guardian.config import Settings, get_settings
 from guardian.errors import ConfigError
@@ -72,7 +73,10 @@ class Guardian:
     def watermark(self) -> WatermarkModel:
         """The watermark model, loaded (and hash-checked) on first use."""
         if self._watermark is None:
-            self._watermark = load_model(self.settings.watermark_model)
+            # the tone code lies where this deployment's key puts it (docs/threat-model.md)
+            self._watermark = keyed_model(
+                load_model(self.settings.watermark_model), self.payload_key
+            )
         return self._watermark
 
     @property

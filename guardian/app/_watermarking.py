@@ -60,6 +60,17 @@ class WatermarkStage:
         return marked, {"watermark": {**info, "embedded": True, "payload": payload.hex()}}
 
 
+def keyed_model(model: WatermarkModel, key: PayloadKey) -> WatermarkModel:
+    """The model with its tone code moved to the deployment's secret frequencies.
+
+    A model whose payload is not a tone code (official AudioSeal weights) is unchanged:
+    its bits are keyed by the permutation and mask alone.
+    """
+    if model.embed.payload_tones is None or not key.tones:
+        return model
+    return replace(model, embed=replace(model.embed, payload_tones=key.tones))
+
+
 def open_payload(detection: Detection, key: PayloadKey) -> Detection:
     """The detection with its payload read under the deployment's secret code."""
     if detection.payload is None or len(detection.bits) != len(detection.bit_confidence):

@@ -91,22 +91,55 @@ def candidate_label_tags(bits: list[int], confidence: list[float], *, flips: int
     return tags
 
 
+TONE_LOW_HZ, TONE_HIGH_HZ = 970, 2520
+"""The span of the tone code, the shipped model's (its watermark band is 600-2700 Hz)."""
+TONE_BAND_HZ = 100
+"""Each bit's pair lies in its own band of this width, so the code covers the span."""
+TONE_SPREAD_HZ = 60
+"""How far into its band a tone may lie: the next band's tones stay 40 Hz away."""
+TONE_GAP_HZ = 40
+"""Least distance between any two tones. The reader's decoys lie 10 and 20 Hz from a
+tone and its noise estimate 10 Hz either side of a probe (``_tones``), so at 40 Hz no
+probe of one tone sees another tone's main lobe."""
+
+
+def keyed_tones(secret: bytes) -> tuple[tuple[float, float], ...]:
+    """A secret tone code: in band ``i``, an ordered pair of 10 Hz grid points at least
+    ``TONE_GAP_HZ`` apart, chosen by HMAC-SHA256 of ``secret``."""
+    pairs = []
+    for i in range(NBITS):
+        low = TONE_LOW_HZ + TONE_BAND_HZ * i
+        grid = range(low, min(low + TONE_SPREAD_HZ, TONE_HIGH_HZ) + 1, 10)
+        choices = [(a, b) for a in grid for b in grid if abs(a - b) >= TONE_GAP_HZ]
+        draw = hmac.new(secret, f"payload-tones:{i}".encode(), hashlib.sha256).digest()
+        a, b = choices[int.from_bytes(draw[:8], "big") % len(choices)]
+        pairs.append((float(a), float(b)))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class PayloadKey:
-    """A deployment's secret code for the payload: a bit permutation and a bit mask.
+    """A deployment's secret code for the payload: a bit permutation, a bit mask and the
+    tone frequencies that carry the bits.
 
-    The shipped model is public, so anyone can embed bits; without this key they cannot
-    choose bits that decode to this deployment's tag or to one of its labels (short of
-    guessing, one in 16 for the tag). Derived from the master key, never stored.
+    The shipped model is public, so anyone can embed a watermark. Without this key they
+    do not know where this deployment's tone code lies (one pair in each 100 Hz band,
+    placed by the key: about 2^56 layouts), nor which bits decode to its tag or to one of
+    its labels. Derived from the master key, never stored.
     """
 
     order: tuple[int, ...]
     """``order[i]``: which logical payload bit is carried in embedded position ``i``."""
     mask: tuple[int, ...]
+    tones: tuple[tuple[float, float], ...] = ()
+    """The (0-tone, 1-tone) pair in Hz of each embedded position; empty keeps the model's
+    own (public) tones."""
 
     def __post_init__(self) -> None:
         if sorted(self.order) != list(range(NBITS)) or len(self.mask) != NBITS:
             raise ValueError("a payload key is a permutation and a mask of 16 bits")
+        if self.tones and len(self.tones) != NBITS:
+            raise ValueError("a payload key's tone code has one pair per bit")
 
     def __repr__(self) -> str:
         return "PayloadKey(<redacted>)"
@@ -123,7 +156,7 @@ class PayloadKey:
             j = int.from_bytes(stream[2 * i : 2 * i + 2], "big") % (i + 1)
             order[i], order[j] = order[j], order[i]
         mask = tuple((stream[40 + i // 8] >> (i % 8)) & 1 for i in range(NBITS))
-        return cls(tuple(order), mask)
+        return cls(tuple(order), mask, keyed_tones(secret))
 
     def seal(self, payload: Payload) -> Payload:
         """The bits to embed for a logical ``payload``."""

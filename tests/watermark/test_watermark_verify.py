@@ -187,3 +187,30 @@ def test_a_payload_forged_with_the_public_model_does_not_name_this_deployment(
         named.append(any("names this deployment" in r for r in result.reasons))
     assert not all(named), "a forged payload reads as this deployment's every time"
     g.engine.dispose()
+
+
+def test_a_forger_who_knows_the_secret_bits_but_not_the_tone_code_names_nothing(
+    tmp_path: Path,
+    model,  # type: ignore[no-untyped-def]
+) -> None:
+    """The worst case for the bit code alone: a forger who somehow has this deployment's
+    embedded bits for a payload naming it, and the public model. The deployment reads its
+    code at tones its master key places, so the forger's public tones carry nothing."""
+    g = open_guardian(
+        Settings(
+            home=tmp_path / "h",
+            database_url=None,
+            master_key=FIXED_MASTER_KEY,
+            watermark_model=str(CARD),
+        )
+    )
+    speech = read_audio(SPEECH.with_name("sample-02.flac"))
+    for n in range(3):
+        logical = Payload.for_label(deployment=g.deployment_tag(), label_id=f"lbl_{n}")
+        sealed = g.payload_key.seal(logical)
+        result = verify_bytes(g, encode_bytes(embed(model, speech, sealed), OutputFormat.WAV))
+        assert result.watermark.detected, "the public model's watermark is still present"
+        assert result.watermark.payload != logical.hex()
+        assert not any("names this deployment" in r for r in result.reasons), result.reasons
+    assert g.watermark.embed.payload_tones == g.payload_key.tones != model.embed.payload_tones
+    g.engine.dispose()
