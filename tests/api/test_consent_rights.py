@@ -15,7 +15,7 @@ from guardian.app._consent_voice import enrollment_samples, spoken_consent
 from guardian.audio import OutputFormat, encode_bytes
 from guardian.consent import CODE_WORDS
 from tests.api.conftest import bearer, make_key
-from tests.app.conftest import NAME, ORG, SLT
+from tests.app.conftest import NAME, ORG, SLT, slt_samples
 
 
 @pytest.mark.slow
@@ -26,7 +26,7 @@ def test_enroll_explain_withdraw_export_forget(client: TestClient, g: Guardian) 
     challenge = r.json()
     assert ORG in challenge["statement"]
     consent = encode_bytes(spoken_consent(SLT, challenge["code"].split()), OutputFormat.WAV)
-    samples = [p.read_bytes() for p in enrollment_samples(SLT)]
+    samples = [p.read_bytes() for p in slt_samples()]
     r = client.post(
         "/v1/enrollments",
         data={"challenge_id": challenge["challenge_id"], "purposes": "audiobook,demo"},

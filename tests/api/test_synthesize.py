@@ -10,14 +10,14 @@ from fastapi.testclient import TestClient
 
 from guardian.app import Guardian, enroll, run_one_job, verify_bytes
 from tests.api.conftest import bearer, make_key
-from tests.app.conftest import ORG, SLT, Attempt
+from tests.app.conftest import ORG, Attempt, slt_transcripts
 
 
 @pytest.mark.slow
 def test_train_job_then_synthesize_whole_and_streamed(
     client: TestClient, g: Guardian, attempt: Attempt
 ) -> None:
-    texts = tuple((SLT / "transcripts.txt").read_text().splitlines())
+    texts = slt_transcripts()
     voice = enroll(g, attempt.request(transcripts=texts)).voice_id
     studio = make_key(g, "train", "synthesize", org=ORG)
     job = client.post(f"/v1/voices/{voice}/train", json={"epsilon": 4}, headers=bearer(studio))

@@ -20,7 +20,7 @@ from sqlmodel import select
 from guardian.app import Guardian, forget, open_guardian, verify_audit
 from guardian.config import Settings
 from guardian.store import Subject, SubjectStatus, VaultBlob, Voice
-from tests.app.conftest import NAME, ORG, SLT, write_wav
+from tests.app.conftest import NAME, ORG, SLT, slt_samples, write_wav
 from tests.app.test_rights import _enrolled
 
 pytestmark = pytest.mark.slow  # crash injection
@@ -140,7 +140,7 @@ def test_a_crash_during_enrollment_keeps_nothing(
     import json
 
     from guardian.app import create_challenge
-    from guardian.app._consent_voice import enrollment_samples, spoken_consent
+    from guardian.app._consent_voice import spoken_consent
 
     g = open_guardian(settings)
     challenge = create_challenge(g, name=NAME, organization=ORG)
@@ -149,7 +149,7 @@ def test_a_crash_during_enrollment_keeps_nothing(
     args = {
         "challenge_id": challenge.challenge_id,
         "consent": str(consent),
-        "samples": [str(p) for p in enrollment_samples(SLT)],
+        "samples": [str(p) for p in slt_samples()],
         "purposes": ["demo"],
     }
     code = _crash(settings.home, point, "enroll", json.dumps(args))

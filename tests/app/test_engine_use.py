@@ -22,11 +22,11 @@ from guardian.app._engine import TrainingCancelled, check_text
 from guardian.engine import load_converter
 from guardian.errors import PolicyDeniedError, UsageError
 from guardian.store import AuditEntry, Label, VaultBlob, Voice
-from tests.app.conftest import ORG, SLT, Attempt
+from tests.app.conftest import ORG, Attempt, slt_transcripts
 
 
 def _voice(g: Guardian, attempt: Attempt) -> str:
-    texts = tuple((SLT / "transcripts.txt").read_text().splitlines())
+    texts = slt_transcripts()
     return enroll(g, attempt.request(transcripts=texts)).voice_id
 
 
@@ -86,7 +86,7 @@ def test_synthesis_is_policy_checked_labeled_and_verifiable(
         synthesize(g, say)
     assert _last(g).action == "synthesize.refused" and not out.exists()
     trained = train_voice(g, voice, epsilon=8.0)
-    # The demo speaker's 16 samples at ε = 8 are within the DP noise the benchmark
+    # 16 of the demo speaker's samples at ε = 8 are within the DP noise the benchmark
     # measures, and the released rate stays within x1.5 of the public prior's: the
     # noise can no longer push it to the conversion's x0.5 or x2.
     assert trained.utterances == len(attempt.samples) and trained.warnings == []

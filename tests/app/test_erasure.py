@@ -32,7 +32,7 @@ from guardian.errors import NotFoundError, UsageError, VaultError
 from guardian.keys import load_master_key
 from guardian.store import AuditEntry, VaultBlob, make_engine
 from guardian.vault import Vault
-from tests.app.conftest import NAME, ORG, SLT, Attempt, needles, tree_files
+from tests.app.conftest import NAME, ORG, Attempt, needles, slt_transcripts, tree_files
 
 pytestmark = pytest.mark.slow  # full enrollments and a trained adapter
 
@@ -91,7 +91,7 @@ def test_erasure_reaches_the_backup_and_leaves_no_plaintext(
     private_tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(private_tmp))
     monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
-    texts = tuple((SLT / "transcripts.txt").read_text().splitlines())
+    texts = slt_transcripts()
     result = enroll(g, attempt.request(transcripts=texts))
     train_voice(g, result.voice_id, epsilon=8.0)
     clip = tmp_path / "clip.wav"

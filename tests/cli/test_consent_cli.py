@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from guardian.app._consent_voice import enrollment_samples, spoken_consent
+from guardian.app._consent_voice import spoken_consent
 from guardian.audio import OutputFormat, encode_bytes
 from guardian.consent import render_statement
+from tests.app.conftest import SLT, slt_samples
 from tests.cli.test_cli import run
 
 pytestmark = pytest.mark.slow  # enrollment through the CLI in subprocesses
-
-SLT = Path(__file__).resolve().parents[2] / "guardian" / "app" / "assets" / "consent" / "slt"
 
 
 def test_challenge_enroll_show_verify_explain_revoke(tmp_path: Path) -> None:
@@ -40,7 +39,7 @@ def test_challenge_enroll_show_verify_explain_revoke(tmp_path: Path) -> None:
     consent.write_bytes(
         encode_bytes(spoken_consent(SLT, challenge["code"].split()), OutputFormat.WAV)
     )
-    samples = [str(p) for p in enrollment_samples(SLT)]
+    samples = [str(p) for p in slt_samples()]
     r = run(
         home,
         "enroll",

@@ -24,12 +24,12 @@ from guardian.app import (
     verify_audit,
     verify_file,
 )
-from guardian.app._consent_voice import enrollment_samples, spoken_consent
+from guardian.app._consent_voice import spoken_consent
 from guardian.config import Settings
 from guardian.policy import Action, PolicyRequest
 from guardian.store import make_engine, migrate
 from guardian.store.db import current_revision, head_revision
-from tests.app.conftest import NAME, ORG, SLT, write_wav
+from tests.app.conftest import NAME, ORG, SLT, slt_samples, write_wav
 from tests.conftest import postgres_schema, write_clip
 
 
@@ -85,7 +85,7 @@ def test_label_verify_audit_on_postgresql(tmp_path: Path) -> None:
         request = EnrollRequest(
             challenge_id=challenge.challenge_id,
             consent=consent,
-            samples=tuple(enrollment_samples(SLT)),
+            samples=slt_samples(),
             purposes=("pg",),
         )
         voice = enroll(g, request).voice_id
