@@ -246,6 +246,14 @@ def verify_file(g: Guardian, path: Path) -> VerifyResult:
     return verify_bytes(g, data, name=path.name)
 
 
+def _row_and_signer(
+    g: Guardian, s: Session, reading: ManifestReading
+) -> tuple[Label | None, KeyInfo | None]:
+    """The registry row the manifest names (if any) and the key that signed it."""
+    row = g.registry.by_manifest_id(s, reading.manifest_id) if reading.manifest_id else None
+    return row, g.keys.find_signer_by_serial(s, reading.signer_serial_hex or "")
+
+
 def _trusted(
     g: Guardian,
     s: Session,
@@ -254,8 +262,7 @@ def _trusted(
     info: ManifestInfo,
     wm: WatermarkInfo,
 ) -> VerifyResult:
-    row = g.registry.by_manifest_id(s, reading.manifest_id) if reading.manifest_id else None
-    key = g.keys.find_signer_by_serial(s, reading.signer_serial_hex or "")
+    row, key = _row_and_signer(g, s, reading)
     # Manifest ids are public and chosen by the signer: a registry row vouches for a
     # manifest only when it recorded this very audio signed by this very key.
     label = row if row is not None and _row_matches(row, audio, key) else None
@@ -293,8 +300,7 @@ def _expired(
     """An expired signing certificate: accepted only for audio that the registry recorded,
     signed with that very key, while the certificate was valid (and before any
     revocation). A thief holding an expired key cannot add a registry row."""
-    row = g.registry.by_manifest_id(s, reading.manifest_id) if reading.manifest_id else None
-    key = g.keys.find_signer_by_serial(s, reading.signer_serial_hex or "")
+    row, key = _row_and_signer(g, s, reading)
     if row is not None and key is not None and _row_matches(row, audio, key):
         when, not_after = as_utc(row.created_at), key.not_after
         inside = not_after is not None and key.created_at <= when <= not_after

@@ -200,8 +200,17 @@ def noise_per_utterance(epsilon: float, delta: float, utterances: int, config: D
     what one step learns from the data. It falls as the utterances grow and as epsilon
     grows, and everything it depends on is public.
     """
+    _, q, _ = schedule(utterances, config)
+    sigma, _ = _calibrated(epsilon, delta, utterances, config)
+    return sigma / (q * utterances)
+
+
+def _calibrated(
+    epsilon: float, delta: float, utterances: int, config: DPConfig
+) -> tuple[float, float]:
+    """(DP-SGD noise multiplier, rate release's noise) of a run's schedule."""
     _, q, total = schedule(utterances, config)
-    sigma, _ = calibrate_noise(
+    return calibrate_noise(
         epsilon,
         delta,
         sample_rate=q,
@@ -209,7 +218,6 @@ def noise_per_utterance(epsilon: float, delta: float, utterances: int, config: D
         rate_share=config.rate_share,
         accountant=config.accountant,
     )
-    return sigma / (q * utterances)
 
 
 def train_dp(
@@ -244,14 +252,7 @@ def train_dp(
 
     n = int(packed.shape[0])
     batch, q, total = schedule(n, config)
-    sigma, rate_sigma = calibrate_noise(
-        epsilon,
-        delta,
-        sample_rate=q,
-        steps=total,
-        rate_share=config.rate_share,
-        accountant=config.accountant,
-    )
+    sigma, rate_sigma = _calibrated(epsilon, delta, n, config)
     # The sampler draws on the CPU; the noise is drawn where the gradients live.
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     noise = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
