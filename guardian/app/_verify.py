@@ -381,6 +381,23 @@ def _lookup(
             fingerprint_ber=assisted.ber,
             **_from_label(assisted.label),
         )
+    scaled = g.registry.by_scaled_fingerprint(s, audio) if query is not None else None
+    if scaled is not None and scaled.change is not None:
+        change, factor = scaled.change
+        reasons = [
+            *prefix,
+            "no Guardian manifest; the audio fingerprint matches a registered clip once a "
+            f"{change} change of x{factor:.2f} is undone (bit error rate {scaled.ber:.3f})",
+        ]
+        return VerifyResult(
+            Verdict.TRACED,
+            reasons,
+            info,
+            wm,
+            match="fingerprint",
+            fingerprint_ber=scaled.ber,
+            **_from_label(scaled.label),
+        )
     if detection.detected:
         if not detection.payload_confident:
             whose = "a Guardian watermark (payload not decodable with confidence)"

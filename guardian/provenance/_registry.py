@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlmodel import Session, col, select
 
@@ -41,8 +41,12 @@ class RegistryMatch:
     """A registry row found for a clip, and how it was found."""
 
     label: Label
-    method: str  # "manifest", "content_hash" or "fingerprint"
+    method: str  # "manifest", "content_hash", "fingerprint" or "fingerprint-scaled"
     ber: float | None = None
+    query: int | None = None
+    """Which of several queries matched (:meth:`Registry.by_fingerprints`)."""
+    change: tuple[str, float] | None = None
+    """The speed or tempo change undone to find the clip, e.g. ``("speed", 1.05)``."""
 
 
 class Registry:
@@ -67,12 +71,28 @@ class Registry:
 
     def by_fingerprint(self, session: Session, query: fp.Fingerprint) -> RegistryMatch | None:
         """Exact sub-fingerprint hits, votes by time offset, then a bit-error check."""
-        keys = query.index_keys()
-        by_hash: dict[int, list[int]] = {}
-        for h, frame in keys:
-            by_hash.setdefault(h, []).append(frame)
-        hits: dict[str, list[tuple[int, int]]] = {}
-        values = list(by_hash)
+        return self.by_fingerprints(session, [query])
+
+    def by_scaled_fingerprint(self, session: Session, audio: Audio) -> RegistryMatch | None:
+        """The same search for a clip changed in speed or tempo by up to 10 %: one
+        query per factor of ``fingerprint.SCALES`` (:func:`fingerprint.scaled`)."""
+        try:
+            variants = fp.scaled(audio.samples, audio.sample_rate)
+        except ValueError:
+            return None
+        found = self.by_fingerprints(session, [v.fingerprint for v in variants])
+        if found is None or found.query is None:
+            return found
+        v = variants[found.query]
+        return replace(found, method="fingerprint-scaled", change=(v.change, v.factor))
+
+    def by_fingerprints(
+        self, session: Session, queries: Sequence[fp.Fingerprint]
+    ) -> RegistryMatch | None:
+        """The best match of any of ``queries``, whose index look-ups share one pass."""
+        keys = [q.index_keys() for q in queries]
+        postings: dict[int, list[tuple[str, int]]] = {}
+        values = sorted({h for k in keys for h, _ in k})
         for i in range(0, len(values), _IN_CHUNK):
             chunk = values[i : i + _IN_CHUNK]
             rows = session.exec(
@@ -81,24 +101,30 @@ class Registry:
                 )
             ).all()
             for h, label_id, ref_frame in rows:
-                for q_frame in by_hash[h]:
-                    hits.setdefault(label_id, []).append((q_frame, ref_frame))
-        if not hits:
-            return None
-        cache: dict[str, Label] = {}
+                postings.setdefault(h, []).append((label_id, ref_frame))
+        cache: dict[str, tuple[Label, fp.Fingerprint]] = {}
 
         def load(label_id: str) -> fp.Fingerprint:
-            row = session.get(Label, label_id)
-            if row is None:  # the foreign key makes this unreachable
-                raise LookupError(label_id)
-            cache[label_id] = row
-            return fp.Fingerprint.from_bytes(row.fingerprint)
+            if label_id not in cache:
+                row = session.get(Label, label_id)
+                if row is None:  # the foreign key makes this unreachable
+                    raise LookupError(label_id)
+                cache[label_id] = (row, fp.Fingerprint.from_bytes(row.fingerprint))
+            return cache[label_id][1]
 
-        ranked = fp.rank_candidates(query, hits, load)
-        if not ranked:
+        best: tuple[int, str, fp.Match] | None = None
+        for n, (query, pairs) in enumerate(zip(queries, keys, strict=True)):
+            hits: dict[str, list[tuple[int, int]]] = {}
+            for h, q_frame in pairs:
+                for label_id, ref_frame in postings.get(h, ()):
+                    hits.setdefault(label_id, []).append((q_frame, ref_frame))
+            ranked = fp.rank_candidates(query, hits, load) if hits else []
+            if ranked and (best is None or ranked[0][1].ber < best[2].ber):
+                best = (n, *ranked[0])
+        if best is None:
             return None
-        label_id, match = ranked[0]
-        return RegistryMatch(cache[label_id], "fingerprint", ber=match.ber)
+        n, label_id, match = best
+        return RegistryMatch(cache[label_id][0], "fingerprint", ber=match.ber, query=n)
 
     def by_wm_tags(self, session: Session, tags: Sequence[int]) -> Sequence[Label]:
         """Labels whose watermark label tag is one of ``tags``."""

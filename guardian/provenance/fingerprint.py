@@ -40,15 +40,18 @@ from scipy.signal import resample_poly
 __all__ = [
     "FINGERPRINT_VERSION",
     "MIN_DURATION_SECONDS",
+    "SCALES",
     "SILENT_HASH",
     "Fingerprint",
     "FingerprintIndex",
     "Match",
+    "ScaledFingerprint",
     "ber_threshold",
     "candidate_offsets",
     "compare",
     "compute",
     "rank_candidates",
+    "scaled",
 ]
 
 FINGERPRINT_VERSION: Final = 1
@@ -292,14 +295,82 @@ def compute(samples: npt.NDArray[np.generic], sample_rate: int) -> Fingerprint:
     # instead, so that a hostile header cannot ask for a filter of millions of taps.
     ratio = Fraction(_RATE, sample_rate).limit_denominator(1000)
     signal = resample_poly(mono, ratio.numerator, ratio.denominator)
-    energies, power = _band_energies(signal)
+    return _from_energies(*_band_energies(signal))
+
+
+def _from_energies(energies: FloatArray, power: FloatArray) -> Fingerprint:
     band_diff = energies[:, :-1] - energies[:, 1:]
-    bits = (band_diff[1:] - band_diff[:-1]) > 0  # bit 31 is the lowest band pair
+    bits = np.ascontiguousarray((band_diff[1:] - band_diff[:-1]) > 0)  # bit 31: lowest pair
     hashes = np.packbits(bits, axis=1).view(">u4")[:, 0].astype(np.uint32)
-    loud = float(np.percentile(power, 95))
+    loud = float(np.percentile(power, 95)) if len(power) else 0.0
     silent = power < max(_SILENCE_ABS, _SILENCE_REL * loud)
     hashes[silent[1:] | silent[:-1]] = SILENT_HASH
     return Fingerprint(hashes=hashes, hop_seconds=_HOP / _RATE, version=FINGERPRINT_VERSION)
+
+
+SCALES: Final = tuple(round(0.90 + 0.01 * i, 2) for i in range(21) if i != 10)
+"""Factors the time-scale search tries: 0.90-1.10 in 1 % steps, 1.00 left to
+:func:`compute`. At 1 % apart a query is at most 0.5 % off its factor, and a 1 % change
+left as it is already costs a true match a mean BER of 0.15 (docs/benchmarks/fingerprint.md)."""
+_FINE_HOP: Final = 64  # 8 ms: frames for any factor are picked from this grid
+
+
+@dataclass(frozen=True)
+class ScaledFingerprint:
+    """A query's fingerprint as it would be had the clip not been changed in speed or
+    tempo by ``factor`` (``speed``: resampled, pitch and time; ``tempo``: time only)."""
+
+    change: str
+    factor: float
+    fingerprint: Fingerprint
+
+
+def _band_edges(factor: float) -> npt.NDArray[np.intp]:
+    """FFT bin where each band starts (and the last one ends), edges scaled by ``factor``."""
+    edges = np.geomspace(_F_LO, _F_HI, _N_BANDS + 1) * factor
+    return np.searchsorted(np.fft.rfftfreq(_FRAME, d=1.0 / _RATE), edges, side="left")
+
+
+def scaled(samples: npt.NDArray[np.generic], sample_rate: int) -> list[ScaledFingerprint]:
+    """The query's fingerprints under every factor of :data:`SCALES`, speed and tempo.
+
+    One short-time spectrum on a 4 ms grid serves them all: a clip sped up by ``f``
+    holds at time ``t / f`` what the original held at ``t``, at ``f`` times the
+    frequency. So each fingerprint takes its frames from the grid at the scaled times,
+    and a speed change also scales the band edges. Nothing here looks at a registry.
+
+    Raises:
+        ValueError: As :func:`compute`.
+    """
+    if not 4000 <= sample_rate <= 768_000:
+        raise ValueError("sample_rate must lie between 4000 and 768000 Hz")
+    mono = _mono(samples)
+    if len(mono) < MIN_DURATION_SECONDS * sample_rate:
+        raise ValueError(f"audio shorter than {MIN_DURATION_SECONDS} s cannot be fingerprinted")
+    ratio = Fraction(_RATE, sample_rate).limit_denominator(1000)
+    signal = resample_poly(mono, ratio.numerator, ratio.denominator)
+    frames = np.lib.stride_tricks.sliding_window_view(signal, _FRAME)[::_FINE_HOP]
+    # cumulative power over frequency: any band's energy is a difference of two columns
+    cumulative = np.empty((len(frames), _FRAME // 2 + 2))
+    power = np.empty(len(frames))
+    for start in range(0, len(frames), 256):
+        chunk = frames[start : start + 256] * _WINDOW
+        spectrum = np.abs(np.fft.rfft(chunk, axis=1)) ** 2
+        cumulative[start : start + 256, 0] = 0.0
+        np.cumsum(spectrum, axis=1, out=cumulative[start : start + 256, 1:])
+        power[start : start + 256] = np.mean(chunk**2, axis=1)
+    plain = _band_edges(1.0)
+    out = []
+    for change in ("speed", "tempo"):
+        for factor in SCALES:
+            # the original's frame k (time k * _HOP) sits at k * _HOP / factor here
+            times = np.arange(0, len(frames) * _FINE_HOP * factor / _HOP) * _HOP / factor
+            rows = np.rint(times / _FINE_HOP).astype(int)
+            rows = rows[rows < len(frames)]
+            edges = _band_edges(factor) if change == "speed" else plain
+            energies = cumulative[rows][:, edges[1:]] - cumulative[rows][:, edges[:-1]]
+            out.append(ScaledFingerprint(change, factor, _from_energies(energies, power[rows])))
+    return out
 
 
 def _check_compatible(query: Fingerprint, reference: Fingerprint) -> None:
@@ -449,3 +520,15 @@ class FingerprintIndex:
     def lookup(self, query_fp: Fingerprint) -> list[tuple[str, Match]]:
         """Find the references that ``query_fp`` matches, best (lowest BER) first."""
         return rank_candidates(query_fp, self.candidates(query_fp), self._fingerprints.__getitem__)
+
+    def lookup_scaled(
+        self, samples: npt.NDArray[np.generic], sample_rate: int
+    ) -> list[tuple[str, Match]]:
+        """:meth:`lookup` of every :func:`scaled` query; the matches of the one whose
+        best match has the lowest BER, as the registry's search keeps them."""
+        found: list[tuple[str, Match]] = []
+        for variant in scaled(samples, sample_rate):
+            matches = self.lookup(variant.fingerprint)
+            if matches and (not found or matches[0][1].ber < found[0][1].ber):
+                found = matches
+        return found

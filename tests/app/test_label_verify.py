@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from pathlib import Path
 
@@ -327,3 +328,44 @@ def test_label_is_decided_by_policy_and_audited(
     assert [(d["action"], d["allowed"]) for d in decisions] == [("label", False), ("label", True)]
     assert decisions[0]["policy_ids"] == ["no-ad-labels"]
     g.engine.dispose()
+
+
+def _atempo(audio: Audio, factor: float) -> Audio:
+    """ffmpeg's tempo change: time only, pitch kept (what editors call 'change tempo')."""
+    import subprocess
+
+    from guardian.audio._ffmpeg import ffmpeg_exe
+
+    pcm = np.ascontiguousarray(audio.mono(), dtype=np.float32).tobytes()
+    rate = str(audio.sample_rate)
+    args = ["-f", "f32le", "-ar", rate, "-ac", "1", "-i", "-", "-filter:a", f"atempo={factor}"]
+    out = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", *args, "-f", "f32le", "-"],
+        input=pcm,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return Audio(np.frombuffer(out, dtype=np.float32)[:, None].copy(), audio.sample_rate)
+
+
+@pytest.mark.parametrize(("change", "factor"), [("speed", 0.95), ("speed", 1.05), ("tempo", 1.07)])
+def test_a_clip_changed_in_speed_or_tempo_is_traced(
+    g: Guardian, clip: Path, tmp_path: Path, change: str, factor: float
+) -> None:
+    """A 5-7 % speed or tempo change, which any editor makes, used to remove every
+    signal: the fingerprint search now undoes it."""
+    out = _label(g, clip, tmp_path / "out.wav")
+    audio = decode_bytes(out.read_bytes())
+    if change == "speed":  # played faster: resampled, pitch and time change together
+        changed = Audio(resample(audio.samples, audio.sample_rate, round(16000 / factor)), 16000)
+    else:
+        changed = _atempo(audio, factor)
+    result = verify_bytes(g, encode_bytes(changed, OutputFormat.WAV))
+    assert result.verdict is Verdict.TRACED, result.reasons
+    found = re.search(rf"{change} change of x([0-9.]+) is undone", " ".join(result.reasons))
+    assert result.match == "fingerprint" and found, result.reasons
+    assert abs(float(found.group(1)) - factor) <= 0.015  # the search's grid is 1 %
+    other = write_clip(tmp_path / "other.wav", seed=77)
+    unrelated = decode_bytes(other.read_bytes())
+    moved = Audio(resample(unrelated.samples, 16000, round(16000 / factor)), 16000)
+    assert verify_bytes(g, encode_bytes(moved, OutputFormat.WAV)).verdict is Verdict.NOT_FOUND

@@ -24,6 +24,7 @@ from guardian.provenance.fingerprint import (
     compare,
     compute,
     rank_candidates,
+    scaled,
 )
 
 RATE = 16_000
@@ -303,3 +304,29 @@ def test_rank_candidates_ignores_random_hits(seed: int) -> None:
     query = fingerprint_of(50)
     hits = {key: [(int(q), int(r)) for q, r in rng.integers(0, 200, (30, 2))] for key in refs}
     assert rank_candidates(query, hits, refs.__getitem__) == []
+
+
+@pytest.mark.parametrize("speed", [0.9, 0.955, 1.035, 1.1])
+def test_the_scaled_search_undoes_a_speed_change(speed: float) -> None:
+    """Played faster or slower (resampled), a clip no longer matches as it is; one of
+    the scaled queries does, at about the factor applied."""
+    x = speech_like(11, seconds=8.0)
+    reference = compute(x, RATE)
+    changed = resample_poly(x, 1000, round(1000 * speed)).astype(np.float32)
+    assert not compare(compute(changed, RATE), reference)
+    best = min(scaled(changed, RATE), key=lambda v: compare(v.fingerprint, reference).ber)
+    match = compare(best.fingerprint, reference)
+    assert match and match.ber < 0.2
+    assert best.change == "speed" and abs(best.factor - speed) <= 0.015
+
+
+def test_the_scaled_search_never_matches_unrelated_audio() -> None:
+    references = [compute(speech_like(seed, seconds=6.0), RATE) for seed in range(20, 30)]
+    for seed in range(40, 45):
+        for variant in scaled(speech_like(seed, seconds=6.0), RATE):
+            assert not any(compare(variant.fingerprint, r) for r in references)
+
+
+def test_the_scaled_search_refuses_what_compute_refuses() -> None:
+    with pytest.raises(ValueError, match="shorter"):
+        scaled(np.zeros(RATE // 2, dtype=np.float32), RATE)
