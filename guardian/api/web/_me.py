@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from guardian import app as usecases
 from guardian.api._deps import GuardianDep, client_address
 from guardian.api._files import workdir
-from guardian.api.web._render import VOICE_STATUS, error_page, page
+from guardian.api.web._render import VOICE_STATUS, error_page, page, words
 from guardian.api.web._security import (
     check_csrf,
     close_session,
@@ -68,7 +68,7 @@ def me_login(request: Request, g: GuardianDep, token: FormText, csrf: FormText) 
         check_csrf(request, csrf)
         key = usecases.session_key(g, token)
     except GuardianError as e:
-        return _login(request, e.diagnostics(), status=e.http_status)
+        return _login(request, words(e), status=min(e.http_status, 500))
     response = RedirectResponse("/me", status_code=303)
     open_session(g, request, response, key)
     return response
@@ -147,6 +147,10 @@ def me_receipt(request: Request, g: GuardianDep, csrf: FormText) -> Response:
 
 @router.post("/me/logout")
 def me_logout(request: Request, csrf: FormText) -> Response:
+    try:
+        check_csrf(request, csrf)
+    except GuardianError as e:
+        return error_page(request, e, back="/me")
     response = RedirectResponse("/me", status_code=303)
     close_session(request, response)
     return response

@@ -18,6 +18,7 @@ from guardian.api.web._render import (
     check_results,
     error_page,
     page,
+    words,
 )
 from guardian.api.web._security import CSRF_FIELD, check_csrf
 from guardian.app import EnrollResult
@@ -132,8 +133,8 @@ async def consent_enroll(
         )
     except GuardianError as e:
         return JSONResponse(
-            {"accepted": False, "checks": [], "problems": [e.diagnostics()]},
-            status_code=e.http_status,
+            {"accepted": False, "checks": [], "problems": [words(e)]},
+            status_code=min(e.http_status, 500),
         )
     return JSONResponse(
         {

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.templating import Jinja2Templates
 
+from guardian.api._context import current_request_id
+from guardian.api._problems import scrub
 from guardian.api.web._security import csrf_token, set_csrf
 from guardian.errors import GuardianError
 
+log = logging.getLogger("guardian.api")
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
@@ -93,11 +98,33 @@ def page(request: Request, name: str, context: dict[str, Any], *, status: int = 
     return response
 
 
+def words(error: GuardianError) -> str:
+    """What a person is told about an error: the API's detail (paths scrubbed), or, for a
+    server-side failure, only that it failed (the log has the rest, as for the API)."""
+    if error.http_status < 500:
+        return scrub(error.diagnostics())
+    log.error("page request %s failed: %s", current_request_id(), error.diagnostics())
+    return "The server could not do this. Try again later, or tell the operator."
+
+
 def error_page(request: Request, error: GuardianError, *, back: str = "/") -> Response:
     """A GuardianError in words, with the status the API would give."""
     status = error.http_status if error.http_status < 500 else 500
-    words = error.diagnostics() if status < 500 else "The server could not do this. Try later."
-    return page(request, "error.html", {"message": words, "back": back}, status=status)
+    return page(request, "error.html", {"message": words(error), "back": back}, status=status)
+
+
+def when(value: str | None) -> str:
+    """An ISO 8601 UTC time as people read it: ``6 December 2026, 09:07 UTC``."""
+    if not value:
+        return ""
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return f"{t.day} {t:%B %Y, %H:%M} UTC"
+
+
+templates.env.filters["when"] = when
 
 
 __all__ = [
@@ -108,4 +135,6 @@ __all__ = [
     "error_page",
     "page",
     "templates",
+    "when",
+    "words",
 ]
