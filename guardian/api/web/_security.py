@@ -165,7 +165,9 @@ class RedactConsentLinks(logging.Filter):
 
 
 def install_log_redaction() -> None:
-    for name in ("uvicorn.access", "uvicorn.error", "uvicorn", "guardian"):
+    # A logger's filters see only the records logged on it, not its children's: name
+    # each logger that may print a request path.
+    for name in ("uvicorn.access", "uvicorn.error", "guardian.api"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactConsentLinks) for f in logger.filters):
             logger.addFilter(RedactConsentLinks())
