@@ -22,7 +22,12 @@ from guardian.api.web._render import (
 )
 from guardian.api.web._security import CSRF_FIELD, check_csrf
 from guardian.app import EnrollResult
-from guardian.errors import EnrollmentRejectedError, GuardianError, UsageError
+from guardian.errors import (
+    AuthenticationError,
+    EnrollmentRejectedError,
+    GuardianError,
+    UsageError,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,6 +44,12 @@ async def verify_page(
     """The form's answer, rendered here, so it works without JavaScript."""
     limit_mb = settings.api_max_upload_bytes // 2**20
     try:
+        if settings.api_require_key_for_verify:
+            # The page has no API key to send: a deployment that closed the public
+            # verifier closes the page too, rather than leaving a way around it.
+            raise AuthenticationError(
+                "this deployment verifies only for API key holders (POST /v1/verify)"
+            )
         request.app.state.limiter.charge(f"ip:{client_address(request)}")
         upload = await read_upload(request, limit=settings.api_max_upload_bytes)
         result = await cpu.run(usecases.verify_bytes, g, upload.data, name="upload")

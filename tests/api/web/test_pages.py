@@ -156,3 +156,13 @@ def test_consent_links_are_redacted_from_log_lines() -> None:
     RedactConsentLinks().filter(record)
     assert "s3cr3t" not in record.getMessage()
     assert "/consent/[link]/enroll" in record.getMessage()
+
+
+def test_a_deployment_that_closed_the_verifier_closes_the_page(
+    settings: Settings, g: Guardian, labeled: Path
+) -> None:
+    closed = settings.model_copy(update={"api_require_key_for_verify": True})
+    with TestClient(create_app(closed, guardian=g)) as c:
+        r = c.post("/verify", files={"file": ("clip.wav", labeled.read_bytes())})
+        assert r.status_code == 401 and "only for API key holders" in r.text
+        assert 'id="verdict"' not in r.text
