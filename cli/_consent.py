@@ -26,9 +26,37 @@ def challenge(
     name: Annotated[str, typer.Option(help="The voice owner's name, as they will say it.")],
     org: Annotated[str | None, typer.Option(help="Organisation that will use the voice.")] = None,
     locale: Annotated[str, typer.Option(help="Language of the statement.")] = "en-US",
+    link: Annotated[
+        bool,
+        typer.Option(
+            "--link",
+            help="Make a single-use web link to the consent page instead (needs --purpose).",
+        ),
+    ] = False,
+    purpose: Annotated[
+        list[str] | None, typer.Option(help="With --link: an allowed purpose (repeat).")
+    ] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="With --link: consent expiry (YYYY-MM-DD).")
+    ] = None,
+    sentence: Annotated[
+        list[str] | None, typer.Option(help="With --link: a sentence to read (repeat).")
+    ] = None,
+    base_url: Annotated[
+        str, typer.Option(help="With --link: where `guardian serve` is reached.")
+    ] = "http://127.0.0.1:8000",
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """Print a consent statement with a one-time code (valid 15 minutes, usable once)."""
+    """Print a consent statement with a one-time code (valid 15 minutes, usable once).
+
+    With --link, print a link to the consent page (valid 3 days, usable once), where the
+    person reads the statement and the sentences in the browser.
+    """
+    if link:
+        _invite(name, org, purpose or [], expires, sentence or [], base_url, as_json)
+        return
+    if purpose or expires or sentence:
+        raise UsageError("--purpose, --expires and --sentence go with --link")
     result = usecases.create_challenge(open_guardian(), name=name, organization=org, locale=locale)
     if as_json:
         emit_json(result.to_dict())
@@ -37,6 +65,33 @@ def challenge(
     typer.echo(f"  {result.statement}\n")
     typer.echo(f"challenge  {result.challenge_id}")
     typer.echo(f"expires    {result.expires_at:%Y-%m-%d %H:%M:%S} UTC (single use)")
+
+
+def _invite(
+    name: str,
+    org: str | None,
+    purposes: list[str],
+    expires: str | None,
+    sentences: list[str],
+    base_url: str,
+    as_json: bool,
+) -> None:
+    result = usecases.create_invitation(
+        open_guardian(),
+        name=name,
+        organization=org,
+        purposes=purposes,
+        consent_expires=usecases.parse_when(expires),
+        sentences=sentences,
+    )
+    url = base_url.rstrip("/") + result.path
+    if as_json:
+        emit_json({**result.to_dict(), "url": url})
+        return
+    typer.echo("Send this link to the voice owner (it is shown only once):\n")
+    typer.echo(f"  {url}\n")
+    typer.echo(f"challenge  {result.challenge.challenge_id}")
+    typer.echo(f"expires    {result.challenge.expires_at:%Y-%m-%d %H:%M:%S} UTC (single use)")
 
 
 @consent_app.command("show")

@@ -150,9 +150,11 @@ class ChallengeError(ConsentError):
 class EnrollmentRejectedError(ConsentError):
     """A consent or sample check failed; ``problems`` names each one."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], kinds: list[str] | None = None) -> None:
         super().__init__("; ".join(problems))
         self.problems = list(problems)
+        self.kinds = list(kinds or [])
+        """The class of each problem (``statement``, ``speaker``, ``quality``, …)."""
 
     def diagnostics(self) -> str:
         return "enrollment rejected: " + "; ".join(self.problems)

@@ -29,6 +29,7 @@ from guardian.api.routes import (
     synthesize,
     verify,
 )
+from guardian.api.web import install_pages
 from guardian.app import Guardian
 from guardian.config import Settings, get_settings
 
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, *, guardian: Guardian | None = 
     app.middleware("http")(_observe)
     for module in (health, verify, softbinding, label, consent, synthesize, jobs, rights, admin):
         app.include_router(module.router)
+    install_pages(app)
     _document_problem(app)
     return app
 

@@ -38,6 +38,14 @@ from guardian.app._engine import (
 )
 from guardian.app._enroll import EnrollRequest, EnrollResult, enroll
 from guardian.app._health import Readiness, check_readiness, job_counts, prepare
+from guardian.app._invite import (
+    InvitationError,
+    InvitationResult,
+    InvitationView,
+    create_invitation,
+    enroll_invitation,
+    open_invitation,
+)
 from guardian.app._jobs import (
     JobView,
     cancel_job,
@@ -79,6 +87,17 @@ from guardian.app._rights import (
     resolve_subject,
     verify_receipt_file,
 )
+from guardian.app._selfservice import (
+    SelfServiceView,
+    Use,
+    forget_by_key,
+    self_service_view,
+    session_key,
+    session_valid,
+    sign_session,
+    voice_for_key,
+    withdraw_by_key,
+)
 from guardian.app._softbinding import (
     FINGERPRINT_ALG,
     WATERMARK_ALG,
@@ -98,6 +117,7 @@ from guardian.app._verify import (
     verify_file,
 )
 from guardian.app._verify_report import VerifyReport
+from guardian.app._waveform import Waveform, waveform
 from guardian.app._wm_admin import (
     export_watermark,
     load_recipe,
@@ -121,6 +141,9 @@ __all__ = [
     "ExportResult",
     "ForgetResult",
     "Guardian",
+    "InvitationError",
+    "InvitationResult",
+    "InvitationView",
     "JobView",
     "LabelRequest",
     "LabelResult",
@@ -134,14 +157,17 @@ __all__ = [
     "RetentionReport",
     "RevokeResult",
     "Scope",
+    "SelfServiceView",
     "SynthesisRequest",
     "SynthesisResult",
     "TrainResult",
+    "Use",
     "Verdict",
     "VerifyReport",
     "VerifyResult",
     "VoiceClaim",
     "WatermarkInfo",
+    "Waveform",
     "acting_as",
     "authenticate_api_key",
     "authorize",
@@ -152,11 +178,14 @@ __all__ = [
     "cosign_consent",
     "create_api_key",
     "create_challenge",
+    "create_invitation",
     "enroll",
+    "enroll_invitation",
     "explain_policy",
     "export_subject",
     "export_watermark",
     "forget",
+    "forget_by_key",
     "get_job",
     "init_keys",
     "job_counts",
@@ -174,6 +203,7 @@ __all__ = [
     "match_by_content",
     "open_existing_guardian",
     "open_guardian",
+    "open_invitation",
     "parse_scopes",
     "parse_when",
     "plan_retention",
@@ -194,7 +224,11 @@ __all__ = [
     "run_job_worker",
     "run_one_job",
     "run_retention",
+    "self_service_view",
+    "session_key",
+    "session_valid",
     "show_consent",
+    "sign_session",
     "submit_train_job",
     "supported_algorithms",
     "synthesize",
@@ -207,8 +241,11 @@ __all__ = [
     "verify_file",
     "verify_receipt_file",
     "verify_stored_consent",
+    "voice_for_key",
     "voice_for_token",
     "watermark_info",
+    "waveform",
+    "withdraw_by_key",
     "withdraw_consent",
     "write_new_file",
 ]

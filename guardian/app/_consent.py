@@ -90,21 +90,31 @@ class ChallengeSecret:
     organization: str
     code: tuple[str, ...]
     statement: str
+    invitation: dict[str, Any] | None = None
+    """For a challenge sent as a web link: the MAC of the link's secret and the terms
+    the operator asks for (``guardian.app._invite``)."""
 
     def to_bytes(self) -> bytes:
-        return json.dumps(
-            {
-                "name": self.name,
-                "organization": self.organization,
-                "code": list(self.code),
-                "statement": self.statement,
-            }
-        ).encode()
+        obj: dict[str, Any] = {
+            "name": self.name,
+            "organization": self.organization,
+            "code": list(self.code),
+            "statement": self.statement,
+        }
+        if self.invitation is not None:
+            obj["invitation"] = self.invitation
+        return json.dumps(obj).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ChallengeSecret:
         obj = json.loads(data)
-        return cls(obj["name"], obj["organization"], tuple(obj["code"]), obj["statement"])
+        return cls(
+            obj["name"],
+            obj["organization"],
+            tuple(obj["code"]),
+            obj["statement"],
+            obj.get("invitation"),
+        )
 
 
 def create_challenge(
@@ -114,8 +124,13 @@ def create_challenge(
     organization: str | None = None,
     locale: str = "en-US",
     ttl: dt.timedelta = CHALLENGE_TTL,
+    invitation: dict[str, Any] | None = None,
 ) -> ChallengeResult:
-    """Issue a one-time consent challenge for a new subject."""
+    """Issue a one-time consent challenge for a new subject.
+
+    ``invitation`` (kept sealed with the code) makes it a web invitation; see
+    :func:`guardian.app.create_invitation`.
+    """
     name = check_name(name, what="the name")
     org = check_name(organization or g.settings.organization, what="the organisation")
     if locale not in SUPPORTED_LOCALES:
@@ -124,7 +139,8 @@ def create_challenge(
         raise UsageError("the challenge lifetime must be positive")
     g.ensure_keys()
     code = new_code()
-    secret = ChallengeSecret(name, org, code, render_statement(name=name, org=org, code=code))
+    statement = render_statement(name=name, org=org, code=code)
+    secret = ChallengeSecret(name, org, code, statement, invitation)
     now = utcnow()
     with g.transaction() as s:
         subject = g.vault.new_subject(s)

@@ -64,6 +64,7 @@ from guardian.errors import (
     ChallengeError,
     EnrollmentRejectedError,
     GuardianError,
+    InputTooLargeError,
     UsageError,
 )
 from guardian.store import (
@@ -155,6 +156,7 @@ class _Input:
 class _Findings:
     problems: list[str] = field(default_factory=list)
     audit_problems: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
     speech: SpeechCheck | None = None
     speaker: SpeakerCheck | None = None
 
@@ -170,6 +172,7 @@ class _Findings:
         and the log cannot be erased."""
         self.problems.append(f"{item.label}: {problem}" if item else problem)
         self.audit_problems.append(f"{item.audit_label}: {kind}" if item else kind)
+        self.kinds.append(kind)
 
 
 # --- 1. arguments --------------------------------------------------------------------------
@@ -218,15 +221,24 @@ def _check_request(req: EnrollRequest, now: dt.datetime) -> EnrollRequest:
 # --- 2. inputs -------------------------------------------------------------------------------
 
 
-def _read_inputs(g: Guardian, req: EnrollRequest) -> list[_Input]:
+def _read_inputs(
+    g: Guardian, req: EnrollRequest, recorded: Sequence[bytes] | None = None
+) -> list[_Input]:
+    """Read the files of ``req``, or take ``recorded`` (the same files, in memory)."""
     files = [("consent recording", "consent recording", req.consent)]
     files += [
         (f"sample {i} ({p.name})", f"sample {i}", p) for i, p in enumerate(req.samples, start=1)
     ]
     items = []
-    for label, audit_label, path in files:
+    limit = g.settings.max_input_bytes
+    for n, (label, audit_label, path) in enumerate(files):
         try:
-            data = read_input_bytes(path, max_bytes=g.settings.max_input_bytes)
+            if recorded is None:
+                data = read_input_bytes(path, max_bytes=limit)
+            elif len(recorded[n]) > limit:
+                raise InputTooLargeError(f"{len(recorded[n])} bytes is over the {limit} limit")
+            else:
+                data = recorded[n]
             audio = decode_bytes(data, name=path.name, max_seconds=g.settings.max_audio_seconds)
         except AudioError as e:
             _log_refusal(g, req.challenge_id, [f"{audit_label}: {_error_kind(e)}"])
@@ -372,7 +384,7 @@ def _refuse(g: Guardian, challenge: Challenge, found: _Findings) -> EnrollmentRe
             target=challenge.id,
             details={"subject_id": challenge.subject_id, "problems": found.audit_problems},
         )
-    return EnrollmentRejectedError(found.problems)
+    return EnrollmentRejectedError(found.problems, found.kinds)
 
 
 def _record_body(
@@ -536,13 +548,22 @@ def _json_list(values: Sequence[str]) -> str:
     return json.dumps(sorted(values))
 
 
-def enroll(g: Guardian, request: EnrollRequest) -> EnrollResult:
-    """Enroll a voice; raises :class:`EnrollmentRejectedError` naming every failed check."""
+def enroll(
+    g: Guardian, request: EnrollRequest, *, recorded: Sequence[bytes] | None = None
+) -> EnrollResult:
+    """Enroll a voice; raises :class:`EnrollmentRejectedError` naming every failed check.
+
+    ``recorded`` gives the consent recording and then each sample as bytes (a browser's
+    uploads), so they never touch the disk; ``request.consent`` and ``request.samples``
+    then only name them.
+    """
     now = utcnow()
     req = _check_request(request, now)
+    if recorded is not None and len(recorded) != 1 + len(req.samples):
+        raise UsageError("give the consent recording and one recording per sample")
     subject_key = load_subject_key(req.subject_key) if req.subject_key else None
     g.ensure_keys()
-    items = _read_inputs(g, req)
+    items = _read_inputs(g, req, recorded)
     challenge, secret = _claim(g, req.challenge_id, now)
     try:
         found = _inspect(g, items, secret)

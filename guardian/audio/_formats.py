@@ -14,6 +14,8 @@ class Container(str, Enum):
     OGG = "ogg"
     MP4 = "mp4"
     AAC = "aac"
+    WEBM = "webm"
+    """WebM/Matroska (Opus from a browser's MediaRecorder)."""
 
     @property
     def mime(self) -> str:
@@ -27,6 +29,7 @@ _MIME = {
     Container.OGG: "audio/ogg",
     Container.MP4: "audio/mp4",
     Container.AAC: "audio/aac",
+    Container.WEBM: "audio/webm",
 }
 
 
@@ -40,6 +43,8 @@ def sniff(head: bytes) -> Container | None:
         return Container.MP3
     if head[:4] == b"OggS":
         return Container.OGG
+    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML header: WebM and Matroska
+        return Container.WEBM
     if len(head) >= 8 and head[4:8] == b"ftyp":
         return Container.MP4
     if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:

@@ -173,7 +173,7 @@ def read_audio(
 def decode_bytes(
     data: bytes, *, name: str = "input", max_seconds: float = DEFAULT_MAX_SECONDS
 ) -> Audio:
-    """Decode an in-memory audio file (WAV, FLAC, MP3, Ogg/Opus, MP4/AAC, ADTS)."""
+    """Decode an in-memory audio file (WAV, FLAC, MP3, Ogg/Opus, WebM/Opus, MP4/AAC, ADTS)."""
     if not data:
         raise UnreadableAudioError(f"{name}: empty file (0 bytes)")
     container = sniff(data[:16])

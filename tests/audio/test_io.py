@@ -122,6 +122,30 @@ def test_sniff_signatures() -> None:
     assert sniff(b"hello world12345") is None
 
 
+def test_webm_opus_from_a_browser_recorder_decodes() -> None:
+    """MediaRecorder in browsers gives WebM/Opus; the consent page uploads that."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    wav = encode_bytes(Audio(speechlike(3.0, sample_rate=48000, seed=2)[:, None], 48000), "wav")
+    webm = subprocess.run(
+        [
+            *(imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "wav", "-i", "pipe:0"),
+            *("-c:a", "libopus", "-f", "webm", "pipe:1"),
+        ],
+        input=wav,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert sniff(webm[:16]) is Container.WEBM
+    audio = decode_bytes(webm, name="recording.webm")
+    assert audio.container is Container.WEBM
+    assert abs(audio.duration - 3.0) < 0.1
+    with pytest.raises(UnreadableAudioError, match=r"recording\.webm"):
+        decode_bytes(webm[:40], name="recording.webm")
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=256))
 def test_decoding_garbage_only_raises_audio_errors(data: bytes) -> None:

@@ -52,3 +52,7 @@ def test_the_wheel_carries_what_guardian_reads_at_run_time(wheel: Path) -> None:
     assert not any(n.startswith(("research/", "benchmarks/", "tests/", "docs/")) for n in names)
     migrations = [n for n in names if n.startswith("guardian/store/migrations/versions/")]
     assert len(migrations) == len(list((REPO / "guardian/store/migrations/versions").glob("*.py")))
+    web = REPO / "guardian/api/web"
+    for part in ("templates", "static"):
+        for source in sorted((web / part).iterdir()):
+            assert f"guardian/api/web/{part}/{source.name}" in names, source.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -67,6 +68,59 @@ def challenge(
             g, name=body.name, organization=key.organization, locale=body.locale
         )
     return result.to_dict()
+
+
+class InvitationIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "Alex Morgan", "purposes": ["audiobook"], "expires": "2027-06-30"}
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=120, description="The speaker's name")
+    purposes: list[str] = Field(min_length=1, max_length=20)
+    requesters: list[str] = Field(default_factory=list, max_length=20)
+    expires: str | None = Field(default=None, max_length=40, description="Consent expiry")
+    sentences: list[str] = Field(
+        default_factory=list, max_length=20, description="Sentences to read (default: 4 random)"
+    )
+    valid_hours: float = Field(default=72, gt=0, le=24 * 14, description="Link lifetime")
+
+
+@router.post(
+    "/v1/consent/invitations",
+    response_model=Document,
+    status_code=201,
+    summary="Invite a voice owner to the consent page (a single-use, expiring link)",
+    description=(
+        "Needs `enroll`. The answer's `url` opens the consent page, where the person reads "
+        "the statement and the sentences in the browser; the purposes, requesters and "
+        "expiry are fixed here. The link is shown once and works until it expires or is "
+        "used. The organisation is the key's."
+    ),
+    responses=_ERRORS,
+)
+def invitation(
+    request: Request,
+    g: GuardianDep,
+    key: Annotated[ApiKeyInfo, Depends(require(Scope.ENROLL))],
+    body: InvitationIn,
+) -> dict[str, Any]:
+    with usecases.acting_as(key.id):
+        result = usecases.create_invitation(
+            g,
+            name=body.name,
+            organization=key.organization,
+            purposes=body.purposes,
+            requesters=body.requesters,
+            consent_expires=usecases.parse_when(body.expires),
+            sentences=body.sentences,
+            ttl=dt.timedelta(hours=body.valid_hours),
+        )
+    return {**result.to_dict(), "url": str(request.base_url).rstrip("/") + result.path}
 
 
 def _list(value: str | None) -> tuple[str, ...]:
