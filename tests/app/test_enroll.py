@@ -167,6 +167,21 @@ def test_a_stripped_guardian_clip_is_not_consent(
     assert any("Guardian-made" in p for p in error.problems), error.problems
 
 
+def test_a_guardian_clip_sped_up_by_3_percent_is_not_a_sample(
+    g: Guardian, attempt: Attempt, tmp_path: Path
+) -> None:
+    """A 3 % speed change removed every signal the "not a clip" check reads; the
+    fingerprint's time-scale search still finds the registered clip."""
+    labeled = tmp_path / "labeled.wav"
+    label_file(g, LabelRequest(source=attempt.samples[0], output=labeled))
+    audio = decode_bytes(labeled.read_bytes())
+    rate = audio.sample_rate
+    faster = Audio(resample(audio.samples, rate, round(rate / 1.03)), rate)
+    sped = write_wav(tmp_path / "sped.wav", faster)
+    error = _rejected(g, attempt.request(samples=(sped, *attempt.samples[1:])))
+    assert any("sample 1" in p and "Guardian-made" in p for p in error.problems), error.problems
+
+
 def test_samples_from_two_speakers_are_rejected(g: Guardian, attempt: Attempt) -> None:
     mixed = (*attempt.samples[:5], sorted(KAL.glob("sample-*.flac"))[0])
     error = _rejected(g, attempt.request(samples=mixed))
