@@ -39,25 +39,16 @@ from guardian.app._consent import (
     load_subject_key,
 )
 from guardian.app._context import Guardian
+from guardian.app._enroll_checks import CheckedInput, Findings, embedding_of, inspect_inputs
 from guardian.app._label import TIME_FORMAT
-from guardian.app._verify import Verdict, verify_bytes
-from guardian.audio import Audio, decode_bytes, read_input_bytes
+from guardian.audio import decode_bytes, read_input_bytes
 from guardian.consent import (
     RECORD_TYPE,
-    THRESHOLD,
-    Quality,
     SignedRecord,
     SpeakerCheck,
-    SpeechCheck,
-    channel_problem,
-    check_consent_speech,
-    check_same_speaker,
-    embed,
-    measure,
     public_key_b64,
     sign_as_service,
     sign_as_subject,
-    total_speech_problem,
 )
 from guardian.errors import (
     AudioError,
@@ -140,41 +131,6 @@ class EnrollResult:
         }
 
 
-@dataclass
-class _Input:
-    label: str
-    """How a problem names the file to the user (may contain the file name)."""
-    audit_label: str
-    """How the audit log names it (never the file name, which may be personal)."""
-    data: bytes
-    audio: Audio
-    quality: Quality | None = None
-    embedding: np.ndarray | None = None
-
-
-@dataclass
-class _Findings:
-    problems: list[str] = field(default_factory=list)
-    audit_problems: list[str] = field(default_factory=list)
-    kinds: list[str] = field(default_factory=list)
-    speech: SpeechCheck | None = None
-    speaker: SpeakerCheck | None = None
-
-    def passed(self) -> tuple[SpeakerCheck, SpeechCheck]:
-        """The two scored checks, once every check has run and passed."""
-        if self.problems or self.speaker is None or self.speech is None:
-            raise RuntimeError("enrollment checks incomplete")  # a bug, not bad input
-        return self.speaker, self.speech
-
-    def add(self, item: _Input | None, problem: str, *, kind: str) -> None:
-        """Record a problem: the person sees ``problem``, the permanent audit log only its
-        ``kind`` (a fixed class name): a message may quote a file name or a transcript,
-        and the log cannot be erased."""
-        self.problems.append(f"{item.label}: {problem}" if item else problem)
-        self.audit_problems.append(f"{item.audit_label}: {kind}" if item else kind)
-        self.kinds.append(kind)
-
-
 # --- 1. arguments --------------------------------------------------------------------------
 
 
@@ -223,7 +179,7 @@ def _check_request(req: EnrollRequest, now: dt.datetime) -> EnrollRequest:
 
 def _read_inputs(
     g: Guardian, req: EnrollRequest, recorded: Sequence[bytes] | None = None
-) -> list[_Input]:
+) -> list[CheckedInput]:
     """Read the files of ``req``, or take ``recorded`` (the same files, in memory)."""
     files = [("consent recording", "consent recording", req.consent)]
     files += [
@@ -243,7 +199,7 @@ def _read_inputs(
         except AudioError as e:
             _log_refusal(g, req.challenge_id, [f"{audit_label}: {_error_kind(e)}"])
             raise type(e)(f"{label}: {e.diagnostics()}") from e
-        items.append(_Input(label, audit_label, data, audio))
+        items.append(CheckedInput(label, audit_label, data, audio))
     return items
 
 
@@ -310,67 +266,10 @@ def _log_refusal(g: Guardian, challenge_id: str, problems: Sequence[str]) -> Non
         )
 
 
-# --- 4. checks -------------------------------------------------------------------------------
-
-
-def _not_a_clip(g: Guardian, item: _Input, found: _Findings) -> None:
-    result = verify_bytes(g, item.data, name=item.audit_label)
-    if result.manifest.present:
-        found.add(
-            item,
-            "carries a C2PA manifest: consent must be a live recording, not a clip",
-            kind="c2pa-manifest",
-        )
-    elif result.verdict is not Verdict.NOT_FOUND:
-        found.add(
-            item,
-            f"is Guardian-made audio ({result.verdict.value}): consent must be a live "
-            "recording, not a clip",
-            kind=f"guardian-audio-{result.verdict.value}",
-        )
-
-
-def _inspect(g: Guardian, items: list[_Input], secret: ChallengeSecret) -> _Findings:
-    found = _Findings()
-    consent, samples = items[0], items[1:]
-    for item in items:
-        _not_a_clip(g, item, found)
-        item.quality = measure(item.audio)
-        if not item.quality:
-            found.add(item, ", ".join(item.quality.problems), kind="quality")
-    split = channel_problem(consent.audio)
-    if split:
-        found.add(consent, split, kind="channels")
-    total = total_speech_problem([i.quality for i in samples if i.quality is not None])
-    if total:
-        found.add(None, total, kind="total-speech")
-    found.speech = check_consent_speech(
-        consent.audio, name=secret.name, org=secret.organization, code=secret.code
-    )
-    if not found.speech:
-        found.add(consent, found.speech.reason or "does not say the statement", kind="statement")
-    for item in items:
-        item.embedding = embed(item.audio)
-    found.speaker = check_same_speaker(
-        _vec(consent), [_vec(i) for i in samples], threshold=THRESHOLD
-    )
-    if not found.speaker:
-        found.add(
-            None, found.speaker.reason or "the recordings are not of one speaker", kind="speaker"
-        )
-    return found
-
-
-def _vec(item: _Input) -> np.ndarray:
-    if item.embedding is None:
-        raise RuntimeError("embedding missing")  # programming error, not input
-    return item.embedding
-
-
 # --- 5. outcome ------------------------------------------------------------------------------
 
 
-def _refuse(g: Guardian, challenge: Challenge, found: _Findings) -> EnrollmentRejectedError:
+def _refuse(g: Guardian, challenge: Challenge, found: Findings) -> EnrollmentRejectedError:
     with g.transaction() as s:
         row = s.get(Challenge, challenge.id)
         if row is not None:
@@ -393,8 +292,8 @@ def _record_body(
     req: EnrollRequest,
     secret: ChallengeSecret,
     challenge: Challenge,
-    items: list[_Input],
-    found: _Findings,
+    items: list[CheckedInput],
+    found: Findings,
     subject_public: str | None,
     now: dt.datetime,
 ) -> dict[str, Any]:
@@ -443,8 +342,8 @@ def _accept(
     req: EnrollRequest,
     challenge: Challenge,
     secret: ChallengeSecret,
-    items: list[_Input],
-    found: _Findings,
+    items: list[CheckedInput],
+    found: Findings,
     subject_key: ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey | None,
 ) -> EnrollResult:
     now = utcnow()
@@ -481,7 +380,7 @@ def _accept(
         if req.transcripts:
             texts = json.dumps(list(req.transcripts)).encode()
             g.vault.put(s, sub, BlobKind.TRANSCRIPTS, texts, ref=voice_id)
-        stacked = np.stack([_vec(i) for i in items]).astype(np.float32)
+        stacked = np.stack([embedding_of(i) for i in items]).astype(np.float32)
         g.vault.put(s, sub, BlobKind.EMBEDDING, stacked.tobytes(), ref=voice_id)
         data = record.to_bytes()
         blob = g.vault.put(s, sub, BlobKind.CONSENT_RECORD, data, ref=voice_id)
@@ -566,9 +465,9 @@ def enroll(
     items = _read_inputs(g, req, recorded)
     challenge, secret = _claim(g, req.challenge_id, now)
     try:
-        found = _inspect(g, items, secret)
+        found = inspect_inputs(g, items, secret)
     except GuardianError as e:
-        found = _Findings()
+        found = Findings()
         found.add(None, f"a check could not run: {e.diagnostics()}", kind=_error_kind(e))
     if found.problems:
         raise _refuse(g, challenge, found)
