@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -37,6 +38,7 @@ Backend = Literal["pool", "ray"]
 Line = dict[str, Any]
 OnLine = Callable[[Line], None]
 _GLOB_CHARS = frozenset("*?[")
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _LINE_START = b'{"path":'
 """Every report line starts so (``path`` is its first key)."""
 
@@ -214,12 +216,13 @@ def verify_line(g: Guardian, path: str) -> Line:
     return {"path": path, **report, "error": None}
 
 
-def open_worker(settings: Settings | None = None) -> Guardian:
+def open_worker(settings: Settings | None = None, *, threads: int = 1) -> Guardian:
     """A worker's deployment: one database engine and the watermark model, loaded once.
-    Torch gets one thread per worker, so that N workers use N cores, not N²."""
+    Torch gets ``threads`` (one per core the worker holds), so that N workers use N
+    cores, not N²."""
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     g = open_guardian(settings)
     _ = g.watermark
     return g
@@ -244,8 +247,33 @@ def crashed_line(path: str) -> Line:
     return error_line(path, error)
 
 
+@contextmanager
+def _one_thread_libraries() -> Iterator[None]:
+    """One OpenMP / BLAS thread in the workers this process starts.
+
+    The native thread pools size themselves when a worker imports numpy and torch, before
+    any initializer runs; N workers with N threads each on N cores spin against each
+    other. This process's own pools are already sized, so only the children see it.
+    """
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _run_pool(paths: list[str], settings: Settings, workers: int, on_line: OnLine) -> None:
     """A local process pool; a worker that dies fails its clips, not the batch."""
+    with _one_thread_libraries():
+        _pool_loop(paths, settings, workers, on_line)
+
+
+def _pool_loop(paths: list[str], settings: Settings, workers: int, on_line: OnLine) -> None:
     queue = list(reversed(paths))
     while queue:
         pool = ProcessPoolExecutor(

@@ -22,8 +22,8 @@ _IN_FLIGHT = 2
 class _Verifier:
     """A Ray actor: one deployment and one watermark model for its whole life."""
 
-    def __init__(self) -> None:
-        self._g = open_worker()
+    def __init__(self, threads: int) -> None:
+        self._g = open_worker(threads=threads)
 
     def verify(self, path: str) -> Line:
         return verify_line(self._g, path)
@@ -57,7 +57,7 @@ def run_on_ray(
     ray = connect(address)
     n = min(_actor_count(ray, workers, actor_cpus, actor_gpus), len(paths))
     cls = ray.remote(num_cpus=actor_cpus, num_gpus=actor_gpus, max_restarts=3)(_Verifier)
-    actors = [cls.remote() for _ in range(n)]
+    actors = [cls.remote(max(1, int(actor_cpus))) for _ in range(n)]
     queue = list(reversed(paths))
     running: dict[Any, tuple[str, Any]] = {}
     load = dict.fromkeys(range(n), 0)
