@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from guardian.app import (
+    BatchSummary,
     Guardian,
     LabelRequest,
     label_file,
@@ -224,3 +226,11 @@ def test_a_killed_batch_resumes_and_reports_every_clip_once(
     assert set(paths) == {str(p) for p in list_clips(str(clips))}
     assert summary.skipped == first and summary.done == 60 - first
     assert all(x["error"] is None and x["verdict"] == "not_found" for x in lines)
+
+
+def test_summary_keys_match_the_documented_contract() -> None:
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    section = doc.split("### `guardian verify-batch", 1)[1].split("###", 1)[0]
+    documented = set(re.findall(r"`([a-z_]+)`", section.split("prints the summary instead", 1)[1]))
+    summary = BatchSummary(report="r", backend="pool", workers=1, listed=0, skipped=0, done=0)
+    assert set(summary.to_dict()) <= documented, set(summary.to_dict()) - documented
