@@ -28,7 +28,7 @@ from typing import Any, Literal
 from guardian.app._context import Guardian, open_guardian
 from guardian.app._verify import verify_file
 from guardian.config import Settings, get_settings
-from guardian.errors import GuardianError, UsageError
+from guardian.errors import ConfigError, GuardianError, UsageError
 
 log = logging.getLogger("guardian")
 
@@ -243,7 +243,7 @@ def _pool_verify(path: str) -> Line:
 
 
 def crashed_line(path: str) -> Line:
-    error = GuardianError("the worker verifying this clip stopped (rerun to retry it)")
+    error = GuardianError("the worker verifying this clip (or another beside it) stopped")
     return error_line(path, error)
 
 
@@ -283,6 +283,7 @@ def _pool_loop(paths: list[str], settings: Settings, workers: int, on_line: OnLi
             initargs=(settings,),
         )
         running: dict[Future[Line], str] = {}
+        answered = 0
         try:
             while queue or running:
                 while queue and len(running) < 2 * workers:
@@ -292,7 +293,13 @@ def _pool_loop(paths: list[str], settings: Settings, workers: int, on_line: OnLi
                 for fut in finished:
                     path = running.pop(fut)
                     on_line(fut.result())
-        except BrokenProcessPool:
+                    answered += 1
+        except BrokenProcessPool as e:
+            if not answered:  # the workers cannot even start: report nothing, stop
+                raise ConfigError(
+                    "the verify-batch workers stopped before verifying any clip "
+                    "(their error is on stderr)"
+                ) from e
             for path in running.values():
                 on_line(crashed_line(path))
         finally:
