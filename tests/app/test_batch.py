@@ -234,3 +234,16 @@ def test_summary_keys_match_the_documented_contract() -> None:
     documented = set(re.findall(r"`([a-z_]+)`", section.split("prints the summary instead", 1)[1]))
     summary = BatchSummary(report="r", backend="pool", workers=1, listed=0, skipped=0, done=0)
     assert set(summary.to_dict()) <= documented, set(summary.to_dict()) - documented
+
+
+@pytest.mark.slow
+def test_workers_that_cannot_start_stop_the_batch_and_report_nothing(tmp_path: Path) -> None:
+    from guardian.app._batch import _run_pool
+    from guardian.errors import ConfigError
+
+    (tmp_path / "not-a-dir").write_text("x")
+    broken = Settings(home=tmp_path / "not-a-dir" / "home")
+    lines: list[dict[str, Any]] = []
+    with pytest.raises(ConfigError, match="before verifying any clip"):
+        _run_pool([str(write_clip(tmp_path / "c.wav"))], broken, 1, lines.append)
+    assert lines == []
