@@ -178,7 +178,9 @@ the pool and Ray agree on every clip's verdict: {r["verdicts_agree"]}. Verdicts:
 - CPU per clip (user + system; the pool's includes starting its workers and loading the
   model in each): single process {s.get("cpu_s_per_clip", float("nan")):.3f} s, pool
   {p.get("cpu_s_per_clip", float("nan")):.3f} s. When the two are close, the pool's
-  throughput is bounded by the cores it gets, not by its own overhead.
+  throughput is bounded by the cores it gets, not by its own overhead. With torch's
+  default threads the single loop spent {d.get("cpu_s_per_clip", float("nan")):.3f} s
+  per clip: its threads spin while they wait for cores that others hold.
 - Starting `guardian verify` costs {r["cli_start_s"]:.1f} s per call (median of 3): a shell
   loop of single calls manages about {1 / r["cli_start_s"]:.2f} clips/s.
 - The pool and Ray figures include starting their workers and loading the model in
@@ -199,13 +201,14 @@ def _autogroup_note(r: dict[str, Any]) -> str:
     if not r.get("autogroup") or not r["note"]:
         return ""
     return """
-- Linux autogroup scheduling is on here: CPU time is shared equally between sessions
-  first, then between the processes of a session. The pool's workers run in this
-  script's session and so compete for the same share as the single-process loop did,
-  while the local Ray cluster starts in sessions of its own and gets shares of its own.
-  Under other sessions' load the pool therefore cannot reach cores x single, and Ray
-  looks faster than the pool; on an idle machine neither effect applies. The CPU per
-  clip above is the figure that does not depend on the load.
+- Linux autogroup scheduling is on here: CPU time is shared between sessions first,
+  then between the processes of a session. Every phase of this script (the pool's
+  workers and the local Ray cluster's processes included) runs in its session, so while
+  other sessions keep both cores busy, the session gets the same share however many
+  workers it runs, and no pool can reach cores x single. Compare the CPU per clip:
+  that is what the pool itself costs. The load also changed between phases, which is
+  the only cause we found for Ray and the pool differing (they run the same
+  single-threaded workers).
 """
 
 
