@@ -20,20 +20,30 @@ def train(
         float | None, typer.Option(help="δ of this run (default: the voice's cap / 4).")
     ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Train as a task on this Ray cluster (address, or 'local'); "
+            "default: GUARDIAN_RAY_ADDRESS, else here.",
+        ),
+    ] = None,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Train VOICE's adapter with DP-SGD; Ctrl-C cancels safely (no partial adapter)."""
     stop = {"now": False}
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+    g = open_guardian()
     with progress_bar("training", 100, enabled=not as_json) as tick:
         result = usecases.train_voice(
-            open_guardian(),
+            g,
             voice,
             epsilon=epsilon,
             delta=delta,
             device=device,
             progress=lambda stage, done, total: tick(int(100 * done / max(total, 1)), stage),
             should_stop=lambda: stop["now"],
+            ray_address=ray or g.settings.ray_address,
         )
     if as_json:
         emit_json(result.to_dict())

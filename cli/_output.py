@@ -68,10 +68,10 @@ def progress_bar(label: str, total: int, *, enabled: bool) -> Iterator[Callable[
     progress = Progress(*columns, console=Console(stderr=True))
     task = progress.add_task(label, total=total, info="")
 
-    def tick(done: int, info: str = "") -> None:
+    def tick(done: int, info: str = "", total: int | None = None) -> None:
         if not progress.live.is_started:
             progress.start()
-        progress.update(task, completed=done, info=info)
+        progress.update(task, completed=done, info=info, total=total)
 
     try:
         yield tick

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cli._apikey import apikey_app
+from cli._batch import verify_batch
 from cli._consent import consent_app, enroll, policy_app
 from cli._engine import synthesize, train
 from cli._output import JSON_OPTION, emit_json, guarded, progress_bar, setup_logging
@@ -43,6 +44,7 @@ app.command("train")(guarded(train))
 app.command("synthesize")(guarded(synthesize))
 app.command("export")(guarded(export))
 app.command("serve")(serve)
+app.command("verify-batch")(guarded(verify_batch))
 
 
 @app.callback()

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     unset: one per core. ``guardian serve --workers N`` sets cores / N for its workers,
     so that the processes together do not oversubscribe the cores."""
 
+    ray_address: str | None = None
+    """Ray cluster for ``verify-batch`` and training jobs (``ray://host:10001``, ``auto``,
+    or ``local`` for a fresh single-machine cluster); unset: everything runs here."""
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

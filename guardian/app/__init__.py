@@ -12,6 +12,7 @@ from guardian.app._apikeys import (
     revoke_api_key,
 )
 from guardian.app._audit import recent_audit, verify_audit
+from guardian.app._batch import BatchSummary, list_clips, verify_batch
 from guardian.app._consent import (
     ChallengeResult,
     ConsentView,
@@ -134,6 +135,7 @@ __all__ = [
     "WATERMARK_ALG",
     "ApiKeyInfo",
     "AudioStage",
+    "BatchSummary",
     "ChallengeResult",
     "ConsentView",
     "EnrollRequest",
@@ -193,6 +195,7 @@ __all__ = [
     "label_audio",
     "label_file",
     "list_api_keys",
+    "list_clips",
     "list_keys",
     "load_recipe",
     "load_train_config",
@@ -236,6 +239,7 @@ __all__ = [
     "train_watermark",
     "trust_anchors",
     "verify_audit",
+    "verify_batch",
     "verify_bytes",
     "verify_consent_file",
     "verify_file",

@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sqlmodel import Session
@@ -30,7 +30,7 @@ from guardian.engine import BaseVoice, TrainedAdapter, TrainingCancelledError, t
 from guardian.errors import ConsentError, GuardianError, UsageError
 from guardian.policy import Action, PolicyRequest
 from guardian.store import Voice
-from guardian.vault import BlobKind
+from guardian.vault import BlobKind, SealedBlob
 from guardian.watermark import MIN_SECONDS
 
 MAX_TEXT_CHARS = 5000
@@ -89,20 +89,64 @@ class TrainResult:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def _training_data(g: Guardian, s: Session, voice: Voice) -> tuple[list[Audio], list[str]]:
+@dataclass(frozen=True)
+class TrainPlan:
+    """A training run the policies allowed: ids and budget only, no personal data.
+
+    This is all that crosses to a remote worker; the worker decrypts the enrollment
+    data itself (``run_training``).
+    """
+
+    voice_id: str
+    subject_id: str
+    epsilon: float
+    delta: float
+    device: Literal["cpu", "cuda"]
+    utterances: int
+
+
+@dataclass(frozen=True)
+class TrainedRecord:
+    """What a finished run hands back: the adapter sealed to its subject, and the
+    accountant's record of what it spent."""
+
+    sealed: SealedBlob
+    epsilon: float
+    steps: int
+    noise_multiplier: float
+    clip: float
+    accountant: str
+    speaking_rate: float
+    warnings: list[str]
+
+
+def _sample_count(g: Guardian, s: Session, voice: Voice) -> int:
+    """Enrollment utterances of the voice, counted from the vault's metadata (nothing is
+    decrypted)."""
+    blobs = [b for b in g.vault.blobs(s, voice.subject_id) if b.ref == voice.id]
+    if not any(b.kind is BlobKind.TRANSCRIPTS for b in blobs):
+        raise UsageError(f"{voice.id} was enrolled without transcripts: training needs them")
+    samples = sum(1 for b in blobs if b.kind is BlobKind.SAMPLE)
+    if not samples:
+        raise UsageError(f"{voice.id} has no enrollment audio left (retention removes it)")
+    return samples
+
+
+def _training_data(g: Guardian, s: Session, voice_id: str) -> tuple[list[Audio], list[str]]:
+    voice = s.get(Voice, voice_id)
+    if voice is None:
+        raise UsageError(f"voice {voice_id} disappeared before training")
     blobs = [b for b in g.vault.blobs(s, voice.subject_id) if b.ref == voice.id]
     texts_blob = next((b for b in blobs if b.kind is BlobKind.TRANSCRIPTS), None)
     samples = [b for b in blobs if b.kind is BlobKind.SAMPLE]
-    if texts_blob is None:
-        raise UsageError(f"{voice.id} was enrolled without transcripts: training needs them")
-    if not samples:
-        raise UsageError(f"{voice.id} has no enrollment audio left (retention removes it)")
+    if texts_blob is None or not samples:
+        raise UsageError(f"{voice.id} lost its enrollment data before training")
     texts = json.loads(g.vault.get(s, texts_blob.id))
     audio = [decode_bytes(g.vault.get(s, b.id), name="sample") for b in samples]
     return audio, list(texts)
 
 
-def train_voice(
+def plan_training(
     g: Guardian,
     voice_id: str,
     *,
@@ -110,16 +154,8 @@ def train_voice(
     delta: float | None = None,
     device: str = "cpu",
     requester: str | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> TrainResult:
-    """Train the voice's adapter with DP-SGD after the policies allow the budget.
-
-    The decision (and a refusal) is audited before any training starts. The adapter
-    is sealed into the subject's vault; ε and δ are added to the voice's ledger.
-    ``requester`` is who asks (an API key's organisation); by default the organisation
-    the voice was enrolled for.
-    """
+) -> TrainPlan:
+    """Check the request, the δ cap and the policies (the decision is audited)."""
     if device not in ("cpu", "cuda"):
         raise UsageError("--device must be cpu or cuda")
     if not 0 < epsilon <= 100:
@@ -128,8 +164,8 @@ def train_voice(
         voice = s.get(Voice, check_id(voice_id, "voice"))
         if voice is None:
             raise UsageError(f"no voice {voice_id}") from None
-        audio, texts = _training_data(g, s, voice)
-    cap = delta_cap(len(audio))
+        count = _sample_count(g, s, voice)
+    cap = delta_cap(count)
     delta = delta if delta is not None else cap / DELTA_RUNS
     if not delta > 0 or voice.delta_spent + delta > cap * (1 + 1e-9):
         raise UsageError(
@@ -143,39 +179,109 @@ def train_voice(
             Action.TRAIN, voice.id, purpose, requester or voice.organization, epsilon=epsilon
         ),
     )
-    try:
-        adapter = train_adapter(
-            audio,
-            texts,
-            epsilon=epsilon,
-            delta=delta,
-            device=device,  # type: ignore[arg-type]
-            progress=progress,
-            should_stop=should_stop,
-            base=g.base_voice,
-        )
-    except TrainingCancelledError as e:
-        _record_spend(g, voice.id, e.epsilon_spent, delta if e.epsilon_spent else 0.0, None)
-        raise TrainingCancelled(
-            f"training cancelled: no adapter stored; ε {e.epsilon_spent:.3f} was spent"
-        ) from e
-    total_eps, total_delta = _record_spend(g, voice.id, adapter.epsilon_spent, delta, adapter)
-    return TrainResult(
-        voice_id=voice.id,
+    return TrainPlan(
+        voice.id,
+        voice.subject_id,
+        epsilon,
+        delta,
+        "cuda" if device == "cuda" else "cpu",
+        count,
+    )
+
+
+def run_training(
+    g: Guardian,
+    plan: TrainPlan,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainedRecord:
+    """Decrypt the enrollment data, train, and seal the adapter to its subject.
+
+    The plaintext lives only in this call's memory. Raises ``TrainingCancelledError``
+    (with the ε spent) when ``should_stop`` says so.
+    """
+    with g.reading() as s:
+        audio, texts = _training_data(g, s, plan.voice_id)
+    adapter = train_adapter(
+        audio,
+        texts,
+        epsilon=plan.epsilon,
+        delta=plan.delta,
+        device=plan.device,
+        progress=progress,
+        should_stop=should_stop,
+        base=g.base_voice,
+    )
+    with g.reading() as s:
+        sealed = g.vault.seal(s, plan.subject_id, BlobKind.ADAPTER, adapter.to_bytes())
+    return TrainedRecord(
+        sealed=sealed,
         epsilon=adapter.epsilon_spent,
-        delta=delta,
-        epsilon_total=total_eps,
-        delta_total=total_delta,
         steps=adapter.steps,
         noise_multiplier=adapter.noise_multiplier,
-        utterances=len(audio),
+        clip=adapter.clip,
+        accountant=adapter.accountant,
         speaking_rate=adapter.stretch,
         warnings=adapter.warnings(len(audio)),
     )
 
 
+def train_voice(
+    g: Guardian,
+    voice_id: str,
+    *,
+    epsilon: float,
+    delta: float | None = None,
+    device: str = "cpu",
+    requester: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    ray_address: str | None = None,
+) -> TrainResult:
+    """Train the voice's adapter with DP-SGD after the policies allow the budget.
+
+    The decision (and a refusal) is audited before any training starts. The adapter
+    is sealed into the subject's vault; ε and δ are added to the voice's ledger.
+    ``requester`` is who asks (an API key's organisation); by default the organisation
+    the voice was enrolled for. With ``ray_address`` the run itself is a Ray task
+    (``docs/scaling.md``); the ledger is kept here either way.
+    """
+    plan = plan_training(
+        g, voice_id, epsilon=epsilon, delta=delta, device=device, requester=requester
+    )
+    try:
+        if ray_address is not None:
+            from guardian.app._train_ray import train_on_ray  # Ray loads only when asked
+
+            record = train_on_ray(
+                plan, address=ray_address, progress=progress, should_stop=should_stop
+            )
+        else:
+            record = run_training(g, plan, progress=progress, should_stop=should_stop)
+    except TrainingCancelledError as e:
+        spent = e.epsilon_spent
+        _record_spend(g, plan.voice_id, spent, plan.delta if spent else 0.0, None)
+        raise TrainingCancelled(
+            f"training cancelled: no adapter stored; ε {spent:.3f} was spent"
+        ) from e
+    total_eps, total_delta = _record_spend(g, plan.voice_id, record.epsilon, plan.delta, record)
+    return TrainResult(
+        voice_id=plan.voice_id,
+        epsilon=record.epsilon,
+        delta=plan.delta,
+        epsilon_total=total_eps,
+        delta_total=total_delta,
+        steps=record.steps,
+        noise_multiplier=record.noise_multiplier,
+        utterances=plan.utterances,
+        speaking_rate=record.speaking_rate,
+        warnings=list(record.warnings),
+    )
+
+
 def _record_spend(
-    g: Guardian, voice_id: str, epsilon: float, delta: float, adapter: TrainedAdapter | None
+    g: Guardian, voice_id: str, epsilon: float, delta: float, record: TrainedRecord | None
 ) -> tuple[float, float]:
     """Add a run's ε and δ to the voice (basic composition) and store its adapter."""
     with g.transaction() as s:
@@ -185,14 +291,17 @@ def _record_spend(
         voice.epsilon_spent += epsilon
         voice.delta_spent += delta
         s.add(voice)
-        if adapter is not None:
+        if record is not None:
+            sealed = record.sealed
+            if sealed.subject_id != voice.subject_id or sealed.kind is not BlobKind.ADAPTER:
+                raise UsageError(f"the training run returned a blob that is not {voice_id}'s")
             for old in g.vault.blobs(s, voice.subject_id, kind=BlobKind.ADAPTER):
                 if old.ref == voice.id:
                     g.vault.delete(s, old.id)
-            g.vault.put(s, voice.subject_id, BlobKind.ADAPTER, adapter.to_bytes(), ref=voice.id)
+            g.vault.put_sealed(s, record.sealed, ref=voice.id)
         g.audit.append(
             s,
-            "voice.train" if adapter is not None else "voice.train.cancelled",
+            "voice.train" if record is not None else "voice.train.cancelled",
             target=voice.id,
             details={
                 "epsilon": epsilon,
@@ -201,12 +310,12 @@ def _record_spend(
                 "delta_total": voice.delta_spent,
                 **(
                     {
-                        "steps": adapter.steps,
-                        "noise_multiplier": adapter.noise_multiplier,
-                        "clip": adapter.clip,
-                        "accountant": adapter.accountant,
+                        "steps": record.steps,
+                        "noise_multiplier": record.noise_multiplier,
+                        "clip": record.clip,
+                        "accountant": record.accountant,
                     }
-                    if adapter
+                    if record
                     else {}
                 ),
             },

@@ -1,6 +1,8 @@
 """Use-cases: long work as jobs in the database, run by a worker process.
 
 ``guardian serve`` starts one worker beside the HTTP workers (the embedded default).
+With ``GUARDIAN_RAY_ADDRESS`` set, the worker
+runs each training as a Ray task (``docs/scaling.md``) and keeps the ledger itself.
 A job moves ``queued → running → succeeded | failed | cancelled``. A running job whose
 worker process is gone is marked failed (and can be retried); cancelling a running
 training stops it at the next step and records only the ε it actually spent.
@@ -230,6 +232,7 @@ def run_one_job(g: Guardian) -> bool:
                 epsilon=float(params["epsilon"]),
                 requester=job.organization,
                 should_stop=should_stop,
+                ray_address=g.settings.ray_address,
             )
     except TrainingCancelled as e:
         _finish(g, job.id, JobStatus.CANCELLED, error=e.diagnostics())

@@ -17,7 +17,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
@@ -69,6 +69,16 @@ class StoredBlob:
     kind: BlobKind
     ref: str | None
     size: int
+
+
+@dataclass(frozen=True)
+class SealedBlob:
+    """A blob encrypted under its subject's data key, not yet stored (ciphertext only)."""
+
+    blob_id: str
+    subject_id: str
+    kind: BlobKind
+    ciphertext: bytes = field(repr=False)
 
 
 def _aad(subject_id: str, blob_id: str, kind: BlobKind) -> bytes:
@@ -161,21 +171,46 @@ class Vault:
         ref: str | None = None,
     ) -> StoredBlob:
         """Encrypt ``plaintext`` under the subject's data key and store it."""
+        return self.put_sealed(session, self.seal(session, subject_id, kind, plaintext), ref=ref)
+
+    def seal(
+        self, session: Session, subject_id: str, kind: BlobKind, plaintext: bytes
+    ) -> SealedBlob:
+        """Encrypt ``plaintext`` for a new blob of the subject without storing it.
+
+        A worker that holds the plaintext (a training run) seals its result this way and
+        hands only the ciphertext back; :meth:`put_sealed` stores it later.
+        """
         key = self._data_key(session, subject_id)
         blob_id = new_id("blob")
         ciphertext = seal(key, plaintext, aad=_aad(subject_id, blob_id, kind))
+        return SealedBlob(blob_id, subject_id, kind, ciphertext)
+
+    def put_sealed(
+        self, session: Session, sealed: SealedBlob, *, ref: str | None = None
+    ) -> StoredBlob:
+        """Store a blob sealed by :meth:`seal`, after checking that it opens under the
+        subject's current data key (an erased subject's blob is refused)."""
+        key = self._data_key(session, sealed.subject_id)
+        aad = _aad(sealed.subject_id, sealed.blob_id, sealed.kind)
+        try:
+            open_sealed(key, sealed.ciphertext, aad=aad)
+        except ValueError as e:
+            raise VaultError(f"sealed blob {sealed.blob_id} failed authentication") from e
         session.add(
             VaultBlob(
-                id=blob_id,
-                subject_id=subject_id,
-                kind=kind.value,
+                id=sealed.blob_id,
+                subject_id=sealed.subject_id,
+                kind=sealed.kind.value,
                 ref=ref,
                 created_at=utcnow(),
-                ciphertext=ciphertext,
+                ciphertext=sealed.ciphertext,
             )
         )
         session.flush()
-        return StoredBlob(blob_id, subject_id, kind, ref, len(ciphertext))
+        return StoredBlob(
+            sealed.blob_id, sealed.subject_id, sealed.kind, ref, len(sealed.ciphertext)
+        )
 
     def get(self, session: Session, blob_id: str) -> bytes:
         """Decrypt one blob; raises :class:`VaultError` if it is gone or unreadable."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,30 @@ def test_a_ciphertext_cannot_be_moved_to_another_subject_or_kind(g: Guardian) ->
         for blob in (blob_a, blob_b):
             with pytest.raises(VaultError, match="authentication"):
                 g.vault.get(s, blob.id)
+
+
+def test_a_sealed_blob_is_stored_only_for_the_subject_and_kind_it_was_sealed_for(
+    g: Guardian,
+) -> None:
+    """What a remote training run hands back is checked before it is stored."""
+    a, b = _subject(g), _subject(g)
+    with g.reading() as s:
+        sealed = g.vault.seal(s, a, BlobKind.ADAPTER, b"adapter bytes")
+    assert b"adapter bytes" not in sealed.ciphertext
+    forged = [
+        replace(sealed, subject_id=b),
+        replace(sealed, kind=BlobKind.SAMPLE),
+        replace(sealed, ciphertext=sealed.ciphertext[:-1] + bytes([sealed.ciphertext[-1] ^ 1])),
+    ]
+    for bad in forged:
+        with pytest.raises(VaultError), g.transaction() as s:
+            g.vault.put_sealed(s, bad, ref="voice_x")
+    with g.transaction() as s:
+        stored = g.vault.put_sealed(s, sealed, ref="voice_x")
+    with g.reading() as s:
+        assert g.vault.get(s, stored.id) == b"adapter bytes"
+        assert [x.id for x in g.vault.blobs(s, a)] == [sealed.blob_id]
+        assert g.vault.blobs(s, b) == []
 
 
 def test_another_master_key_cannot_open_the_vault(g: Guardian) -> None:
