@@ -359,7 +359,8 @@ def scaled(samples: npt.NDArray[np.generic], sample_rate: int) -> list[ScaledFin
         cumulative[start : start + 256, 0] = 0.0
         np.cumsum(spectrum, axis=1, out=cumulative[start : start + 256, 1:])
         power[start : start + 256] = np.mean(chunk**2, axis=1)
-    plain = _band_edges(1.0)
+    at_edges = cumulative[:, _band_edges(1.0)]
+    plain = at_edges[:, 1:] - at_edges[:, :-1]
     out = []
     for change in ("speed", "tempo"):
         for factor in SCALES:
@@ -367,8 +368,11 @@ def scaled(samples: npt.NDArray[np.generic], sample_rate: int) -> list[ScaledFin
             times = np.arange(0, len(frames) * _FINE_HOP * factor / _HOP) * _HOP / factor
             rows = np.rint(times / _FINE_HOP).astype(int)
             rows = rows[rows < len(frames)]
-            edges = _band_edges(factor) if change == "speed" else plain
-            energies = cumulative[rows][:, edges[1:]] - cumulative[rows][:, edges[:-1]]
+            if change == "speed":
+                at_edges = cumulative[np.ix_(rows, _band_edges(factor))]
+                energies = at_edges[:, 1:] - at_edges[:, :-1]
+            else:
+                energies = plain[rows]
             out.append(ScaledFingerprint(change, factor, _from_energies(energies, power[rows])))
     return out
 
