@@ -93,6 +93,9 @@ def session(path: Path) -> Any:
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # warnings about unused initializers are noise
+    # Idle pool threads would spin for work between calls: on a machine whose cores
+    # other processes share, that doubled the CPU time of a detection for no speed.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     available = set(ort.get_available_providers())
     providers = [p for p in _PROVIDERS if p in available]
     return ort.InferenceSession(str(path), options, providers=providers)

@@ -16,6 +16,7 @@ it is written.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -146,7 +147,12 @@ def _int8(data: bytes) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(data)
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        # it logs, on the root logger, each shape tensor it rightly leaves alone
+        logging.disable(logging.WARNING)
+        try:
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        finally:
+            logging.disable(logging.NOTSET)
         return dst.read_bytes()
 
 
