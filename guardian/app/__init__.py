@@ -100,6 +100,7 @@ from guardian.app._verify import (
 from guardian.app._verify_report import VerifyReport
 from guardian.app._wm_admin import (
     export_watermark,
+    export_watermark_onnx,
     load_recipe,
     load_train_config,
     make_corpus,
@@ -156,6 +157,7 @@ __all__ = [
     "explain_policy",
     "export_subject",
     "export_watermark",
+    "export_watermark_onnx",
     "forget",
     "get_job",
     "init_keys",

@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlmodel import Session
@@ -26,12 +26,14 @@ from guardian.app._label import (
 )
 from guardian.app._policy import require
 from guardian.audio import Audio, decode_bytes
-from guardian.engine import BaseVoice, TrainedAdapter, TrainingCancelledError, train_adapter
 from guardian.errors import ConsentError, GuardianError, UsageError
 from guardian.policy import Action, PolicyRequest
 from guardian.store import Voice
 from guardian.vault import BlobKind
 from guardian.watermark import MIN_SECONDS
+
+if TYPE_CHECKING:  # the engine (torch, opacus) loads when a voice is trained or speaks
+    from guardian.engine import BaseVoice, TrainedAdapter
 
 MAX_TEXT_CHARS = 5000
 """Longest text one ``synthesize`` call accepts (about five minutes of speech)."""
@@ -143,6 +145,8 @@ def train_voice(
             Action.TRAIN, voice.id, purpose, requester or voice.organization, epsilon=epsilon
         ),
     )
+    from guardian.engine import TrainingCancelledError, train_adapter
+
     try:
         adapter = train_adapter(
             audio,
@@ -300,6 +304,8 @@ def _adapter(g: Guardian, request: SynthesisRequest) -> tuple[Voice, TrainedAdap
             )
         raise NoAdapterError(f"{request.voice_id} has no trained adapter: run `guardian train`")
     if cached is None and data is not None:
+        from guardian.engine import TrainedAdapter
+
         cached = g.adapters[mine[-1]] = TrainedAdapter.from_bytes(data)
     if cached is None:
         raise NoAdapterError(f"{request.voice_id}: the adapter could not be read")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from guardian.audio import _ffmpeg
 from guardian.audio._formats import Container, sniff
@@ -273,6 +272,8 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """Polyphase resampling along axis 0, float32 in and out."""
     if rate_in == rate_out:
         return samples.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly  # scipy.signal takes long to import: on use
+
     g = gcd(rate_in, rate_out)
     out = resample_poly(samples, rate_out // g, rate_in // g, axis=0)
     return np.asarray(out, dtype=np.float32)
