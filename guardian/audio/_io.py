@@ -14,6 +14,7 @@ import soundfile as sf
 
 from guardian.audio import _ffmpeg
 from guardian.audio._formats import Container, sniff
+from guardian.audio._polyphase import resample_poly
 from guardian.errors import (
     AudioTooLongError,
     InvalidSamplesError,
@@ -272,8 +273,6 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """Polyphase resampling along axis 0, float32 in and out."""
     if rate_in == rate_out:
         return samples.astype(np.float32, copy=False)
-    from scipy.signal import resample_poly  # scipy.signal takes long to import: on use
-
     g = gcd(rate_in, rate_out)
-    out = resample_poly(samples, rate_out // g, rate_in // g, axis=0)
+    out = resample_poly(samples, rate_out // g, rate_in // g)
     return np.asarray(out, dtype=np.float32)
