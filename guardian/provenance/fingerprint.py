@@ -36,6 +36,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from guardian.audio import resample_poly
+
 __all__ = [
     "FINGERPRINT_VERSION",
     "MIN_DURATION_SECONDS",
@@ -290,8 +292,6 @@ def compute(samples: npt.NDArray[np.generic], sample_rate: int) -> Fingerprint:
     # Exact for the common rates; an odd rate (say 44101 Hz) gets a close fraction
     # instead, so that a hostile header cannot ask for a filter of millions of taps.
     ratio = Fraction(_RATE, sample_rate).limit_denominator(1000)
-    from scipy.signal import resample_poly  # slow to import: on first use
-
     signal = resample_poly(mono, ratio.numerator, ratio.denominator)
     energies, power = _band_energies(signal)
     band_diff = energies[:, :-1] - energies[:, 1:]

@@ -22,6 +22,7 @@ from fractions import Fraction
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from guardian.audio import resample_poly
 from guardian.watermark._config import SAMPLE_RATE
 
 MARK_FRAME = 160
@@ -101,7 +102,7 @@ def read_bits(
     best: tuple[float, np.ndarray] | None = None
     for factor in SPEEDS:
         frac = Fraction(factor).limit_denominator(100)
-        x = mono if factor == 1.0 else _resample(mono, frac.numerator, frac.denominator)
+        x = mono if factor == 1.0 else resample_poly(mono, frac.numerator, frac.denominator)
         power = _coherent_power(x, marked, factor, probe)
         power = power / (np.median(power[2 * nbits :]) / math.log(2) + 1e-30)
         code = power[: 2 * nbits].reshape(nbits, 2)
@@ -116,12 +117,6 @@ def read_bits(
     bits = [int(v > 0) for v in diff]
     confidence = [1.0 - math.exp(-abs(float(v)) / TAIL) for v in diff]
     return bits, confidence
-
-
-def _resample(x: np.ndarray, up: int, down: int) -> np.ndarray:
-    from scipy.signal import resample_poly  # slow to import, needed for unclear codes only
-
-    return np.asarray(resample_poly(x, up, down))
 
 
 def _coherent_power(
