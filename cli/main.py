@@ -16,6 +16,8 @@ from cli._rights import export, forget, receipt_app, report_app, retention_app
 from cli._serve import remote_verify, serve
 from guardian import app as usecases
 from guardian.app import LabelRequest, open_guardian
+from guardian.errors import UsageError
+from guardian.watermark import Precision
 
 app = typer.Typer(
     name="guardian",
@@ -330,23 +332,48 @@ def _train_note(losses: dict[str, float]) -> str:
 @wm_app.command("export")
 @guarded
 def wm_export(
-    run: Annotated[Path, typer.Option(help="Training run directory.")],
     card: Annotated[Path, typer.Option(help="Model card to write (weights go beside it).")],
-    model_id: Annotated[str, typer.Option(help="Model id recorded in manifests.")],
+    run: Annotated[
+        Path | None, typer.Option(help="Training run directory (omit with --onnx alone).")
+    ] = None,
+    model_id: Annotated[
+        str | None, typer.Option(help="Model id recorded in manifests (with --run).")
+    ] = None,
     negatives: Annotated[
         list[Path] | None, typer.Option(help="Unwatermarked audio for calibration.")
     ] = None,
     count: Annotated[int, typer.Option(help="Negative 2 s segments for calibration.")] = 1500,
+    onnx: Annotated[
+        bool,
+        typer.Option(
+            "--onnx", help="Also (or, without --run, only) rebuild the card's ONNX detector."
+        ),
+    ] = False,
+    precision: Annotated[
+        Precision, typer.Option(help="Precision of the ONNX detector.")
+    ] = Precision.FP32,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """Pin the weights by SHA-256 and calibrate the threshold for FPR <= 1e-3."""
-    path = usecases.export_watermark(
-        run_dir=run, card=card, model_id=model_id, negatives=negatives or [], count=count
-    )
+    """Pin the weights by SHA-256 and calibrate the threshold for FPR <= 1e-3; with --onnx,
+    export the detector that verify runs on ONNX Runtime and pin it too."""
+    out: dict[str, str] = {}
+    if run is not None:
+        if model_id is None:
+            raise UsageError("--model-id is needed with --run")
+        path = usecases.export_watermark(
+            run_dir=run, card=card, model_id=model_id, negatives=negatives or [], count=count
+        )
+        out["card"] = str(path)
+    elif not onnx:
+        raise UsageError("give --run (a training run to export), --onnx, or both")
+    if onnx:
+        out["card"] = str(card)
+        out["onnx"] = str(usecases.export_watermark_onnx(card, precision=precision))
     if as_json:
-        emit_json({"card": str(path)})
+        emit_json(out)
     else:
-        typer.echo(f"wrote {path}")
+        for key, value in out.items():
+            typer.echo(f"wrote {key:5} {value}")
 
 
 # --- demo ------------------------------------------------------------------------------------

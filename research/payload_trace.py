@@ -33,7 +33,7 @@ import numpy as np
 from guardian.app import LabelRequest, Verdict, label_file, open_guardian, verify_bytes
 from guardian.audio import OutputFormat, decode_bytes, encode_bytes
 from guardian.config import Settings
-from guardian.watermark._loader import WEIGHTS_DIR
+from guardian.watermark._config import WEIGHTS_DIR
 from guardian.watermark.attacks import ATTACKS, by_name
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -121,6 +121,7 @@ from guardian.app._verify_report import VerifyReport
 from guardian.app._waveform import Waveform, waveform
 from guardian.app._wm_admin import (
     export_watermark,
+    export_watermark_onnx,
     load_recipe,
     load_train_config,
     make_corpus,
@@ -186,6 +187,7 @@ __all__ = [
     "explain_policy",
     "export_subject",
     "export_watermark",
+    "export_watermark_onnx",
     "forget",
     "forget_by_key",
     "get_job",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from guardian.app._watermarking import keyed_model
+from guardian.app._watermarking import keyed_detector, keyed_model
 from guardian.audit import AuditLog
 from guardian.config import Settings, get_settings
 from guardian.errors import ConfigError
@@ -21,10 +21,11 @@ from guardian.policy import PolicySet, default_policy_dir
 from guardian.provenance import Registry
 from guardian.store import lock_writes, make_engine, migrate, session_scope
 from guardian.vault import Vault
-from guardian.watermark import PayloadKey, WatermarkModel, deployment_tag, load_model
+from guardian.watermark import Detector, PayloadKey, deployment_tag, load_detector
 
 if TYPE_CHECKING:
     from guardian.engine import BaseVoice, TrainedAdapter
+    from guardian.watermark import WatermarkModel
 
 log = logging.getLogger("guardian")
 
@@ -42,6 +43,7 @@ class Guardian:
     payload_key: PayloadKey = field(repr=False)
     """This deployment's secret payload code, derived from the master key."""
     _watermark: WatermarkModel | None = field(default=None, repr=False)
+    _detector: Detector | None = field(default=None, repr=False)
     _deployment: int | None = field(default=None, repr=False)
     _policies: PolicySet | None = field(default=None, repr=False)
     _base_voice: BaseVoice | None = field(default=None, repr=False)
@@ -71,8 +73,11 @@ class Guardian:
 
     @property
     def watermark(self) -> WatermarkModel:
-        """The watermark model, loaded (and hash-checked) on first use."""
+        """The watermark model (torch), loaded (and hash-checked) on first use: what
+        embeds. Verification uses :attr:`detector`."""
         if self._watermark is None:
+            from guardian.watermark import load_model  # torch loads only when needed
+
             # the tone code lies where this deployment's key puts it (docs/threat-model.md)
             self._watermark = keyed_model(
                 load_model(self.settings.watermark_model), self.payload_key
@@ -80,8 +85,17 @@ class Guardian:
         return self._watermark
 
     @property
-    def watermark_loaded(self) -> bool:
-        return self._watermark is not None
+    def detector(self) -> Detector:
+        """The watermark detector ``verify`` runs, loaded (and hash-checked) on first use:
+        ONNX Runtime when the model card pins an ONNX detector, without torch."""
+        if self._detector is None:
+            detector = load_detector(self.settings.watermark_model)
+            self._detector = keyed_detector(detector, self.payload_key)
+        return self._detector
+
+    @property
+    def detector_loaded(self) -> bool:
+        return self._detector is not None
 
     def deployment_tag(self) -> int:
         """4-bit tag of this deployment's first root certificate (see watermark payload).

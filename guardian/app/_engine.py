@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from sqlmodel import Session
@@ -26,12 +26,14 @@ from guardian.app._label import (
 )
 from guardian.app._policy import require
 from guardian.audio import Audio, decode_bytes
-from guardian.engine import BaseVoice, TrainedAdapter, TrainingCancelledError, train_adapter
 from guardian.errors import ConsentError, GuardianError, UsageError
 from guardian.policy import Action, PolicyRequest
 from guardian.store import Voice
 from guardian.vault import BlobKind, SealedBlob
 from guardian.watermark import MIN_SECONDS
+
+if TYPE_CHECKING:  # the engine (torch, opacus) loads when a voice is trained or speaks
+    from guardian.engine import BaseVoice, TrainedAdapter
 
 MAX_TEXT_CHARS = 5000
 """Longest text one ``synthesize`` call accepts (about five minutes of speech)."""
@@ -201,6 +203,8 @@ def run_training(
     The plaintext lives only in this call's memory. Raises ``TrainingCancelledError``
     (with the ε spent) when ``should_stop`` says so.
     """
+    from guardian.engine import train_adapter
+
     with g.reading() as s:
         audio, texts = _training_data(g, s, plan.voice_id)
     adapter = train_adapter(
@@ -250,6 +254,8 @@ def train_voice(
     plan = plan_training(
         g, voice_id, epsilon=epsilon, delta=delta, device=device, requester=requester
     )
+    from guardian.engine import TrainingCancelledError
+
     try:
         if ray_address is not None:
             from guardian.app._train_ray import train_on_ray  # Ray loads only when asked
@@ -409,6 +415,8 @@ def _adapter(g: Guardian, request: SynthesisRequest) -> tuple[Voice, TrainedAdap
             )
         raise NoAdapterError(f"{request.voice_id} has no trained adapter: run `guardian train`")
     if cached is None and data is not None:
+        from guardian.engine import TrainedAdapter
+
         cached = g.adapters[mine[-1]] = TrainedAdapter.from_bytes(data)
     if cached is None:
         raise NoAdapterError(f"{request.voice_id}: the adapter could not be read")

@@ -36,10 +36,14 @@ class Readiness:
 
 
 def prepare(g: Guardian) -> None:
-    """Create the signing identity if needed and load the watermark model, so that the
-    first request does not pay for either."""
+    """Create the signing identity if needed and load the watermark detector, so that the
+    first request does not pay for either.
+
+    The detector is what ``POST /v1/verify`` runs, on ONNX Runtime; the torch model that
+    embeds loads on the first label or synthesis, so a verifier never loads torch.
+    """
     g.ensure_keys()
-    _ = g.watermark
+    _ = g.detector
 
 
 def check_readiness(g: Guardian) -> Readiness:
@@ -54,10 +58,10 @@ def check_readiness(g: Guardian) -> Readiness:
                 problems.append("the signing identity is not initialised")
     except SQLAlchemyError as e:
         problems.append(f"database unreachable ({type(e).__name__})")
-    model = g.watermark_loaded
+    model = g.detector_loaded
     if not model:
         try:
-            _ = g.watermark
+            _ = g.detector
             model = True
         except GuardianError as e:
             problems.append(f"watermark model not loaded ({type(e).__name__})")

@@ -25,7 +25,7 @@ from guardian.errors import ExitCode
 from guardian.keys import KeyInfo
 from guardian.provenance import ManifestReading, ManifestState, content_hash, fingerprint_of, read
 from guardian.store import Label, Subject, Voice, VoiceStatus, as_utc
-from guardian.watermark import Detection, detect
+from guardian.watermark import Detection
 
 # Containers into which Guardian (and c2pa-python) embed manifests.
 _C2PA_CONTAINERS = {Container.WAV, Container.FLAC, Container.MP3, Container.MP4}
@@ -208,8 +208,8 @@ def verify_bytes(g: Guardian, data: bytes, *, name: str = "clip") -> VerifyResul
 
 def _verify(g: Guardian, data: bytes, *, name: str) -> VerifyResult:
     audio = decode_bytes(data, name=name, max_seconds=g.settings.max_audio_seconds)
-    detection = open_payload(detect(g.watermark, audio), g.payload_key)
-    wm = WatermarkInfo.from_detection(detection, g.watermark.model_id)
+    detection = open_payload(g.detector.detect(audio), g.payload_key)
+    wm = WatermarkInfo.from_detection(detection, g.detector.model_id)
     with g.reading() as s:
         reading = ManifestReading(ManifestState.ABSENT)
         if audio.container in _C2PA_CONTAINERS and audio.container is not None:

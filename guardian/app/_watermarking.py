@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlmodel import Session
@@ -16,13 +16,15 @@ from guardian.store import Label
 from guardian.watermark import (
     MIN_SECONDS,
     Detection,
+    Detector,
     Payload,
     PayloadKey,
-    WatermarkModel,
     candidate_label_tags,
-    embed,
     label_tag,
 )
+
+if TYPE_CHECKING:
+    from guardian.watermark import WatermarkModel
 
 # A candidate named by the watermark payload is one of a handful, not one of the whole
 # registry, so its fingerprint is accepted at a looser bit error rate than a blind
@@ -56,6 +58,8 @@ class WatermarkStage:
             return audio, {"watermark": {**info, "embedded": False, "reason": "silent"}}
         # The embedded bits are the payload under the deployment's secret code; the
         # assertion and the registry keep the logical payload.
+        from guardian.watermark import embed  # torch: labeling only
+
         marked = embed(self._model, audio, self._key.seal(payload))
         return marked, {"watermark": {**info, "embedded": True, "payload": payload.hex()}}
 
@@ -69,6 +73,14 @@ def keyed_model(model: WatermarkModel, key: PayloadKey) -> WatermarkModel:
     if model.embed.payload_tones is None or not key.tones:
         return model
     return replace(model, embed=replace(model.embed, payload_tones=key.tones))
+
+
+def keyed_detector(detector: Detector, key: PayloadKey) -> Detector:
+    """The detector reading the tone code where the deployment's key puts it
+    (:func:`keyed_model` for the detector ``verify`` runs)."""
+    if detector.embed.payload_tones is None or not key.tones:
+        return detector
+    return detector.with_tones(key.tones)
 
 
 def open_payload(detection: Detection, key: PayloadKey) -> Detection:

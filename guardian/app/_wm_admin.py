@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -12,8 +12,10 @@ import yaml
 from guardian.app._context import Guardian, open_guardian
 from guardian.audio import Audio, read_audio, resample, speechlike
 from guardian.errors import UsageError
-from guardian.watermark._synthetic import random_nonspeech
-from guardian.watermark._train import TrainConfig, TrainStatus, iter_audio_files, train
+from guardian.watermark import Precision
+
+if TYPE_CHECKING:  # training needs torch: imported by the use-cases that train
+    from guardian.watermark._train import TrainConfig, TrainStatus
 
 SEGMENT_S = 2.0
 
@@ -114,6 +116,8 @@ def load_recipe(path: Path) -> list[tuple[str, TrainConfig]]:
 
 
 def _merged(shared: dict[str, Any], stage: dict[str, Any]) -> TrainConfig:
+    from guardian.watermark._train import TrainConfig
+
     merged = {**shared, **stage}
     for key in ("arch", "embed", "augment_weights"):  # nested: merge key by key
         merged[key] = {**(shared.get(key) or {}), **(stage.get(key) or {})}
@@ -141,6 +145,8 @@ def train_watermark(
     import dataclasses
 
     import torch
+
+    from guardian.watermark._train import iter_audio_files, train
 
     stages = load_recipe(config_path)
     if steps is not None:
@@ -198,6 +204,9 @@ def _finished(checkpoint: Path, steps: int) -> bool:
 
 def _negatives(dirs: list[Path], *, limit: int, seed: int) -> list[Audio]:
     """2 s unwatermarked segments: from files when given, else generated."""
+    from guardian.watermark._synthetic import random_nonspeech
+    from guardian.watermark._train import iter_audio_files
+
     out: list[Audio] = []
     for path in iter_audio_files(dirs):
         audio = read_audio(path)
@@ -240,6 +249,16 @@ def export_watermark(
         config=config,
         negatives=_negatives(negatives, limit=count, seed=7),
     )
+
+
+def export_watermark_onnx(card: Path, *, precision: Precision = Precision.FP32) -> Path:
+    """``guardian watermark export --onnx``: rebuild the card's ONNX detector from its
+    weights and pin it in the card."""
+    from guardian.watermark import export_onnx
+
+    if not card.is_file():
+        raise UsageError(f"{card}: no such model card")
+    return export_onnx(card, precision=precision)
 
 
 def watermark_info(g: Guardian) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from guardian.audio._io import (
     read_input_bytes,
     resample,
 )
+from guardian.audio._polyphase import resample_poly
 from guardian.audio._synth import speechlike
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "read_audio",
     "read_input_bytes",
     "resample",
+    "resample_poly",
     "sniff",
     "speechlike",
     "wav_data_span",

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from guardian.audio import _ffmpeg
 from guardian.audio._formats import Container, sniff
+from guardian.audio._polyphase import resample_poly
 from guardian.errors import (
     AudioTooLongError,
     InvalidSamplesError,
@@ -274,5 +274,5 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     if rate_in == rate_out:
         return samples.astype(np.float32, copy=False)
     g = gcd(rate_in, rate_out)
-    out = resample_poly(samples, rate_out // g, rate_in // g, axis=0)
+    out = resample_poly(samples, rate_out // g, rate_in // g)
     return np.asarray(out, dtype=np.float32)

@@ -9,7 +9,6 @@ is what fingerprinting and codecs care about.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 _VOWELS = [
     (730, 1090, 2440),
@@ -26,6 +25,8 @@ def _resonator(x: np.ndarray, freq: float, bw: float, sr: int) -> np.ndarray:
     r = np.exp(-np.pi * bw / sr)
     theta = 2 * np.pi * freq / sr
     a = [1.0, -2 * r * np.cos(theta), r * r]
+    from scipy.signal import lfilter  # slow to import: on first use
+
     return np.asarray(lfilter([1.0 - r], a, x))
 
 

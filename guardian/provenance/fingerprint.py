@@ -35,7 +35,8 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import resample_poly
+
+from guardian.audio import resample_poly
 
 __all__ = [
     "FINGERPRINT_VERSION",

@@ -25,6 +25,11 @@ import torch
 import yaml
 
 from guardian.errors import WatermarkModelError
+from guardian.watermark._config import (
+    SHIPPED_CARD,
+    card_embed,
+    read_card,
+)
 from guardian.watermark._model import (
     ArchConfig,
     EmbedConfig,
@@ -35,11 +40,6 @@ from guardian.watermark._model import (
     sha256_file,
 )
 
-WEIGHTS_DIR = Path(__file__).with_name("weights")
-SHIPPED_CARD = WEIGHTS_DIR / "guardian-wm-v13.yaml"
-"""The one model the package ships."""
-SHIPPED_RECIPE = WEIGHTS_DIR / "guardian-wm-v13.recipe.yaml"
-"""The staged training recipe that rebuilds the shipped model from scratch."""
 OFFICIAL_PAIRS = {
     "audioseal_wm_16bits": "audioseal_detector_16bits",
     "audioseal_wm_streaming": "audioseal_detector_streaming",
@@ -82,21 +82,14 @@ def load_model(spec: str | None = None) -> WatermarkModel:
 
 def load_card(card: Path) -> WatermarkModel:
     """Load a Guardian model card and its hash-pinned weights."""
-    try:
-        meta = yaml.safe_load(card.read_text())
-    except FileNotFoundError as e:
-        raise WatermarkModelError(f"watermark model card {card} does not exist") from e
-    except yaml.YAMLError as e:
-        raise WatermarkModelError(f"watermark model card {card} is not valid YAML") from e
+    meta = read_card(card)
+    embed = card_embed(card, meta)
     try:
         weights = card.parent / str(meta["weights"])
         sha = str(meta["sha256"])
         arch = ArchConfig.from_dict(meta["arch"])
-        embed = EmbedConfig(**meta.get("embed", {}))
     except (KeyError, TypeError) as e:
         raise WatermarkModelError(f"watermark model card {card} lacks {e}") from e
-    except ValueError as e:
-        raise WatermarkModelError(f"watermark model card {card} is invalid: {e}") from e
     if not weights.exists():
         raise WatermarkModelError(f"weights {weights} named by {card.name} are missing")
     state = load_state(weights, expected_sha256=sha)

@@ -7,10 +7,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from guardian.watermark._model import SAMPLE_RATE, EmbedConfig
+from guardian.watermark._config import BAND_EDGE_HZ, DETECTOR_RMS, SAMPLE_RATE, EmbedConfig
 
 _EPS = 1e-8
-DETECTOR_RMS = 0.1
 
 
 def envelope(x: torch.Tensor, cfg: EmbedConfig) -> torch.Tensor:
@@ -20,10 +19,6 @@ def envelope(x: torch.Tensor, cfg: EmbedConfig) -> torch.Tensor:
     env = power.clamp_min(0).add(_EPS).sqrt()
     peak = env.amax(dim=-1, keepdim=True)
     return torch.maximum(env, peak * 10 ** (cfg.envelope_floor_db / 20))
-
-
-BAND_EDGE_HZ = 40.0
-"""Width of the band limit's soft edges (a sigmoid in frequency, no ringing to speak of)."""
 
 
 def freq_mask(

@@ -1,4 +1,5 @@
-"""The payload as tone pairs, and its matched reader.
+"""The payload as tone pairs, and its matched reader (numpy and scipy only: verify runs
+without torch).
 
 Bit ``i`` is carried by one of two neighbouring tones, ``tones[i][0]`` for 0 and
 ``tones[i][1]`` for 1. Embedding adds the code beside the generator's watermark, shaped
@@ -19,11 +20,10 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
-import torch
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import resample_poly
 
-from guardian.watermark._model import SAMPLE_RATE
+from guardian.audio import resample_poly
+from guardian.watermark._config import SAMPLE_RATE
 
 MARK_FRAME = 160
 """Samples per frame of the detector's presence (10 ms) that says what to read."""
@@ -56,9 +56,10 @@ of the bits read from unwatermarked speech reach a confidence of 0.95
 
 
 def code_waveform(
-    tones: Sequence[tuple[float, float]], msg: torch.Tensor, n: int, *, phase_seed: int
-) -> torch.Tensor:
-    """The tone code for messages ``msg`` (B, nbits): (B, 1, n), unit amplitude per tone.
+    tones: Sequence[tuple[float, float]], bits: Sequence[int], n: int, *, phase_seed: int
+) -> np.ndarray:
+    """The tone code for the message ``bits``: ``n`` samples (float32), unit amplitude per
+    tone.
 
     Phases are fixed per tone (from ``phase_seed``) so that the peak stays low. Tones a
     generator learns are multiples of 50 Hz, so the waveform repeats on its frame grid;
@@ -69,10 +70,10 @@ def code_waveform(
     phase = np.random.default_rng(phase_seed).uniform(0, 2 * math.pi, freqs.shape)
     # cycles elapsed, wrapped exactly (in float64) so the waveform repeats to the sample
     cycles = np.mod(freqs[..., None] * np.arange(n), SAMPLE_RATE) / SAMPLE_RATE
-    waves = torch.from_numpy(np.cos(2 * math.pi * cycles + phase[..., None])).float()
-    waves = waves.to(msg.device)
-    chosen = torch.stack([1 - msg, msg], dim=-1).float()  # B x nbits x 2
-    return torch.einsum("bkj,kjn->bn", chosen, waves)[:, None, :]
+    waves = np.cos(2 * math.pi * cycles + phase[..., None]).astype(np.float32)
+    msg = np.asarray(bits, dtype=np.float32)
+    chosen = np.stack([1 - msg, msg], axis=-1)  # nbits x 2
+    return np.asarray(np.einsum("kj,kjn->n", chosen, waves), dtype=np.float32)
 
 
 def read_bits(

@@ -434,7 +434,8 @@ def _init_weights(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """The weights a fine-tuning run starts from: a training checkpoint (``.pt``, the
     previous stage of a staged recipe), or a model card (a path, or the name of a card
     in the shipped weights folder) of the run's architecture."""
-    from guardian.watermark._loader import WEIGHTS_DIR, load_model
+    from guardian.watermark._config import WEIGHTS_DIR
+    from guardian.watermark._loader import load_model
 
     spec = str(config.init_from)
     if spec.endswith(".pt"):

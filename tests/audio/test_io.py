@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import struct
 import tracemalloc
 from collections.abc import Callable
@@ -222,3 +223,24 @@ def test_peak_memory_of_the_largest_accepted_input_is_bounded(fmt: str) -> None:
     assert decode_bytes(data, max_seconds=seconds).frames >= 48_000 * 4.9 - 2048
     print(f"{fmt}: peak {peak / 2**20:.1f} MiB, budget {budget / 2**20:.1f} MiB")
     assert peak <= 2 * budget, f"{fmt}: peak {peak / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize(
+    ("rate_in", "rate_out"),
+    [(24000, 16000), (44100, 16000), (16000, 48000), (8000, 16000), (22050, 16000)],
+)
+@pytest.mark.parametrize("shape", [(1,), (7,), (30011,), (9001, 2)])
+def test_resampling_is_scipys_without_importing_it(
+    rate_in: int, rate_out: int, shape: tuple[int, ...]
+) -> None:
+    """``resample`` gives ``scipy.signal.resample_poly``'s result."""
+    from scipy.signal import resample_poly
+
+    from guardian.audio import resample
+
+    x = np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32)
+    g = math.gcd(rate_in, rate_out)
+    expected = resample_poly(x.astype(np.float64), rate_out // g, rate_in // g, axis=0)
+    got = resample(x, rate_in, rate_out)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    assert np.allclose(got, expected, atol=1e-6)

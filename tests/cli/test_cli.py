@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+import yaml
 
 from tests.conftest import write_clip
 
@@ -145,6 +146,13 @@ def test_watermark_train_staged_recipe(home: Path, tmp_path: Path) -> None:
     r = run(home, *export, "--model-id", "t", "--card", str(card), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"card": str(card)} and card.with_suffix(".pt").exists()
+    r = run(home, "watermark", "export", "--onnx", "--card", str(card), "--json")
+    assert r.returncode == 0, r.stderr
+    onnx = card.with_name("t.detector.onnx")
+    assert json.loads(r.stdout) == {"card": str(card), "onnx": str(onnx)} and onnx.exists()
+    assert yaml.safe_load(card.read_text())["detector_onnx"]["file"] == onnx.name
+    r = run(home, "watermark", "export", "--card", str(card))
+    assert r.returncode == 2 and "--onnx" in r.stderr
     recipe.write_text("augment_weights: {mp3_23k: 1.0}\n")
     r = run(home, *args, "--config", str(recipe))
     assert r.returncode != 0

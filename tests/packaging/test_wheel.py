@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_WHEEL_BYTES = 20 * 1024 * 1024
@@ -28,12 +29,19 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return found
 
 
-def test_the_wheel_holds_one_weights_file_and_is_small(wheel: Path) -> None:
+def test_the_wheel_holds_one_weights_file_one_detector_and_is_small(wheel: Path) -> None:
+    """One torch weights file (embedding, training) and one ONNX detector (verify), the
+    one the shipped card pins."""
     names = zipfile.ZipFile(wheel).namelist()
     weights = [
         n for n in names if n.startswith("guardian/watermark/weights/") and n.endswith(".pt")
     ]
     assert weights == ["guardian/watermark/weights/guardian-wm-v13.pt"]
+    detectors = [
+        n for n in names if n.startswith("guardian/watermark/weights/") and n.endswith(".onnx")
+    ]
+    pinned = yaml.safe_load((REPO / "guardian/watermark/weights/guardian-wm-v13.yaml").read_text())
+    assert detectors == [f"guardian/watermark/weights/{pinned['detector_onnx']['file']}"]
     cards = [
         n for n in names if n.startswith("guardian/watermark/weights/") and n.endswith(".yaml")
     ]

@@ -106,3 +106,18 @@ def test_database_file_is_not_world_readable_under_a_permissive_umask(settings: 
         os.umask(old)
     for path in settings.home.glob("guardian.db*"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_the_quick_revision_reads_agree_with_alembic(tmp_path: Path) -> None:
+    """``migrate`` compares revisions without loading Alembic; its answers are Alembic's."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from guardian.store.db import _alembic_config
+
+    assert head_revision() == ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    assert current_revision(engine) is None
+    migrate(engine)
+    with engine.connect() as conn:
+        assert current_revision(engine) == MigrationContext.configure(conn).get_current_revision()

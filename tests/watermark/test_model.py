@@ -24,8 +24,9 @@ from guardian.watermark import (
     load_card,
     load_model,
 )
-from guardian.watermark._detect import Segment, _folded_head, _run_detector, _segments
-from guardian.watermark._model import ArchConfig, build_detector, build_generator
+from guardian.watermark._detect import Segment, _folded_head, _run_detector
+from guardian.watermark._model import ArchConfig, build_detector, build_generator, seanet_config
+from guardian.watermark._scoring import segments
 
 
 def _clip(seconds: float = 2.0, seed: int = 1) -> Audio:
@@ -73,7 +74,7 @@ def _official_files(root: Path) -> tuple[torch.nn.Module, torch.nn.Module]:
     """Checkpoints in the official release's layout (xp.cfg + pre-scripting keys)."""
     arch = ArchConfig(n_filters=4, dimension=8, lstm=1)
     gen, det = build_generator(arch), build_detector(arch)
-    seanet = dict(vars(arch.seanet()))
+    seanet = dict(vars(seanet_config(arch)))
 
     def legacy(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k.replace(".inner_conv.", "."): v for k, v in sd.items()}
@@ -209,5 +210,5 @@ def test_localization_keeps_runs_that_reach_the_threshold_only() -> None:
     prob = np.full(600, 0.1, dtype=np.float32)  # 6 s of 10 ms frames
     prob[100:300] = 0.95  # 1-3 s: watermarked
     prob[400:440] = 0.6  # 4-4.4 s: unwatermarked speech just over 0.5
-    assert _segments(prob, 0.85) == [Segment(1.0, 3.0)]
-    assert _segments(prob, 0.55) == [Segment(1.0, 3.0), Segment(4.0, 4.4)]
+    assert segments(prob, 0.85) == [Segment(1.0, 3.0)]
+    assert segments(prob, 0.55) == [Segment(1.0, 3.0), Segment(4.0, 4.4)]

@@ -213,4 +213,6 @@ def test_a_forger_who_knows_the_secret_bits_but_not_the_tone_code_names_nothing(
         assert result.watermark.payload != logical.hex()
         assert not any("names this deployment" in r for r in result.reasons), result.reasons
     assert g.watermark.embed.payload_tones == g.payload_key.tones != model.embed.payload_tones
+    assert g.detector.runtime == "onnx", "verify reads the shipped model on ONNX Runtime"
+    assert g.detector.embed.payload_tones == g.payload_key.tones
     g.engine.dispose()

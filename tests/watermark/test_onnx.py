@@ -1,0 +1,148 @@
+"""The ONNX Runtime detector that verify runs: the same results as torch, pinned like the
+weights, rebuilt by export."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from guardian.audio import Audio, read_audio, speechlike
+from guardian.errors import WatermarkModelError
+from guardian.watermark import (
+    SHIPPED_CARD,
+    OnnxDetector,
+    Payload,
+    PayloadKey,
+    TorchDetector,
+    detect,
+    embed,
+    export_onnx,
+    load_card,
+    load_detector,
+)
+from guardian.watermark._scoring import chunks, detector_view
+from guardian.watermark._signal import detector_input
+
+SPEECH = Path(__file__).parents[1] / "data" / "voices" / "kal"
+
+
+@pytest.fixture(scope="module")
+def shipped():  # type: ignore[no-untyped-def]
+    return load_card(SHIPPED_CARD), load_detector()
+
+
+def _clips(model) -> list[Audio]:  # type: ignore[no-untyped-def]
+    """Watermarked and plain speech, of lengths that give first, middle and short last
+    chunks, and a stereo 44.1 kHz clip."""
+    out = []
+    for i, name in enumerate(("sample-01.flac", "sample-02.flac", "sample-03.flac")):
+        speech = read_audio(SPEECH / name)
+        out += [speech, embed(model, speech, Payload(0x2A5C + i))]
+    stereo = np.stack([speechlike(3.3, sample_rate=44100, seed=5)] * 2, axis=1)
+    out.append(embed(model, Audio(stereo, 44100), Payload(0x0F0F)))
+    return out
+
+
+@pytest.mark.parametrize("n", [16000, 36000, 40000, 12345])
+def test_the_numpy_view_is_the_torch_view(n: int) -> None:
+    x = speechlike(n / 16000 + 0.01, seed=n)[:n]
+    cfg = load_card(SHIPPED_CARD).embed
+    expected = detector_input(torch.from_numpy(x)[None, None, :], cfg)[0, 0].numpy()
+    assert np.allclose(detector_view(x, cfg), expected, atol=2e-5)
+
+
+def test_chunks_cover_the_clip_once_with_context() -> None:
+    spans = chunks(16000 * 5 + 123, 2.0)
+    assert [c.start for c in spans] == [0, 32000, 64000]
+    assert spans[-1].stop == 16000 * 5 + 123
+    assert all(c.lo == max(0, c.start - 4000) for c in spans)
+
+
+def test_the_shipped_card_verifies_on_onnx(shipped) -> None:  # type: ignore[no-untyped-def]
+    _model, detector = shipped
+    assert isinstance(detector, OnnxDetector) and detector.runtime == "onnx"
+
+
+def test_onnx_and_torch_give_the_same_detection(shipped) -> None:  # type: ignore[no-untyped-def]
+    """Score, verdict, payload bits and localization agree on speech, watermarked or not,
+    under the shipped tones and under a deployment's keyed tones."""
+    model, detector = shipped
+    key = PayloadKey.derive(b"k" * 32)
+    keyed = TorchDetector(model).with_tones(key.tones)
+    for clip in _clips(model):
+        for reference, onnx in (
+            (detect(model, clip), detector.detect(clip)),
+            (keyed.detect(clip), detector.with_tones(key.tones).detect(clip)),
+        ):
+            assert onnx.score == pytest.approx(reference.score, abs=1e-4)
+            assert onnx.detected == reference.detected
+            assert onnx.bits == reference.bits and onnx.payload == reference.payload
+            assert onnx.segments == reference.segments
+            assert np.allclose(onnx.bit_confidence, reference.bit_confidence, atol=1e-3)
+    assert any(detect(model, c).detected for c in _clips(model)[1::2])
+
+
+def _copy_card(tmp_path: Path) -> Path:
+    for f in SHIPPED_CARD.parent.glob("guardian-wm-v13*"):
+        if f.suffix != ".pt":  # the weights are not read here: link, do not copy 12 MB
+            shutil.copy(f, tmp_path / f.name)
+        else:
+            (tmp_path / f.name).symlink_to(f)
+    return tmp_path / SHIPPED_CARD.name
+
+
+def test_a_changed_onnx_file_is_refused(tmp_path: Path) -> None:
+    card = _copy_card(tmp_path)
+    onnx = card.with_name(yaml.safe_load(card.read_text())["detector_onnx"]["file"])
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 1
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(WatermarkModelError, match="does not match the model card"):
+        load_detector(str(card))
+
+
+def test_an_onnx_file_from_other_weights_is_refused(tmp_path: Path) -> None:
+    card = _copy_card(tmp_path)
+    meta = yaml.safe_load(card.read_text())
+    meta["detector_onnx"]["from_weights"] = "0" * 64
+    card.write_text(yaml.safe_dump(meta, sort_keys=False))
+    with pytest.raises(WatermarkModelError, match="exported from other weights"):
+        load_detector(str(card))
+
+
+def test_a_card_without_onnx_runs_on_torch(tiny_watermark_card: Path) -> None:
+    detector = load_detector(str(tiny_watermark_card))
+    assert isinstance(detector, TorchDetector) and detector.runtime == "torch"
+
+
+def test_export_rebuilds_the_pinned_file_and_matches_torch(
+    tiny_watermark_card: Path, tmp_path: Path
+) -> None:
+    for f in tiny_watermark_card.parent.glob("tiny.*"):
+        shutil.copy(f, tmp_path / f.name)
+    card = tmp_path / "tiny.yaml"
+    path = export_onnx(card)
+    entry = yaml.safe_load(card.read_text())["detector_onnx"]
+    assert entry["file"] == path.name and entry["precision"] == "fp32"
+    detector = load_detector(str(card))
+    assert isinstance(detector, OnnxDetector)
+    model = load_card(card)
+    clip = Audio(speechlike(4.3, seed=9)[:, None], 16000)
+    assert detector.detect(clip).score == pytest.approx(detect(model, clip).score, abs=1e-4)
+    first = path.read_bytes()
+    assert export_onnx(card).read_bytes() == first, "the export is reproducible"
+
+
+@pytest.mark.slow
+def test_the_shipped_onnx_file_is_what_export_builds(tmp_path: Path) -> None:
+    """The pinned file is rebuilt from the weights, byte for byte."""
+    card = _copy_card(tmp_path)
+    shipped = card.with_name(yaml.safe_load(card.read_text())["detector_onnx"]["file"])
+    before = shipped.read_bytes()
+    shipped.unlink()
+    assert export_onnx(card).read_bytes() == before
