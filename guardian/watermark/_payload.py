@@ -91,17 +91,18 @@ def candidate_label_tags(bits: list[int], confidence: list[float], *, flips: int
     return tags
 
 
-TONE_LOW_HZ, TONE_HIGH_HZ = 800, 2510
-"""The span of a keyed tone code, inside the watermark's band (600-2700 Hz)."""
-TONE_BAND_HZ = 110
+TONE_LOW_HZ, TONE_HIGH_HZ = 970, 2520
+"""The span of the tone code, the shipped model's (its watermark band is 600-2700 Hz)."""
+TONE_BAND_HZ = 100
 """Each bit's pair lies in its own band of this width, so the code covers the span."""
 TONE_SPREAD_HZ = 60
-"""How far into its band a tone may lie: the next band's tones stay 50 Hz away."""
-TONE_GAP_HZ = 50
-"""Least distance between any two tones, the shipped layout's. Each tone is modulated
-by the speech envelope, so its spectrum spreads past the reader's 10 Hz main lobe: the
-first keyed layouts, 40 Hz apart, lost a fifth of their trusted payloads to the
-neighbouring tones (``docs/benchmarks/watermark_keyed.md``)."""
+"""How far into its band a tone may lie: the next band's tones stay 40 Hz away."""
+TONE_GAP_HZ = 40
+"""Least distance between any two tones. The reader's decoys lie 10 and 20 Hz from a
+tone and its noise estimate 10 Hz either side of a probe (``_tones``), so at 40 Hz no
+probe of one tone sees another tone's main lobe. Keeping the shipped layout's 50 Hz
+instead needs a wider span reaching down to 800 Hz, which measured worse
+(``docs/benchmarks/watermark_keyed.md``)."""
 
 
 def keyed_tones(secret: bytes) -> tuple[tuple[float, float], ...]:
@@ -124,9 +125,9 @@ class PayloadKey:
     tone frequencies that carry the bits.
 
     The shipped model is public, so anyone can embed a watermark. Without this key they
-    do not know where this deployment's tone code lies (one pair in each 110 Hz band of
-    800-2510 Hz, placed by the key: 6^16, about 2^41 layouts), nor which bits decode to
-    its tag or to one of its labels. Derived from the master key, never stored.
+    do not know where this deployment's tone code lies (one pair in each 100 Hz band,
+    placed by the key: about 2^56 layouts), nor which bits decode to its tag or to one of
+    its labels. Derived from the master key, never stored.
     """
 
     order: tuple[int, ...]
