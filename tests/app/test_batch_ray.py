@@ -28,7 +28,7 @@ from guardian.config import Settings
 from guardian.engine import TrainedAdapter
 from guardian.store import AuditEntry, JobStatus, VaultBlob, Voice
 from guardian.vault import BlobKind
-from tests.app.conftest import ORG, SLT, Attempt
+from tests.app.conftest import ORG, Attempt, slt_transcripts
 from tests.app.test_batch import assert_same_as_verify, make_corpus, read_report
 
 ray = pytest.importorskip("ray")
@@ -71,7 +71,7 @@ def test_ray_actors_say_what_verify_says(g: Guardian, settings: Settings, tmp_pa
 
 
 def _voice(g: Guardian, attempt: Attempt) -> str:
-    texts = tuple((SLT / "transcripts.txt").read_text().splitlines())
+    texts = slt_transcripts()
     return enroll(g, attempt.request(transcripts=texts)).voice_id
 
 
