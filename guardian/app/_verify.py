@@ -19,11 +19,18 @@ from guardian.app._verify_report import (
     VerifyReport,
     WatermarkReport,
 )
-from guardian.app._watermarking import assisted_lookup, open_payload
+from guardian.app._watermarking import AssistedMatch, assisted_lookup, open_payload
 from guardian.audio import Audio, Container, decode_bytes, read_input_bytes
 from guardian.errors import ExitCode
 from guardian.keys import KeyInfo
-from guardian.provenance import ManifestReading, ManifestState, content_hash, fingerprint_of, read
+from guardian.provenance import (
+    ManifestReading,
+    ManifestState,
+    RegistryMatch,
+    content_hash,
+    fingerprint_of,
+    read,
+)
 from guardian.store import Label, Subject, Voice, VoiceStatus, as_utc
 from guardian.watermark import Detection
 
@@ -322,6 +329,20 @@ def _expired(
     return VerifyResult(Verdict.TAMPERED, [why], info, wm, match="manifest", **fields)
 
 
+def _traced(
+    reasons: list[str],
+    info: ManifestInfo,
+    wm: WatermarkInfo,
+    found: RegistryMatch | AssistedMatch,
+    match: str,
+) -> VerifyResult:
+    """``traced``: a registry row found without a usable manifest."""
+    fields = _from_label(found.label)
+    return VerifyResult(
+        Verdict.TRACED, reasons, info, wm, match=match, fingerprint_ber=found.ber, **fields
+    )
+
+
 def _row_matches(row: Label, audio: Audio, key: KeyInfo | None) -> bool:
     """The registry row recorded this audio (content hash) signed with this key."""
     return (
@@ -351,53 +372,27 @@ def _lookup(
     if query is not None:
         found = g.registry.by_fingerprint(s, query)
         if found is not None:
-            reasons = [
-                *prefix,
-                "no Guardian manifest; the audio fingerprint matches a registered clip "
-                f"(bit error rate {found.ber:.3f})",
-            ]
-            return VerifyResult(
-                Verdict.TRACED,
-                reasons,
-                info,
-                wm,
-                match="fingerprint",
-                fingerprint_ber=found.ber,
-                **_from_label(found.label),
+            why = (
+                f"the audio fingerprint matches a registered clip (bit error rate {found.ber:.3f})"
+            )
+            return _traced(
+                [*prefix, f"no Guardian manifest; {why}"], info, wm, found, "fingerprint"
             )
     assisted = assisted_lookup(s, g.registry, detection, query)
     if assisted is not None:
-        reasons = [
-            *prefix,
+        why = (
             f"Guardian watermark (payload {wm.payload}) names a registered clip whose "
-            f"fingerprint confirms it (bit error rate {assisted.ber:.3f})",
-        ]
-        return VerifyResult(
-            Verdict.TRACED,
-            reasons,
-            info,
-            wm,
-            match="watermark",
-            fingerprint_ber=assisted.ber,
-            **_from_label(assisted.label),
+            f"fingerprint confirms it (bit error rate {assisted.ber:.3f})"
         )
+        return _traced([*prefix, why], info, wm, assisted, "watermark")
     scaled = g.registry.by_scaled_fingerprint(s, audio) if query is not None else None
     if scaled is not None and scaled.change is not None:
         change, factor = scaled.change
-        reasons = [
-            *prefix,
-            "no Guardian manifest; the audio fingerprint matches a registered clip once a "
-            f"{change} change of x{factor:.2f} is undone (bit error rate {scaled.ber:.3f})",
-        ]
-        return VerifyResult(
-            Verdict.TRACED,
-            reasons,
-            info,
-            wm,
-            match="fingerprint",
-            fingerprint_ber=scaled.ber,
-            **_from_label(scaled.label),
+        why = (
+            "the audio fingerprint matches a registered clip once a "
+            f"{change} change of x{factor:.2f} is undone (bit error rate {scaled.ber:.3f})"
         )
+        return _traced([*prefix, f"no Guardian manifest; {why}"], info, wm, scaled, "fingerprint")
     if detection.detected:
         if not detection.payload_confident:
             whose = "a Guardian watermark (payload not decodable with confidence)"

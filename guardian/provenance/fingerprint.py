@@ -287,6 +287,11 @@ def compute(samples: npt.NDArray[np.generic], sample_rate: int) -> Fingerprint:
         ValueError: If the input is shorter than :data:`MIN_DURATION_SECONDS`, has
             a bad shape or rate, or holds non-finite values.
     """
+    return _from_energies(*_band_energies(_at_8k(samples, sample_rate)))
+
+
+def _at_8k(samples: npt.NDArray[np.generic], sample_rate: int) -> FloatArray:
+    """Mono at the fingerprint's rate, after the checks :func:`compute` documents."""
     if not 4000 <= sample_rate <= 768_000:
         raise ValueError("sample_rate must lie between 4000 and 768000 Hz")
     mono = _mono(samples)
@@ -295,8 +300,7 @@ def compute(samples: npt.NDArray[np.generic], sample_rate: int) -> Fingerprint:
     # Exact for the common rates; an odd rate (say 44101 Hz) gets a close fraction
     # instead, so that a hostile header cannot ask for a filter of millions of taps.
     ratio = Fraction(_RATE, sample_rate).limit_denominator(1000)
-    signal = resample_poly(mono, ratio.numerator, ratio.denominator)
-    return _from_energies(*_band_energies(signal))
+    return np.asarray(resample_poly(mono, ratio.numerator, ratio.denominator), dtype=np.float64)
 
 
 def _from_energies(energies: FloatArray, power: FloatArray) -> Fingerprint:
@@ -335,7 +339,7 @@ def _band_edges(factor: float) -> npt.NDArray[np.intp]:
 def scaled(samples: npt.NDArray[np.generic], sample_rate: int) -> list[ScaledFingerprint]:
     """The query's fingerprints under every factor of :data:`SCALES`, speed and tempo.
 
-    One short-time spectrum on a 4 ms grid serves them all: a clip sped up by ``f``
+    One short-time spectrum on an 8 ms grid serves them all: a clip sped up by ``f``
     holds at time ``t / f`` what the original held at ``t``, at ``f`` times the
     frequency. So each fingerprint takes its frames from the grid at the scaled times,
     and a speed change also scales the band edges. Nothing here looks at a registry.
@@ -343,13 +347,7 @@ def scaled(samples: npt.NDArray[np.generic], sample_rate: int) -> list[ScaledFin
     Raises:
         ValueError: As :func:`compute`.
     """
-    if not 4000 <= sample_rate <= 768_000:
-        raise ValueError("sample_rate must lie between 4000 and 768000 Hz")
-    mono = _mono(samples)
-    if len(mono) < MIN_DURATION_SECONDS * sample_rate:
-        raise ValueError(f"audio shorter than {MIN_DURATION_SECONDS} s cannot be fingerprinted")
-    ratio = Fraction(_RATE, sample_rate).limit_denominator(1000)
-    signal = resample_poly(mono, ratio.numerator, ratio.denominator)
+    signal = _at_8k(samples, sample_rate)
     frames = np.lib.stride_tricks.sliding_window_view(signal, _FRAME)[::_FINE_HOP]
     # cumulative power over frequency: any band's energy is a difference of two columns
     cumulative = np.empty((len(frames), _FRAME // 2 + 2))
