@@ -67,6 +67,7 @@ def test_enroll_explain_withdraw_export_forget(client: TestClient, g: Guardian) 
     assert gone.status_code == 404
 
 
+@pytest.mark.slow  # enrolls through the speech and speaker models
 def test_refused_enrollment_is_422(client: TestClient, g: Guardian, tmp_path: Path) -> None:
     studio = make_key(g, "enroll", org=ORG)
     challenge = client.post(

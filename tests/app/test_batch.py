@@ -130,6 +130,7 @@ def test_a_torn_last_line_is_dropped_and_other_files_are_refused(tmp_path: Path)
     assert other.read_text() == "my notes\nmore notes"
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_importing_the_cli_does_not_import_ray() -> None:
     code = "import sys, cli.main, guardian.app._batch; print('ray' in sys.modules)"
     done = subprocess.run(

@@ -64,6 +64,7 @@ def _run(code: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # a fresh interpreter per test
 def test_the_verify_use_case_loads_no_torch(home: tuple[Path, Path]) -> None:
     root, clip = home
     done = _run(USE_CASE, root, str(clip))
@@ -73,6 +74,7 @@ def test_the_verify_use_case_loads_no_torch(home: tuple[Path, Path]) -> None:
     assert loaded == []
 
 
+@pytest.mark.slow  # a fresh interpreter per test
 def test_guardian_verify_loads_no_torch(home: tuple[Path, Path]) -> None:
     root, clip = home
     code = (
@@ -90,6 +92,7 @@ def test_guardian_verify_loads_no_torch(home: tuple[Path, Path]) -> None:
     assert json.loads(loaded) == []
 
 
+@pytest.mark.slow  # a fresh interpreter per test
 def test_the_http_verifier_loads_no_torch(home: tuple[Path, Path]) -> None:
     root, clip = home
     done = _run(HTTP, root, str(clip))

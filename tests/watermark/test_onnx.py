@@ -68,6 +68,7 @@ def test_the_shipped_card_verifies_on_onnx(shipped) -> None:  # type: ignore[no-
     assert isinstance(detector, OnnxDetector) and detector.runtime == "onnx"
 
 
+@pytest.mark.slow  # loads the torch model and exports
 def test_onnx_and_torch_give_the_same_detection(shipped) -> None:  # type: ignore[no-untyped-def]
     """Score, verdict, payload bits and localization agree on speech, watermarked or not,
     under the shipped tones and under a deployment's keyed tones."""
@@ -120,6 +121,7 @@ def test_a_card_without_onnx_runs_on_torch(tiny_watermark_card: Path) -> None:
     assert isinstance(detector, TorchDetector) and detector.runtime == "torch"
 
 
+@pytest.mark.slow  # loads the torch model and exports
 def test_export_rebuilds_the_pinned_file_and_matches_torch(
     tiny_watermark_card: Path, tmp_path: Path
 ) -> None:

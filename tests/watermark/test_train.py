@@ -31,6 +31,7 @@ def _data(root: Path) -> list[Path]:
     return files
 
 
+@pytest.mark.slow  # trains
 def test_train_resume_and_export(tmp_path: Path) -> None:
     files = _data(tmp_path / "data")
     config = TrainConfig(
@@ -111,6 +112,7 @@ def test_attack_mix_overrides_are_checked() -> None:
         TrainConfig(augment_weights={"echo": -1.0})
 
 
+@pytest.mark.slow  # trains
 def test_staged_recipe_chains_weights_and_resumes(tmp_path: Path) -> None:
     from guardian.app import load_recipe, recipe_steps, train_watermark
 
@@ -193,6 +195,7 @@ def test_every_kind_of_nonspeech_fills_the_segment(sr: int) -> None:
     assert min(peaks) >= 10 ** (-20 / 20) - 1e-6 and max(peaks) <= 10 ** (-3 / 20) + 1e-6
 
 
+@pytest.mark.slow  # trains
 def test_detector_mode_trains_only_the_detector(tmp_path: Path) -> None:
     files = _data(tmp_path / "data")
     common = {"arch": ArchConfig(n_filters=4, dimension=8, lstm=1), "segment_s": 0.4}
