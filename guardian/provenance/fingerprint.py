@@ -245,13 +245,18 @@ def _mono(samples: npt.NDArray[np.generic]) -> FloatArray:
     return mono
 
 
+def _band_edges(factor: float) -> npt.NDArray[np.intp]:
+    """FFT bin where each band starts (and the last one ends), edges scaled by ``factor``."""
+    edges = np.geomspace(_F_LO, _F_HI, _N_BANDS + 1) * factor
+    return np.searchsorted(np.fft.rfftfreq(_FRAME, d=1.0 / _RATE), edges, side="left")
+
+
 def _band_matrix() -> FloatArray:
-    edges = np.geomspace(_F_LO, _F_HI, _N_BANDS + 1)
-    freqs = np.fft.rfftfreq(_FRAME, d=1.0 / _RATE)
-    band = np.searchsorted(edges, freqs, side="right") - 1
-    matrix = np.zeros((len(freqs), _N_BANDS))
-    inside = (band >= 0) & (band < _N_BANDS)
-    matrix[np.flatnonzero(inside), band[inside]] = 1.0
+    """(FFT bins x bands) indicator of which bin each band sums."""
+    edges = _band_edges(1.0)
+    matrix = np.zeros((_FRAME // 2 + 1, _N_BANDS))
+    for band in range(_N_BANDS):
+        matrix[edges[band] : edges[band + 1], band] = 1.0
     return matrix
 
 
@@ -328,12 +333,6 @@ class ScaledFingerprint:
     change: str
     factor: float
     fingerprint: Fingerprint
-
-
-def _band_edges(factor: float) -> npt.NDArray[np.intp]:
-    """FFT bin where each band starts (and the last one ends), edges scaled by ``factor``."""
-    edges = np.geomspace(_F_LO, _F_HI, _N_BANDS + 1) * factor
-    return np.searchsorted(np.fft.rfftfreq(_FRAME, d=1.0 / _RATE), edges, side="left")
 
 
 def scaled(samples: npt.NDArray[np.generic], sample_rate: int) -> list[ScaledFingerprint]:
