@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import Enum
 
-from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, Text
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -78,12 +78,17 @@ class Label(SQLModel, table=True):
 
 
 class FingerprintHash(SQLModel, table=True):
-    """Inverted index from a 32-bit sub-fingerprint to where it occurs."""
+    """Inverted index from a 32-bit sub-fingerprint to where it occurs.
+
+    The look-up reads ``(hash, label_id, frame)`` by hash; one index holds all three, so
+    it never visits the table (docs/adr/0004-registry-postings-index.md).
+    """
 
     __tablename__ = "fingerprint_hash"
+    __table_args__ = (Index("ix_fingerprint_hash_postings", "hash", "label_id", "frame"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    hash: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    hash: int = Field(sa_column=Column(BigInteger, nullable=False))
     label_id: str = Field(foreign_key="label.id", index=True, max_length=40)
     frame: int
 
