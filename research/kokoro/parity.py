@@ -31,6 +31,7 @@ import rebuild  # noqa: E402
 from guardian.engine._pretrain import public_sentences  # noqa: E402
 
 OUT = ROOT / "research" / "results" / "kokoro_parity.json"
+MAPPING = OUT.with_name("kokoro_mapping.jsonl")
 DURATIONS = "/encoder/Clip_output_0"
 F0 = "/encoder/F0_proj/Conv_output_0"
 ENERGY = "/encoder/N_proj/Conv_output_0"
@@ -241,12 +242,15 @@ def main() -> None:
                 for mode in ("float", "int8_activations")
             },
         },
-        "mapping": [
-            {"torch": r.key, "shape": list(r.shape), "onnx": r.source, "how": r.how} for r in rows
-        ],
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    # One row per tensor: where each of the torch model's weights came from (not kept
+    # in the repository; the README has the table per module).
+    mapping = [
+        {"torch": r.key, "shape": list(r.shape), "onnx": r.source, "how": r.how} for r in rows
+    ]
+    MAPPING.write_text("".join(json.dumps(m, ensure_ascii=False) + "\n" for m in mapping))
     print(json.dumps(result["summary"]))
 
 
