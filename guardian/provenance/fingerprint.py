@@ -25,6 +25,7 @@ Everything here is pure computation: no database, no files.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections import Counter
@@ -399,6 +400,54 @@ def _compare_at(query: Fingerprint, reference: Fingerprint, offset: int) -> Matc
     return Match(ber=errors / (32 * overlap), offset_frames=offset, overlap_frames=overlap)
 
 
+def _planes(hashes: npt.NDArray[np.uint32], reverse: bool) -> npt.NDArray[np.float64]:
+    """Rows: the usable-frame mask, its bit count, and the 32 bit planes (each masked)."""
+    usable = (hashes != SILENT_HASH).astype(np.float64)
+    bits = ((hashes[None, :] >> np.arange(32, dtype=np.uint32)[:, None]) & 1).astype(np.float64)
+    rows = np.vstack([usable, bits.sum(axis=0) * usable, bits * usable])
+    return rows[:, ::-1] if reverse else rows
+
+
+@functools.lru_cache(maxsize=4)
+def _query_spectrum(hashes: bytes, size: int) -> npt.NDArray[np.complex128]:
+    """The query side of :func:`_compare_everywhere`, kept for the next reference: a
+    registry search compares one query with many references."""
+    spectrum = np.fft.rfft(_planes(np.frombuffer(hashes, dtype=np.uint32), reverse=True), size)
+    spectrum.flags.writeable = False
+    return spectrum
+
+
+def _compare_everywhere(q: npt.NDArray[np.uint32], r: npt.NDArray[np.uint32]) -> Match:
+    """:func:`compare` over every alignment at once, with the same result.
+
+    Over the usable frames of an alignment, the bit errors are popcount(q) + popcount(r)
+    - 2 x (bits set in both), so the errors and the overlap of every offset are sums of
+    cross-correlations, which one FFT product gives for all offsets together. The sums
+    are integers below 2^21 and are rounded back exactly.
+    """
+    n, m = len(q), len(r)
+    if min(n, m) < _MIN_OVERLAP:
+        return _NO_MATCH
+    size = 1 << (n + m - 2).bit_length()
+    a = _query_spectrum(q.tobytes(), size)
+    b = np.fft.rfft(_planes(r, reverse=False), size)
+    # rows: 0 usable, 1 popcount x usable, 2.. bit planes x usable
+    errors_f = a[1] * b[0] + a[0] * b[1] - 2 * np.einsum("ij,ij->j", a[2:], b[2:])
+    both = np.fft.irfft(np.vstack([errors_f, a[0] * b[0]]), size)
+    # index k of the full correlation is offset k - (n - 1); keep offsets low..high
+    low, high = -n + _MIN_OVERLAP, m - _MIN_OVERLAP
+    errors = np.rint(both[0, low + n - 1 : high + n])
+    overlap = np.rint(both[1, low + n - 1 : high + n])
+    enough = overlap >= _MIN_OVERLAP
+    if not enough.any():
+        return _NO_MATCH
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ber = errors / (32 * overlap)
+        significance = np.where(enough, (0.5 - ber) * np.sqrt(overlap), -np.inf)
+    k = int(np.argmax(significance))
+    return Match(ber=float(ber[k]), offset_frames=low + k, overlap_frames=int(overlap[k]))
+
+
 def compare(
     query: Fingerprint, reference: Fingerprint, *, offsets: Iterable[int] | None = None
 ) -> Match:
@@ -420,8 +469,7 @@ def compare(
     """
     _check_compatible(query, reference)
     if offsets is None:
-        low = -len(query.hashes) + _MIN_OVERLAP
-        offsets = range(low, len(reference.hashes) - _MIN_OVERLAP + 1)
+        return _compare_everywhere(query.hashes, reference.hashes)
     best = _NO_MATCH
     for offset in offsets:
         match = _compare_at(query, reference, offset)

@@ -334,3 +334,34 @@ def test_the_scaled_search_never_matches_unrelated_audio() -> None:
 def test_the_scaled_search_refuses_what_compute_refuses() -> None:
     with pytest.raises(ValueError, match="shorter"):
         scaled(np.zeros(RATE // 2, dtype=np.float32), RATE)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 400),
+    m=st.integers(1, 400),
+    excerpt=st.booleans(),
+    silent=st.floats(0.0, 0.6),
+    flips=st.floats(0.0, 0.45),
+)
+def test_the_search_over_every_alignment_equals_trying_each_offset(
+    seed: int, n: int, m: int, excerpt: bool, silent: float, flips: float
+) -> None:
+    """``compare`` without offsets scores all alignments at once (FFT); it must pick
+    the same alignment, BER and overlap as the offset-by-offset comparison."""
+    rng = np.random.default_rng(seed)
+    ref = rng.integers(0, 2**32, m, dtype=np.uint32)
+    if excerpt and n < m:
+        start = int(rng.integers(0, m - n + 1))
+        noise = rng.random((n, 32)) < flips
+        query = ref[start : start + n] ^ (noise * (1 << np.arange(32, dtype=np.uint64))).sum(
+            axis=1
+        ).astype(np.uint32)
+    else:
+        query = rng.integers(0, 2**32, n, dtype=np.uint32)
+    ref[rng.random(m) < silent] = SILENT_HASH
+    query[rng.random(n) < silent / 2] = SILENT_HASH
+    q, r = Fingerprint(query, 0.016), Fingerprint(ref, 0.016)
+    every = range(-n + 32, m - 32 + 1)
+    assert compare(q, r) == compare(q, r, offsets=every)
