@@ -217,14 +217,12 @@ def verify_line(g: Guardian, path: str) -> Line:
 
 
 def open_worker(settings: Settings | None = None, *, threads: int = 1) -> Guardian:
-    """A worker's deployment: one database engine and the watermark model, loaded once.
-    Torch gets ``threads`` (one per core the worker holds), so that N workers use N
-    cores, not N²."""
-    import torch
-
-    torch.set_num_threads(threads)
+    """A worker's deployment: one database engine and the watermark detector ``verify``
+    runs, loaded once. The detector gets ``threads`` (one per core the worker holds),
+    so that N workers use N cores, not N²."""
     g = open_guardian(settings)
-    _ = g.watermark
+    g.detector_threads = threads
+    _ = g.detector
     return g
 
 

@@ -44,6 +44,8 @@ class Guardian:
     """This deployment's secret payload code, derived from the master key."""
     _watermark: WatermarkModel | None = field(default=None, repr=False)
     _detector: Detector | None = field(default=None, repr=False)
+    detector_threads: int | None = field(default=None, repr=False)
+    """Threads the ONNX detector may use (one per core when None); set before its load."""
     _deployment: int | None = field(default=None, repr=False)
     _policies: PolicySet | None = field(default=None, repr=False)
     _base_voice: BaseVoice | None = field(default=None, repr=False)
@@ -89,7 +91,7 @@ class Guardian:
         """The watermark detector ``verify`` runs, loaded (and hash-checked) on first use:
         ONNX Runtime when the model card pins an ONNX detector, without torch."""
         if self._detector is None:
-            detector = load_detector(self.settings.watermark_model)
+            detector = load_detector(self.settings.watermark_model, threads=self.detector_threads)
             self._detector = keyed_detector(detector, self.payload_key)
         return self._detector
 

@@ -87,11 +87,15 @@ def card_path(spec: str | None) -> Path | None:
     return path if path.suffix in (".yaml", ".yml") else None
 
 
-def session(path: Path) -> Any:
-    """An ONNX Runtime session on the CUDA provider where present, else the CPU."""
+def session(path: Path, *, threads: int | None = None) -> Any:
+    """An ONNX Runtime session on the CUDA provider where present, else the CPU, with
+    ``threads`` intra-op threads (ONNX Runtime's default, one per core, when None)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     options.log_severity_level = 3  # warnings about unused initializers are noise
     # Idle pool threads would spin for work between calls: on a machine whose cores
     # other processes share, that doubled the CPU time of a detection for no speed.
@@ -101,7 +105,9 @@ def session(path: Path) -> Any:
     return ort.InferenceSession(str(path), options, providers=providers)
 
 
-def load_onnx_detector(card: Path, meta: dict[str, Any] | None = None) -> OnnxDetector:
+def load_onnx_detector(
+    card: Path, meta: dict[str, Any] | None = None, *, threads: int | None = None
+) -> OnnxDetector:
     """The card's ONNX detector, after its SHA-256 and its source weights match the card."""
     meta = read_card(card) if meta is None else meta
     entry = meta.get(ONNX_KEY)
@@ -124,7 +130,7 @@ def load_onnx_detector(card: Path, meta: dict[str, Any] | None = None) -> OnnxDe
     )
 
     try:
-        runtime = session(path)
+        runtime = session(path, threads=threads)
     except (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf) as e:
         raise WatermarkModelError(f"{path.name} is not a loadable ONNX model ({e})") from e
     return OnnxDetector(
@@ -136,15 +142,20 @@ def load_onnx_detector(card: Path, meta: dict[str, Any] | None = None) -> OnnxDe
     )
 
 
-def load_detector(spec: str | None = None) -> Detector:
+def load_detector(spec: str | None = None, *, threads: int | None = None) -> Detector:
     """The detector ``verify`` runs for a model spec (``load_model``'s): ONNX Runtime
-    when the card pins an ONNX detector, else the torch model."""
+    when the card pins an ONNX detector (``threads`` intra-op threads), else the torch
+    model."""
     card = card_path(spec)
     if card is not None:
         meta = read_card(card)
         if ONNX_KEY in meta:
-            return load_onnx_detector(card, meta)
+            return load_onnx_detector(card, meta, threads=threads)
+    import torch
+
     from guardian.watermark._detect import TorchDetector
     from guardian.watermark._loader import load_model
 
+    if threads is not None:
+        torch.set_num_threads(threads)
     return TorchDetector(load_model(spec))

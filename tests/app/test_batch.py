@@ -24,7 +24,7 @@ from guardian.app import (
     verify_batch,
     verify_file,
 )
-from guardian.app._batch import reported
+from guardian.app._batch import open_worker, reported
 from guardian.audio import Audio, OutputFormat, decode_bytes, encode_bytes, flip_wav_sample
 from guardian.config import Settings
 from guardian.errors import GuardianError, UsageError
@@ -248,3 +248,15 @@ def test_workers_that_cannot_start_stop_the_batch_and_report_nothing(tmp_path: P
     with pytest.raises(ConfigError, match="before verifying any clip"):
         _run_pool([str(write_clip(tmp_path / "c.wav"))], broken, 1, lines.append)
     assert lines == []
+
+
+def test_a_worker_runs_the_detector_on_the_cores_it_is_given(settings: Settings) -> None:
+    """N workers on N cores: each worker's ONNX Runtime session gets its own thread count
+    (ONNX Runtime would otherwise start one thread per core in every worker), and the
+    worker loads the detector that verify runs, not the torch model that embeds."""
+    shipped = settings.model_copy(update={"watermark_model": None})  # its ONNX detector
+    g = open_worker(shipped, threads=1)
+    options = g.detector.session.get_session_options()  # type: ignore[attr-defined]
+    assert options.intra_op_num_threads == 1
+    assert g._watermark is None
+    g.engine.dispose()
