@@ -69,23 +69,39 @@ class Clip:
     desc: str
 
 
-def build_corpus(out: Path, n_refs: int, n_unrelated: int) -> tuple[list[Clip], list[Clip]]:
-    """Synthesise the corpus once; later runs read the cached WAV files."""
+def _third_piper(i: int) -> str:
+    return "piper" if i % 3 == 0 else "espeak"
+
+
+def build_corpus(
+    out: Path,
+    n_refs: int,
+    n_unrelated: int,
+    *,
+    seed: int = SEED,
+    version: int = CORPUS_VERSION,
+    unrelated_voice: Callable[[int], str] = _third_piper,
+) -> tuple[list[Clip], list[Clip]]:
+    """Synthesise the corpus once; later runs read the cached WAV files.
+
+    References alternate Piper and espeak-ng; unrelated speech takes the engine
+    ``unrelated_voice`` names for its index, and a fifth of the unrelated clips are not
+    speech. ``seed`` and ``version`` name the recipe in the cache."""
     corpus = out / "corpus"
     meta_path = corpus / "corpus.json"
-    spec = {"version": CORPUS_VERSION, "refs": n_refs, "unrelated": n_unrelated, "seed": SEED}
+    spec = {"version": version, "refs": n_refs, "unrelated": n_unrelated, "seed": seed}
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta["spec"] == spec:
             return _clips(corpus, meta["refs"]), _clips(corpus, meta["unrelated"])
     shutil.rmtree(corpus, ignore_errors=True)
     corpus.mkdir(parents=True)
-    rng, nprng, used = random.Random(SEED), np.random.default_rng(SEED), set[str]()
+    rng, nprng, used = random.Random(seed), np.random.default_rng(seed), set[str]()
     synth = Synth()
     plan = [("ref", i, "piper" if i % 2 == 0 else "espeak") for i in range(n_refs)]
     n_other = n_unrelated // 5
     n_speech = n_unrelated - n_other
-    plan += [("unrel", i, "piper" if i % 3 == 0 else "espeak") for i in range(n_speech)]
+    plan += [("unrel", i, unrelated_voice(i)) for i in range(n_speech)]
     plan += [("unrel", n_speech + i, "other") for i in range(n_other)]
     descs: dict[str, dict[str, str]] = {"refs": {}, "unrelated": {}}
     started = time.perf_counter()

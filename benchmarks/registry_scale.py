@@ -46,7 +46,6 @@ import json
 import math
 import os
 import random
-import shutil
 import sqlite3
 import sys
 import time
@@ -61,11 +60,12 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fingerprint_robustness import Clip  # noqa: E402
+from fingerprint_robustness import build_corpus as fingerprint_corpus  # noqa: E402
 from sqlalchemy import Engine, inspect, make_url, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from guardian.audio import Audio, decode_bytes, encode_bytes  # noqa: E402
-from guardian.corpus import NONSPEECH, RATE, Synth, finish, speech  # noqa: E402
 from guardian.provenance import Registry  # noqa: E402
 from guardian.provenance import fingerprint as fpm  # noqa: E402
 from guardian.store import Label, SigningKey, make_engine, migrate  # noqa: E402
@@ -83,47 +83,16 @@ DEFAULT_SIZES = "1000,10000,100000,1000000"
 # --- real clips ---------------------------------------------------------------------
 
 
-@dataclass
-class Clip:
-    key: str
-    path: Path
-    desc: str
+def _half_piper(i: int) -> str:
+    return "piper" if i % 2 else "espeak"
 
 
 def build_corpus(out: Path, n_refs: int, n_unrelated: int) -> tuple[list[Clip], list[Clip]]:
-    """Synthesise the real clips once; later runs read the cached WAV files."""
-    corpus = out / "corpus"
-    meta_path = corpus / "corpus.json"
-    spec = {"version": CORPUS_VERSION, "refs": n_refs, "unrelated": n_unrelated, "seed": SEED}
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta["spec"] == spec:
-            return _clips(corpus, meta["refs"]), _clips(corpus, meta["unrelated"])
-    shutil.rmtree(corpus, ignore_errors=True)
-    corpus.mkdir(parents=True)
-    rng, nprng, used = random.Random(SEED), np.random.default_rng(SEED), set[str]()
-    synth = Synth()
-    n_other = n_unrelated // 5
-    plan = [("ref", i, "piper" if i % 2 == 0 else "espeak") for i in range(n_refs)]
-    plan += [("unrel", i, "piper" if i % 2 else "espeak") for i in range(n_unrelated - n_other)]
-    plan += [("unrel", n_unrelated - n_other + i, "other") for i in range(n_other)]
-    descs: dict[str, dict[str, str]] = {"refs": {}, "unrelated": {}}
-    for kind, i, engine in plan:
-        key = f"{kind}-{i:04d}"
-        if engine == "other":
-            make = NONSPEECH[i % len(NONSPEECH)]
-            audio = finish(make(nprng, float(nprng.uniform(3, 10))), RATE, rng)
-            desc = make.__name__
-        else:
-            audio, desc = speech(synth, engine, rng, used)
-        sf.write(corpus / f"{key}.wav", audio, RATE, subtype="PCM_16")
-        descs["refs" if kind == "ref" else "unrelated"][key] = desc
-    meta_path.write_text(json.dumps({"spec": spec, **descs}, indent=1))
-    return _clips(corpus, descs["refs"]), _clips(corpus, descs["unrelated"])
-
-
-def _clips(corpus: Path, entries: dict[str, str]) -> list[Clip]:
-    return [Clip(key, corpus / f"{key}.wav", desc) for key, desc in entries.items()]
+    """The real clips (the fingerprint benchmark's recipe, this benchmark's seed),
+    synthesised once; later runs read the cached WAV files."""
+    return fingerprint_corpus(
+        out, n_refs, n_unrelated, seed=SEED, version=CORPUS_VERSION, unrelated_voice=_half_piper
+    )
 
 
 def load(clip: Clip) -> Audio:
