@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import yaml
 
+from guardian._cards import read_card
 from guardian.engine._adapter import Prior
 from guardian.engine._dp import DPConfig, noise_per_utterance
 from guardian.engine._errors import EngineModelError
@@ -116,18 +117,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _read_card(card: Path) -> dict[str, Any]:
-    try:
-        meta = yaml.safe_load(card.read_text())
-    except FileNotFoundError as e:
-        raise EngineModelError(f"converter card {card} does not exist") from e
-    except yaml.YAMLError as e:
-        raise EngineModelError(f"converter card {card} is not valid YAML") from e
-    if not isinstance(meta, dict):
-        raise EngineModelError(f"converter card {card} is not a mapping")
-    return meta
-
-
 def load_converter(card: Path | None = None) -> PublicConverter:
     """Load the public converter from its card, checking the pinned hash first.
 
@@ -135,7 +124,7 @@ def load_converter(card: Path | None = None) -> PublicConverter:
         EngineModelError: the card or weights are missing, altered or malformed.
     """
     card = card or SHIPPED_CARD
-    meta = _read_card(card)
+    meta = read_card(card, what="converter card", error=EngineModelError)
     try:
         weights = card.parent / str(meta["weights"])
         pinned = str(meta["sha256"])

@@ -11,8 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from guardian import _cards
 from guardian.errors import WatermarkModelError
 from guardian.watermark._payload import NBITS
 
@@ -175,15 +174,7 @@ def sha256_file(path: Path) -> str:
 
 def read_card(card: Path) -> dict[str, Any]:
     """A Guardian model card's fields (YAML), or a clear error."""
-    try:
-        meta = yaml.safe_load(card.read_text())
-    except FileNotFoundError as e:
-        raise WatermarkModelError(f"watermark model card {card} does not exist") from e
-    except yaml.YAMLError as e:
-        raise WatermarkModelError(f"watermark model card {card} is not valid YAML") from e
-    if not isinstance(meta, dict):
-        raise WatermarkModelError(f"watermark model card {card} is not a mapping")
-    return meta
+    return _cards.read_card(card, what="watermark model card", error=WatermarkModelError)
 
 
 def card_embed(card: Path, meta: dict[str, Any]) -> EmbedConfig:
