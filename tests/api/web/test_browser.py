@@ -18,7 +18,6 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ import pytest
 
 from guardian.app._consent_voice import spoken_consent
 from guardian.audio import Audio, OutputFormat, encode_bytes, read_audio, resample
+from tests.conftest import free_port, wait_until_ready
 
 pytestmark = pytest.mark.slow
 
@@ -64,12 +64,6 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Server:
     url: str
@@ -93,7 +87,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("web")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDIAN_")}
     env.update(GUARDIAN_HOME=str(tmp / "home"), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    port = _free_port()
+    port = free_port()
     log = tmp / "server.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -103,16 +97,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 180
-            while True:
-                assert proc.poll() is None, log.read_text()
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "the server did not become ready"
-                time.sleep(0.5)
+            wait_until_ready(proc, url, log)
             s = Server(url, env, log, {})
             for scope in ("enroll", "label", "audit", "synthesize"):
                 made = s.cli("apikey", "create", "--name", scope, "--org", ORG,
