@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from guardian.app import LabelRequest, Verdict, label_file, open_guardian, verify_bytes
+from guardian.app import Guardian, LabelRequest, Verdict, label_file, open_guardian, verify_bytes
 from guardian.audio import (
     Audio,
     OutputFormat,
@@ -151,7 +152,23 @@ def test_a_watermark_forged_with_the_public_model_is_weak_evidence_exit_7(
 FIXED_MASTER_KEY = "q0Zt6mKkCj0sQhWb4Jx1Vd8yR3nLpE7uT2aGcY9fH5o="
 
 
+@pytest.fixture
+def keyed(tmp_path: Path) -> Iterator[Guardian]:
+    """A deployment with a fixed master key (so a fixed secret payload code) and the
+    shipped model."""
+    settings = Settings(
+        home=tmp_path / "h",
+        database_url=None,
+        master_key=FIXED_MASTER_KEY,
+        watermark_model=str(CARD),
+    )
+    g = open_guardian(settings)
+    yield g
+    g.engine.dispose()
+
+
 def test_a_payload_forged_with_the_public_model_does_not_name_this_deployment(
+    keyed: Guardian,
     tmp_path: Path,
     model,  # type: ignore[no-untyped-def]
 ) -> None:
@@ -160,14 +177,7 @@ def test_a_payload_forged_with_the_public_model_does_not_name_this_deployment(
     (derived from the master key) they name something else, except by the chance of a
     4-bit tag (1 in 16), so of four forgeries at least one must miss (all four hit with
     probability 16**-4)."""
-    g = open_guardian(
-        Settings(
-            home=tmp_path / "h",
-            database_url=None,
-            master_key=FIXED_MASTER_KEY,
-            watermark_model=str(CARD),
-        )
-    )
+    g = keyed
     src = tmp_path / "in.wav"
     src.write_bytes(encode_bytes(read_audio(SPEECH), OutputFormat.WAV))
     out = tmp_path / "out.wav"
@@ -186,24 +196,16 @@ def test_a_payload_forged_with_the_public_model_does_not_name_this_deployment(
         assert result.watermark.payload != forged_payload.hex()
         named.append(any("names this deployment" in r for r in result.reasons))
     assert not all(named), "a forged payload reads as this deployment's every time"
-    g.engine.dispose()
 
 
 def test_a_forger_who_knows_the_secret_bits_but_not_the_tone_code_names_nothing(
-    tmp_path: Path,
+    keyed: Guardian,
     model,  # type: ignore[no-untyped-def]
 ) -> None:
     """The worst case for the bit code alone: a forger who somehow has this deployment's
     embedded bits for a payload naming it, and the public model. The deployment reads its
     code at tones its master key places, so the forger's public tones carry nothing."""
-    g = open_guardian(
-        Settings(
-            home=tmp_path / "h",
-            database_url=None,
-            master_key=FIXED_MASTER_KEY,
-            watermark_model=str(CARD),
-        )
-    )
+    g = keyed
     speech = read_audio(SPEECH.with_name("sample-02.flac"))
     for n in range(3):
         logical = Payload.for_label(deployment=g.deployment_tag(), label_id=f"lbl_{n}")
@@ -215,4 +217,3 @@ def test_a_forger_who_knows_the_secret_bits_but_not_the_tone_code_names_nothing(
     assert g.watermark.embed.payload_tones == g.payload_key.tones != model.embed.payload_tones
     assert g.detector.runtime == "onnx", "verify reads the shipped model on ONNX Runtime"
     assert g.detector.embed.payload_tones == g.payload_key.tones
-    g.engine.dispose()
