@@ -68,6 +68,22 @@ def test_the_shipped_card_verifies_on_onnx(shipped) -> None:  # type: ignore[no-
     assert isinstance(detector, OnnxDetector) and detector.runtime == "onnx"
 
 
+def test_the_shipped_graph_pads_inside_planar_convolutions() -> None:
+    """The export's faster forms: no padding copied ahead of a convolution, no ``Elu``
+    kernel, and every convolution 2-D (ONNX Runtime's blocked layout)."""
+    import onnx
+
+    meta = yaml.safe_load(SHIPPED_CARD.read_text())["detector_onnx"]
+    graph = onnx.load(str(SHIPPED_CARD.with_name(meta["file"]))).graph
+    ops = [n.op_type for n in graph.node]
+    assert "Pad" not in ops and "Elu" not in ops
+    convolutions = [n for n in graph.node if n.op_type == "Conv"]
+    assert convolutions and all(
+        len(next(a.ints for a in n.attribute if a.name == "kernel_shape")) == 2
+        for n in convolutions
+    )
+
+
 @pytest.mark.slow  # loads the torch model and exports
 def test_onnx_and_torch_give_the_same_detection(shipped) -> None:  # type: ignore[no-untyped-def]
     """Score, verdict, payload bits and localization agree on speech, watermarked or not,
