@@ -10,7 +10,8 @@ Needs the speech corpus ``benchmarks/watermark.py`` caches (``OUT/wm-corpus``). 
 * detection speed (``detect`` of a whole clip: presence and payload reader), x real
   time by wall clock and by CPU time, median of ``--repeats`` passes over ``--clips``
   watermarked corpus clips, each runtime in turn within a pass: torch, ONNX fp32 (the
-  shipped file) and ONNX int8 (built here with ``export --onnx --precision int8``);
+  shipped file), ONNX int8 (built here with ``export --onnx --precision int8``) and the
+  ONNX file the card pinned at ``--before``;
 * equivalence on the same clips and ``--negatives`` unwatermarked corpus clips: the
   largest score difference from torch, and detections, payloads and segments that differ;
 * warm ``verify_file`` of a 10 s WAV labeled here, the same clip re-encoded to MP3 (its
@@ -70,10 +71,26 @@ DEFAULTS = {"clips": 16, "negatives": 48, "repeats": 3, "warm": 10, "cold": 5}
 RATE = 24_000
 
 
-def _cards(work: Path) -> dict[str, Path]:
-    """The shipped card as it is (ONNX fp32), without its ONNX entry (torch), and with an
-    int8 ONNX detector built here."""
+def _git_show(rev: str, path: Path) -> bytes:
+    relative = path.relative_to(ROOT).as_posix()
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:{relative}"], capture_output=True, check=True
+    ).stdout
+
+
+def _cards(work: Path, before: str) -> dict[str, Path]:
+    """The shipped card as it is (ONNX fp32), without its ONNX entry (torch), with an
+    int8 ONNX detector built here, and as it was at git revision ``before`` (its ONNX
+    file, the same weights)."""
     out = {}
+    folder = work / "card-before"
+    folder.mkdir()
+    (folder / "guardian-wm-v13.pt").symlink_to(SHIPPED_CARD.with_suffix(".pt"))
+    old = yaml.safe_load(_git_show(before, SHIPPED_CARD))
+    onnx_name = old["detector_onnx"]["file"]
+    (folder / onnx_name).write_bytes(_git_show(before, SHIPPED_CARD.with_name(onnx_name)))
+    (folder / SHIPPED_CARD.name).write_text(yaml.safe_dump(old, sort_keys=False))
+    out["before"] = folder / SHIPPED_CARD.name
     for name in ("torch", "int8"):
         folder = work / f"card-{name}"
         folder.mkdir()
@@ -294,11 +311,17 @@ def markdown(r: dict[str, Any]) -> str:
         "detections / payloads / segments differing | TPR | FPR |",
         "|---|---:|---:|---:|---|---:|---:|",
     ]
-    for name in ("torch", "onnx", "int8"):
+    labels = {
+        "torch": "torch",
+        "onnx": "ONNX fp32 (shipped)",
+        "int8": "ONNX int8",
+        "before": f"ONNX fp32 at `{r['cold_verify']['before_rev'][:10]}`",
+    }
+    for name, label in labels.items():
         d = det[name]
         differ = d["differ"]
         lines.append(
-            f"| {name} | {d['detect_x_rt']} | {d['detect_x_rt_cpu']} | "
+            f"| {label} | {d['detect_x_rt']} | {d['detect_x_rt_cpu']} | "
             f"{d['max_score_diff']:.2g} | {differ['detected']} / {differ['payload']} / "
             f"{differ['segments']} | {d['tpr_at_card_threshold']:.3f} | "
             f"{d['fpr_at_card_threshold']:.3f} |"
@@ -372,7 +395,7 @@ def main() -> None:
     started = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        cards = _cards(work)
+        cards = _cards(work, before)
         model = load_card(SHIPPED_CARD)
         speech = _corpus(args.out, "pos", max(args.clips, 12))
         rng = np.random.default_rng(0)
@@ -383,6 +406,7 @@ def main() -> None:
             "torch": TorchDetector(model),
             "onnx": load_detector(),
             "int8": load_detector(str(cards["int8"])),
+            "before": load_detector(str(cards["before"])),
         }
         report: dict[str, Any] = {
             "command": "nice -n 10 .venv/bin/python benchmarks/verify_speed.py "
