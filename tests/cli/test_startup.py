@@ -5,6 +5,7 @@ in a new process every time)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,10 @@ def test_importing_the_cli_defers_the_database_and_the_policies() -> None:
         "import cli.main\n"
         f"print(json.dumps(sorted(m for m in {DEFERRED!r} if m in sys.modules)))\n"
     )
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    }
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, check=True
     )
     assert json.loads(done.stdout) == []
