@@ -8,7 +8,7 @@ import typer
 
 from cli._output import JSON_OPTION, emit_json, guarded
 from guardian import app as usecases
-from guardian.app import Scope, open_guardian
+from guardian.app import Scope
 
 apikey_app = typer.Typer(help="Manage API keys for `guardian serve`.", no_args_is_help=True)
 _SCOPES = ", ".join(s.value for s in Scope)
@@ -27,7 +27,9 @@ def apikey_create(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Create a key. The key itself is shown once, now, and cannot be recovered."""
-    new = usecases.create_api_key(open_guardian(), name=name, organization=org, scopes=scopes)
+    new = usecases.create_api_key(
+        usecases.open_guardian(), name=name, organization=org, scopes=scopes
+    )
     if as_json:
         emit_json({**new.info.to_dict(), "key": new.token})
         return
@@ -40,7 +42,7 @@ def apikey_create(
 @guarded
 def apikey_list(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
     """List keys (never the keys themselves)."""
-    keys = usecases.list_api_keys(open_guardian())
+    keys = usecases.list_api_keys(usecases.open_guardian())
     if as_json:
         emit_json({"keys": [k.to_dict() for k in keys]})
         return
@@ -59,7 +61,7 @@ def apikey_revoke(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Revoke a key: it stops working at once."""
-    info = usecases.revoke_api_key(open_guardian(), key_id)
+    info = usecases.revoke_api_key(usecases.open_guardian(), key_id)
     if as_json:
         emit_json(info.to_dict())
     else:

@@ -9,7 +9,6 @@ import typer
 
 from cli._output import JSON_OPTION, TRUST_ANCHOR_OPTION, emit_json, guarded, report_check
 from guardian import app as usecases
-from guardian.app import open_guardian
 from guardian.config import get_settings
 from guardian.errors import ExitCode, UsageError
 from guardian.policy import Action, PolicyRequest
@@ -57,7 +56,9 @@ def challenge(
         return
     if purpose or expires or sentence:
         raise UsageError("--purpose, --expires and --sentence go with --link")
-    result = usecases.create_challenge(open_guardian(), name=name, organization=org, locale=locale)
+    result = usecases.create_challenge(
+        usecases.open_guardian(), name=name, organization=org, locale=locale
+    )
     if as_json:
         emit_json(result.to_dict())
         return
@@ -77,7 +78,7 @@ def _invite(
     as_json: bool,
 ) -> None:
     result = usecases.create_invitation(
-        open_guardian(),
+        usecases.open_guardian(),
         name=name,
         organization=org,
         purposes=purposes,
@@ -104,7 +105,7 @@ def show(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Show a voice's signed consent record and its current status."""
-    view = usecases.show_consent(open_guardian(), voice)
+    view = usecases.show_consent(usecases.open_guardian(), voice)
     if output is not None:
         usecases.write_new_file(output, view.record.to_bytes())
     if as_json:
@@ -137,7 +138,7 @@ def verify(
         g = None if trust_anchor else usecases.open_existing_guardian()
         result = usecases.verify_consent_file(path, g, trust_anchor=trust_anchor)
     else:
-        result = usecases.verify_stored_consent(open_guardian(), target)
+        result = usecases.verify_stored_consent(usecases.open_guardian(), target)
     subject = "co-signed by the subject" if result.subject_signed else "no subject signature"
     note = f" (service signature valid; {subject})"
     report_check(result, "consent", as_json=as_json, valid_note=note)
@@ -165,7 +166,7 @@ def sign(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Co-sign a consent record with the subject's key (named at enrollment)."""
-    result = usecases.cosign_consent(open_guardian(), voice, key)
+    result = usecases.cosign_consent(usecases.open_guardian(), voice, key)
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -182,7 +183,7 @@ def revoke(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Revoke consent: every later use of the voice is denied, effective immediately."""
-    result = usecases.revoke_consent(open_guardian(), voice, reason=reason)
+    result = usecases.revoke_consent(usecases.open_guardian(), voice, reason=reason)
     if as_json:
         emit_json(result.to_dict())
     elif result.already:
@@ -198,7 +199,7 @@ def withdraw(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Withdraw consent yourself, with the token given at enrollment (no operator needed)."""
-    result = usecases.withdraw_consent(open_guardian(), token)
+    result = usecases.withdraw_consent(usecases.open_guardian(), token)
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -237,7 +238,7 @@ def enroll(
         subject_key=subject_key,
         transcripts=_lines(transcript) if transcript else (),
     )
-    result = usecases.enroll(open_guardian(), request)
+    result = usecases.enroll(usecases.open_guardian(), request)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -298,7 +299,7 @@ def policy_explain(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Show the decision the policies would make on a use of VOICE, and why (exit 6: deny)."""
-    g = open_guardian()
+    g = usecases.open_guardian()
     request = PolicyRequest(
         action=action,
         voice_id=voice,

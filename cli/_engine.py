@@ -10,7 +10,6 @@ import typer
 
 from cli._output import JSON_OPTION, emit_json, progress_bar
 from guardian import app as usecases
-from guardian.app import open_guardian
 
 
 def train(
@@ -33,7 +32,7 @@ def train(
     """Train VOICE's adapter with DP-SGD; Ctrl-C cancels safely (no partial adapter)."""
     stop = {"now": False}
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
-    g = open_guardian()
+    g = usecases.open_guardian()
     with progress_bar("training", 100, enabled=not as_json) as tick:
         result = usecases.train_voice(
             g,
@@ -71,7 +70,7 @@ def synthesize(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Say TEXT in VOICE: policy check, base TTS, adapter, watermark, signed manifest."""
-    g = open_guardian()
+    g = usecases.open_guardian()
     request = usecases.SynthesisRequest(
         voice_id=voice,
         text=text,

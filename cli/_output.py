@@ -8,12 +8,14 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 
 from guardian.errors import ExitCode, GuardianError
-from guardian.keys._documents import DocumentCheck
+
+if TYPE_CHECKING:
+    from guardian.keys._documents import DocumentCheck
 
 P = ParamSpec("P")
 R = TypeVar("R")

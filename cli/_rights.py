@@ -9,7 +9,6 @@ import typer
 
 from cli._output import JSON_OPTION, TRUST_ANCHOR_OPTION, emit_json, guarded, report_check
 from guardian import app as usecases
-from guardian.app import open_guardian
 
 receipt_app = typer.Typer(help="Check erasure receipts.", no_args_is_help=True)
 
@@ -25,7 +24,7 @@ def forget(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Erase a subject (GDPR Art. 17): destroy their key, then their data. Idempotent."""
-    result = usecases.forget(open_guardian(), subject, reason=reason)
+    result = usecases.forget(usecases.open_guardian(), subject, reason=reason)
     if output is not None:
         usecases.write_new_file(output, result.receipt.to_bytes())
     if as_json:
@@ -46,7 +45,7 @@ def export(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Export everything held about a subject (GDPR Art. 15/20) as a zip."""
-    result = usecases.export_subject(open_guardian(), subject, output)
+    result = usecases.export_subject(usecases.open_guardian(), subject, output)
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -77,7 +76,7 @@ def retention_run(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Apply policies/retention.yaml: idempotent, safe from cron, logged."""
-    report = usecases.run_retention(open_guardian(), dry_run=dry_run)
+    report = usecases.run_retention(usecases.open_guardian(), dry_run=dry_run)
     if as_json:
         emit_json(report.to_dict())
         return
@@ -93,7 +92,7 @@ def report_processing(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Records of processing (GDPR Art. 30) as markdown, or JSON with --json."""
-    report = usecases.processing_report(open_guardian())
+    report = usecases.processing_report(usecases.open_guardian())
     if as_json:
         emit_json(report.to_dict())
     else:

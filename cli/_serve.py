@@ -8,14 +8,16 @@ import os
 import threading
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli._output import guarded
 from guardian import app as usecases
-from guardian.app import VerifyReport, open_guardian
 from guardian.errors import ExitCode, GuardianError, UsageError
+
+if TYPE_CHECKING:
+    from guardian.app import VerifyReport
 
 # Every line carries the request id (``-`` outside a request).
 LOG_CONFIG = {
@@ -54,7 +56,7 @@ def serve(
 
     # Migrate, create keys and check the watermark model once, before any worker starts,
     # so that workers never race to upgrade the schema.
-    usecases.prepare(open_guardian())
+    usecases.prepare(usecases.open_guardian())
     # Share the cores between the workers (they inherit the environment): requests
     # running at once, and torch's threads per process. N processes each spinning
     # threads for every core made a two-worker server several times slower.
@@ -163,7 +165,7 @@ def remote_verify(server: str, clip: Path) -> VerifyReport:
         error.exit_code = _STATUS_EXIT.get(response.status_code, ExitCode.FAILURE)
         raise error
     try:
-        return VerifyReport.model_validate_json(response.content)
+        return usecases.VerifyReport.model_validate_json(response.content)
     except ValueError as e:
         raise RemoteError(f"{url} did not answer with a verify report") from e
 

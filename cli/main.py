@@ -15,7 +15,6 @@ from cli._output import JSON_OPTION, emit_json, guarded, progress_bar, setup_log
 from cli._rights import export, forget, receipt_app, report_app, retention_app
 from cli._serve import remote_verify, serve
 from guardian import app as usecases
-from guardian.app import LabelRequest, open_guardian
 from guardian.errors import UsageError
 from guardian.watermark import Precision
 
@@ -65,7 +64,7 @@ def _main(
 @guarded
 def keys_init(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
     """Create the root CA, the signing certificate and the audit key (idempotent)."""
-    created = usecases.init_keys(open_guardian())
+    created = usecases.init_keys(usecases.open_guardian())
     if as_json:
         emit_json({"created": [k.to_dict() for k in created]})
     elif created:
@@ -84,7 +83,7 @@ def keys_rotate(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Retire the signing certificate (old clips still verify) and issue a new one."""
-    g = open_guardian()
+    g = usecases.open_guardian()
     new = usecases.rotate_audit_key(g) if audit else usecases.rotate_key(g)
     if as_json:
         emit_json({"active": new.to_dict()})
@@ -98,7 +97,7 @@ def keys_rotate(
 @guarded
 def keys_list(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
     """List every key with its role and status."""
-    g = open_guardian()
+    g = usecases.open_guardian()
     keys = usecases.list_keys(g)
     warnings = usecases.key_warnings(g)
     if as_json:
@@ -123,7 +122,7 @@ def keys_revoke(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Revoke a signing key: clips it signs from now on fail verification."""
-    info = usecases.revoke_key(open_guardian(), kid, reason=reason)
+    info = usecases.revoke_key(usecases.open_guardian(), kid, reason=reason)
     if as_json:
         emit_json({"revoked": info.to_dict()})
     else:
@@ -149,8 +148,8 @@ def label(
     The manifest says the clip is imported audio labeled by this deployment. It names no
     voice and no consent: only `guardian synthesize` asserts those.
     """
-    request = LabelRequest(source=source, output=output, purpose=purpose)
-    result = usecases.label_file(open_guardian(), request)
+    request = usecases.LabelRequest(source=source, output=output, purpose=purpose)
+    result = usecases.label_file(usecases.open_guardian(), request)
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -174,7 +173,7 @@ def verify(
     if server is not None:
         report = remote_verify(server, clip)
     else:
-        report = usecases.verify_file(open_guardian(), clip).report()
+        report = usecases.verify_file(usecases.open_guardian(), clip).report()
     if as_json:
         emit_json(report.model_dump(mode="json"))
     else:
@@ -195,7 +194,7 @@ def verify(
 @guarded
 def audit_verify(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
     """Check every audit entry, the hash chain, the signatures and the signed head."""
-    report = usecases.verify_audit(open_guardian())
+    report = usecases.verify_audit(usecases.open_guardian())
     if as_json:
         emit_json(
             {
@@ -221,7 +220,7 @@ def audit_show(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Show the newest audit entries."""
-    entries = usecases.recent_audit(open_guardian(), limit=limit)
+    entries = usecases.recent_audit(usecases.open_guardian(), limit=limit)
     if as_json:
         emit_json({"entries": entries})
         return
@@ -236,7 +235,7 @@ def audit_show(
 @guarded
 def wm_info(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
     """Show the watermark model in use (GUARDIAN_WATERMARK_MODEL, default: shipped)."""
-    info = usecases.watermark_info(open_guardian())
+    info = usecases.watermark_info(usecases.open_guardian())
     if as_json:
         emit_json(info)
         return

@@ -47,6 +47,10 @@ id that is also in the `X-Request-ID` header.
 def create_app(settings: Settings | None = None, *, guardian: Guardian | None = None) -> FastAPI:
     """Build the app; the Guardian home is opened (and migrated) at startup."""
     settings = settings or get_settings()
+    # guardian.app loads each use-case on first use; a server loads them all now, so
+    # that no request waits for an import and a broken one fails the start.
+    for name in usecases.__all__:
+        getattr(usecases, name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

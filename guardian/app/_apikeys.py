@@ -15,12 +15,12 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from sqlmodel import col, select
 
 from guardian.app._context import Guardian
+from guardian.app._scopes import Scope
 from guardian.errors import AuthenticationError, NotFoundError, UsageError
 from guardian.store import ApiKey, as_utc, utcnow
 
@@ -30,18 +30,6 @@ _TOKEN = re.compile(r"^gdn_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 # the same work and gets the same answer as a known one with a wrong secret.
 _DUMMY_SHA256 = hashlib.sha256(b"guardian-no-such-api-key").hexdigest()
 _NAME = re.compile(r"^[\w .@:/-]{1,120}$")
-
-
-class Scope(str, Enum):
-    """What an API key may do."""
-
-    LABEL = "label"
-    ENROLL = "enroll"
-    TRAIN = "train"
-    SYNTHESIZE = "synthesize"
-    RIGHTS = "rights"
-    AUDIT = "audit"
-    ADMIN = "admin"
 
 
 @dataclass(frozen=True)
@@ -196,7 +184,6 @@ def record_api_access(g: Guardian, key: ApiKeyInfo, operation: str, *, target: s
 __all__ = [
     "ApiKeyInfo",
     "NewApiKey",
-    "Scope",
     "authenticate_api_key",
     "create_api_key",
     "list_api_keys",

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from guardian.errors import PolicyError
-from guardian.policy._cedar import evaluate, evaluate_label
-from guardian.policy._load import Loaded, load_directory
 from guardian.policy._model import (
     Action,
     ConsentFacts,
@@ -30,6 +29,9 @@ from guardian.policy._model import (
     PolicyInfo,
     PolicyRequest,
 )
+
+if TYPE_CHECKING:  # cedarpy loads with the first policy set, not with the enums above
+    from guardian.policy._load import Loaded
 
 
 def default_policy_dir() -> Path:
@@ -70,6 +72,8 @@ class PolicySet:
             PolicyError: the directory or schema is missing, or a file cannot be read
                 or parsed; the message and ``problems`` name each file.
         """
+        from guardian.policy._load import load_directory
+
         return cls(load_directory(Path(directory)))
 
     @property
@@ -107,11 +111,15 @@ class PolicySet:
         Returns:
             The decision, naming at least one policy id with a reason for each.
         """
+        from guardian.policy._cedar import evaluate
+
         return evaluate(self._loaded, request, facts, now=now)
 
     def decide_label(self, request: LabelPolicyRequest, *, now: dt.datetime) -> Decision:
         """Decide on labeling imported audio (Cedar action ``label``); never raises for a
         policy reason, like :meth:`decide`."""
+        from guardian.policy._cedar import evaluate_label
+
         return evaluate_label(self._loaded, request, now=now)
 
 
