@@ -21,6 +21,7 @@ import glob
 import json
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -70,7 +71,7 @@ def main() -> None:
             prob, _ = presence(det._run, restored, det.embed, bits=False, batch=4)
             hits += window_score(prob) >= det.threshold
         print(f"| x{factor:.2f} | {exact}/{len(clips)} | {hits / len(clips):.3f} |")
-    meta = json.loads(open("benchmarks/out/wm-corpus/corpus.json").read())
+    meta = json.loads(Path("benchmarks/out/wm-corpus/corpus.json").read_text())
     proms, started = [], time.time()
     for key, a, b in meta["segments"][:200]:
         x = sf.read(f"benchmarks/out/wm-corpus/neg/{key}.wav", dtype="float32")[0][a:b]
@@ -78,8 +79,10 @@ def main() -> None:
         if not isinstance(mono, str):
             proms.append(estimate(mono, tones)[1])
     q = np.quantile(proms, [0.5, 0.9, 0.99, 1.0])
-    print(f"\nnegatives' prominence: median {q[0]:.2f}, 90 % {q[1]:.2f}, 99 % {q[2]:.2f}, "
-          f"max {q[3]:.2f}; {1000 * (time.time() - started) / len(proms):.1f} ms a clip")
+    print(
+        f"\nnegatives' prominence: median {q[0]:.2f}, 90 % {q[1]:.2f}, 99 % {q[2]:.2f}, "
+        f"max {q[3]:.2f}; {1000 * (time.time() - started) / len(proms):.1f} ms a clip"
+    )
 
 
 if __name__ == "__main__":
