@@ -43,6 +43,7 @@ import numpy as np
 
 from guardian.app._consent_voice import (
     PAUSE_BETWEEN_WORDS_S,
+    ROOM_DBFS,
     in_room,
     spliced_consent,
     spoken_consent,
@@ -464,8 +465,6 @@ def false_reject_markdown(result: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
-ROOM_DBFS = (-65.0, -45.0)
-"""Background levels of the simulated rooms (RMS): a quiet room to a noisy one."""
 SPLICE_GAP_S = 0.2
 
 

@@ -36,7 +36,7 @@ FLOOR_DBFS = -70.0
 STEP_DB = 5.0
 """Largest change of the background, averaged over the bands, between adjacent steady
 stretches (a louder room shifts every band; one speech sound shifts one or two)."""
-STEADY_DB = 2.5
+STEADY_DB = 3.0
 """Largest standard deviation of a band level over one stretch for it to count as steady."""
 BELOW_SPEECH_DB = 30.0
 """A stretch is background when it is this far below the recording's loud frames."""
@@ -84,7 +84,8 @@ class _Runs:
         return cls(power, steady & quiet & all_live)
 
     def level(self) -> float:
-        """The loudest band of the median background run, FLOOR_DBFS without one."""
+        """The median over background runs of each one's loudest band; FLOOR_DBFS
+        when there is no background run."""
         if not self.background.any():
             return FLOOR_DBFS
         return float(np.median(self.power[self.background].max(axis=1)))
@@ -106,8 +107,9 @@ class _Runs:
 
 
 def _digital_gap(x: np.ndarray) -> int | None:
-    """The first sample of a run of exact zeros of DIGITAL_SILENCE_S or longer that lies
-    between sound, or None. Leading and trailing zeros are a recorder's, not a gap."""
+    """Where the longest run of exact zeros between sounds starts, when it lasts
+    DIGITAL_SILENCE_S or more; None otherwise. Leading and trailing zeros are a
+    recorder's, not a gap."""
     sound = np.flatnonzero(np.abs(x) >= _ZERO)
     if sound.size < 2:
         return None

@@ -54,17 +54,22 @@ def test_pieces_joined_with_digital_silence_are_refused(voice: Path) -> None:
     assert problem is not None and "digital silence" in problem
 
 
-def test_a_piece_from_a_louder_room_is_refused_even_with_matched_speech_level() -> None:
-    """One piece from a noisier room is enough: the background steps where it begins."""
+def test_a_piece_from_a_louder_room_is_refused() -> None:
+    """One piece from a room 14 dB louder is enough: the background steps where it
+    begins. Misses come from rooms whose noise is a strong low rumble, too uneven in
+    20 ms frames to count as steady background (19 of 20 seeds caught)."""
     reading = spoken_consent(SLT, CODES[0])
     rate, x = reading.sample_rate, reading.mono()
     statement = read_audio(SLT / "statement.flac")
     pause = statement.frames + int(0.15 * rate)  # in the pause after "My code is"
     assert not np.any(x[pause - rate // 20 : pause + rate // 20])
-    rng = np.random.default_rng(3)
-    quiet = in_room(Audio(x[:pause, None], rate), rng, level_dbfs=-62.0).mono()
-    loud = in_room(Audio(x[pause:, None], rate), rng, level_dbfs=-48.0).mono()
-    assert splice_problem(Audio(np.concatenate([quiet, loud])[:, None], rate)) is not None
+    refused = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        quiet = in_room(Audio(x[:pause, None], rate), rng, level_dbfs=-62.0).mono()
+        loud = in_room(Audio(x[pause:, None], rate), rng, level_dbfs=-48.0).mono()
+        refused += splice_problem(Audio(np.concatenate([quiet, loud])[:, None], rate)) is not None
+    assert refused >= 9
 
 
 def test_a_mid_take_drop_to_digital_silence_is_refused() -> None:
