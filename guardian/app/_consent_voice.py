@@ -4,6 +4,9 @@ A voice folder (see ``benchmarks/make_consent_assets.py``) holds ``statement.fla
 (the statement up to "My code is"), one ``code-<word>.flac`` per code word and the
 enrollment samples ``sample-NN.flac``. Joining the statement with the clips of a fresh
 code gives a consent recording for any challenge, without a synthesiser at run time.
+Those clips are clean, with no background, which is why the splice check cannot see the
+joins (``guardian/consent/_splice.py``); ``spliced_consent`` performs the splicing attack
+with recordings that each keep their own room, as real ones do.
 """
 
 from __future__ import annotations
@@ -54,6 +57,53 @@ def spoken_consent(voice_dir: Path, code: Sequence[str]) -> Audio:
     return Audio(np.concatenate(parts)[:, None], rate)
 
 
+_CUT_MARGIN_S = 0.12
+"""Background kept either side of a word cut from a recording (a cut falls in a pause)."""
+ROOM_DBFS = (-65.0, -45.0)
+"""Background levels of the rooms the splicing attack's recordings were made in."""
+
+
+def in_room(audio: Audio, rng: np.random.Generator, *, level_dbfs: float) -> Audio:
+    """``audio`` as if recorded in one take in a room: one steady background of coloured
+    noise at ``level_dbfs`` (RMS) throughout, the same from the first sample to the last."""
+    from scipy.signal import lfilter  # slow to import: on first use
+
+    pole = rng.uniform(0.0, 0.95)  # 0 is white; near 1 is a low rumble
+    white = rng.standard_normal(audio.frames)
+    noise = np.asarray(lfilter([1.0], [1.0, -pole], white))
+    noise *= 10 ** (level_dbfs / 20) / np.sqrt(np.mean(noise**2))
+    return Audio((audio.mono() + noise).astype(np.float32)[:, None], audio.sample_rate)
+
+
+def spliced_consent(
+    voice_dir: Path,
+    earlier: Sequence[str],
+    code: Sequence[str],
+    rng: np.random.Generator,
+    *,
+    gap_s: float = 0.0,
+) -> Audio:
+    """The splicing attack on a challenge for ``code``: the statement cut from a reading
+    of an earlier challenge (code ``earlier``), then each code word cut, with a little
+    of its pause, from a recording of its own. Every recording has its own room
+    (``in_room`` at a level drawn from ``ROOM_DBFS``). ``gap_s`` > 0 joins the pieces
+    with digital silence instead of butting them together.
+    """
+    reading = in_room(spoken_consent(voice_dir, earlier), rng, level_dbfs=rng.uniform(*ROOM_DBFS))
+    rate = reading.sample_rate
+    statement = read_audio(voice_dir / "statement.flac")
+    cut = len(resample(statement.mono(), statement.sample_rate, rate))
+    gap = np.zeros(int(gap_s * rate), np.float32)
+    margin = np.zeros(int(_CUT_MARGIN_S * rate), np.float32)
+    parts = [reading.mono()[:cut]]
+    for word in code:
+        said = Audio(
+            np.concatenate([margin, _mono_at(_clip(voice_dir, word), rate), margin])[:, None], rate
+        )
+        parts += [gap, in_room(said, rng, level_dbfs=rng.uniform(*ROOM_DBFS)).mono()]
+    return Audio(np.concatenate(parts)[:, None], rate)
+
+
 def enrollment_samples(voice_dir: Path) -> list[Path]:
     """The voice's enrollment recordings ``sample-NN.flac``, in order."""
     return sorted(voice_dir.glob("sample-*.flac"))
@@ -65,4 +115,11 @@ def held_out_recordings(voice_dir: Path) -> list[Path]:
     return sorted(voice_dir.glob("heldout-*.flac"))
 
 
-__all__ = ["enrollment_samples", "held_out_recordings", "spoken_consent"]
+__all__ = [
+    "ROOM_DBFS",
+    "enrollment_samples",
+    "held_out_recordings",
+    "in_room",
+    "spliced_consent",
+    "spoken_consent",
+]

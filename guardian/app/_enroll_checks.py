@@ -1,7 +1,7 @@
 """The checks of an enrollment (step 4 of :mod:`guardian.app._enroll`): not a Guardian
-clip, audio quality, one take on one channel, the spoken statement and code, and one
-speaker throughout. Each problem is recorded twice: in words for the person, and as a
-fixed class for the permanent audit log."""
+clip, audio quality, one take on one channel with no splice points, the spoken
+statement and code, and one speaker throughout. Each problem is recorded twice: in
+words for the person, and as a fixed class for the permanent audit log."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from guardian.consent import (
     check_same_speaker,
     embed,
     measure,
+    splice_problem,
     total_speech_problem,
 )
 
@@ -90,6 +91,9 @@ def inspect_inputs(g: Guardian, items: list[CheckedInput], secret: ChallengeSecr
     split = channel_problem(consent.audio)
     if split:
         found.add(consent, split, kind="channels")
+    joined = splice_problem(consent.audio)
+    if joined:
+        found.add(consent, joined, kind="splice")
     total = total_speech_problem([i.quality for i in samples if i.quality is not None])
     if total:
         found.add(None, total, kind="total-speech")

@@ -25,6 +25,7 @@ from guardian.consent._speech import (
     new_code,
     render_statement,
 )
+from guardian.consent._splice import splice_problem
 from guardian.keys._documents import Signature, public_key_b64, sign_as_service, sign_as_subject
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "render_statement",
     "sign_as_service",
     "sign_as_subject",
+    "splice_problem",
     "total_speech_problem",
     "verify_record",
 ]

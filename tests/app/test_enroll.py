@@ -31,7 +31,7 @@ from guardian.app import (
     verify_consent_file,
     verify_stored_consent,
 )
-from guardian.app._consent_voice import spoken_consent
+from guardian.app._consent_voice import in_room, spliced_consent, spoken_consent
 from guardian.app._enroll import MAX_LOGGED_REFUSALS
 from guardian.audio import Audio, OutputFormat, decode_bytes, encode_bytes, resample
 from guardian.consent import CODE_WORDS, SignedRecord
@@ -429,3 +429,32 @@ def test_stereo_consent_with_one_dead_channel_is_not_a_second_take() -> None:
     assert channel_problem(Audio(np.stack([speech, dead], axis=1), 16000)) is None
     copy = np.stack([speech, 0.7 * speech], axis=1)
     assert channel_problem(Audio(copy, 16000)) is None
+
+
+# --- splicing (issue 26, finding 8) -----------------------------------------------------
+
+
+def test_a_consent_statement_spliced_from_other_recordings_is_refused(
+    g: Guardian, attempt: Attempt, tmp_path: Path
+) -> None:
+    """The attack: the subject's reading of an earlier challenge with its code cut off,
+    then this challenge's code words cut from other recordings of the subject. The
+    recogniser hears the right statement and code; only the joins give it away."""
+    earlier = _wrong(attempt.challenge.code)
+    attack = spliced_consent(SLT, earlier, attempt.challenge.code, np.random.default_rng(0))
+    spliced = write_wav(tmp_path / "spliced.wav", attack)
+    error = _rejected(g, attempt.request(consent=spliced))
+    assert error.kinds == ["splice"], error.problems
+    assert "one take" in error.problems[0]
+
+
+def test_a_consent_reading_in_one_noisy_room_is_accepted(
+    g: Guardian, attempt: Attempt, tmp_path: Path
+) -> None:
+    """A genuine reading keeps one background throughout, however loud the room."""
+    reading = in_room(
+        spoken_consent(SLT, attempt.challenge.code), np.random.default_rng(1), level_dbfs=-50.0
+    )
+    consent = write_wav(tmp_path / "room.wav", reading)
+    result = enroll(g, attempt.request(consent=consent))
+    assert result.voice_id.startswith("voice_")
