@@ -30,3 +30,35 @@ def test_importing_the_cli_defers_the_database_and_the_policies() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, check=True
     )
     assert json.loads(done.stdout) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["verify", "--help"],
+        ["verify"],
+        ["--verbose", "verify", "--help"],
+        ["verify-batch", "--help"],
+        ["label", "--json", "--help"],
+        ["demo", "--bogus"],
+    ],
+)
+def test_a_command_run_alone_reads_as_in_the_whole_app(argv: list[str]) -> None:
+    """``run`` builds only the command it is given; its help, usage and errors are the
+    whole app's."""
+    from typer.testing import CliRunner
+
+    from cli.main import _for_argv, app
+
+    narrow = _for_argv(argv)
+    assert narrow is not app and len(narrow.registered_commands) == 1
+    runner = CliRunner()
+    whole, alone = runner.invoke(app, argv), runner.invoke(narrow, argv)
+    assert (alone.exit_code, alone.output) == (whole.exit_code, whole.output)
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["keys", "list"], ["verif", "x.wav"]])
+def test_groups_help_and_unknown_commands_get_the_whole_app(argv: list[str]) -> None:
+    from cli.main import _for_argv, app
+
+    assert _for_argv(argv) is app
