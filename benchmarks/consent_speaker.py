@@ -645,7 +645,7 @@ def write(result: dict[str, Any], out: Path, command: str) -> None:
     plot(result, names, out / "consent_speaker.png")
     public = {k: v for k, v in result.items() if not k.startswith("_")}
     public["pair_max"] = np.round(result["_pair_max"], 4).tolist()
-    (out / "consent_speaker.json").write_text(json.dumps(public, indent=1) + "\n")
+    (out / "consent_speaker.json").write_text(json.dumps(public, separators=(",", ":")) + "\n")
     (out / "consent_speaker.md").write_text(markdown(result, command))
     print(markdown(result, command))
 

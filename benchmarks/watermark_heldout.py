@@ -338,12 +338,13 @@ def main() -> None:
             }
         report["families"][group] = entry
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "watermark_heldout.json").write_text(json.dumps(report, indent=1) + "\n")
+    data = json.dumps(report, separators=(",", ":")) + "\n"
+    (args.out / "watermark_heldout.json").write_text(data)
     table = markdown(report, systems)
     print(table)
     if all(getattr(args, k) == v for k, v in DEFAULTS.items()):
         docs = ROOT / "docs" / "benchmarks"
-        (docs / "watermark_heldout.json").write_text(json.dumps(report, indent=1) + "\n")
+        (docs / "watermark_heldout.json").write_text(data)
         (docs / "watermark_heldout.md").write_text(table)
 
 

@@ -149,7 +149,7 @@ def main() -> None:
         "seconds": round(time.time() - t0, 1),
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "watermark_synthesis.json").write_text(json.dumps(result, indent=2) + "\n")
+    (OUT / "watermark_synthesis.json").write_text(json.dumps(result, separators=(",", ":")) + "\n")
     (OUT / "watermark_synthesis.md").write_text(markdown(result))
     print(f"wrote {OUT / 'watermark_synthesis.md'}", file=sys.stderr)
 
