@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -177,10 +178,8 @@ def _planar_convolutions(data: bytes) -> bytes:
     graph_model = onnx.load_from_string(_constants_folded(data))
     graph = graph_model.graph
     weights = {init.name: init for init in graph.initializer}
-    readers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    pads = {node.output[0]: node for node in graph.node if node.op_type == "Pad"}
+    readers = Counter(name for node in graph.node for name in node.input)
     axis = numpy_helper.from_array(np.array([2], dtype=np.int64), "planar_axis")
     graph.initializer.append(axis)
     nodes, folded = [], set()
@@ -189,7 +188,7 @@ def _planar_convolutions(data: bytes) -> bytes:
             nodes.append(node)
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        source, (left, right) = _zero_padding(node.input[0], graph, weights, readers)
+        source, (left, right) = _zero_padding(node.input[0], pads, weights, readers)
         if source != node.input[0]:
             folded.add(node.input[0])
         weight = weights[node.input[1]]
@@ -221,13 +220,13 @@ def _planar_convolutions(data: bytes) -> bytes:
 
 
 def _zero_padding(
-    name: str, graph: Any, weights: dict[str, Any], readers: dict[str, list[Any]]
+    name: str, pads: dict[str, Any], weights: dict[str, Any], readers: Counter[str]
 ) -> tuple[str, tuple[int, int]]:
     """What feeds a convolution's input ``name``: the unpadded tensor and the zeros a
     constant ``Pad`` adds at either end of the time axis ((name, (0, 0)) without one)."""
     from onnx import numpy_helper
 
-    pad = next((n for n in graph.node if n.op_type == "Pad" and n.output[0] == name), None)
+    pad = pads.get(name)
     if pad is None:
         return name, (0, 0)
     mode = next((a.s for a in pad.attribute if a.name == "mode"), b"constant")
@@ -236,7 +235,7 @@ def _zero_padding(
         mode != b"constant"
         or amounts is None
         or (len(pad.input) > 2 and pad.input[2])
-        or len(readers.get(name, [])) != 1
+        or readers[name] != 1
     ):
         raise WatermarkModelError(f"the ONNX export cannot fold the padding {pad.name}")
     begin_b, begin_c, left, end_b, end_c, right = numpy_helper.to_array(amounts).tolist()
