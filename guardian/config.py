@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_ENV_PREFIX = "GUARDIAN_"
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Guardian's settings.
 
     Every field can be set through an environment variable with the ``GUARDIAN_``
-    prefix, for example ``GUARDIAN_HOME`` or ``GUARDIAN_MAX_AUDIO_SECONDS``.
+    prefix, for example ``GUARDIAN_HOME`` or ``GUARDIAN_MAX_AUDIO_SECONDS`` (the name in
+    any case). A value passed to the constructor wins over the environment, and every
+    value, from either, is validated.
     """
 
-    model_config = SettingsConfigDict(env_prefix="GUARDIAN_", extra="ignore")
+    model_config = ConfigDict(extra="ignore", validate_default=True)
 
     home: Path = Field(default_factory=lambda: Path.home() / ".guardian")
     """Directory holding the database, keys, vault and audit head."""
@@ -77,6 +82,21 @@ class Settings(BaseSettings):
     ray_address: str | None = None
     """Ray cluster for ``verify-batch`` and training jobs (``ray://host:10001``, ``auto``,
     or ``local`` for a fresh single-machine cluster); unset: everything runs here."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any) -> Any:
+        """Fill each field not passed in from its ``GUARDIAN_*`` variable."""
+        if not isinstance(data, dict):
+            return data
+        env = {k.upper(): v for k, v in os.environ.items() if k.upper().startswith(_ENV_PREFIX)}
+        given = {k for k in data if isinstance(k, str)}
+        found = {
+            name: env[_ENV_PREFIX + name.upper()]
+            for name in cls.model_fields
+            if name not in given and _ENV_PREFIX + name.upper() in env
+        }
+        return {**found, **data}
 
     @field_validator("home", mode="after")
     @classmethod
