@@ -37,6 +37,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from guardian._numeric import percentile
 from guardian.audio import resample_poly
 
 __all__ = [
@@ -313,7 +314,7 @@ def _from_energies(energies: FloatArray, power: FloatArray) -> Fingerprint:
     band_diff = energies[:, :-1] - energies[:, 1:]
     bits = np.ascontiguousarray((band_diff[1:] - band_diff[:-1]) > 0)  # bit 31: lowest pair
     hashes = np.packbits(bits, axis=1).view(">u4")[:, 0].astype(np.uint32)
-    loud = float(np.percentile(power, 95)) if len(power) else 0.0
+    loud = percentile(power, 95) if len(power) else 0.0
     silent = power < max(_SILENCE_ABS, _SILENCE_REL * loud)
     hashes[silent[1:] | silent[:-1]] = SILENT_HASH
     return Fingerprint(hashes=hashes, hop_seconds=_HOP / _RATE, version=FINGERPRINT_VERSION)

@@ -22,6 +22,7 @@ from fractions import Fraction
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from guardian._numeric import median
 from guardian.audio import resample_poly
 from guardian.watermark._config import SAMPLE_RATE
 
@@ -104,7 +105,7 @@ def read_bits(
         frac = Fraction(factor).limit_denominator(100)
         x = mono if factor == 1.0 else resample_poly(mono, frac.numerator, frac.denominator)
         power = _coherent_power(x, marked, factor, probe)
-        power = power / (_median(power[2 * nbits :]) / math.log(2) + 1e-30)
+        power = power / (median(power[2 * nbits :]) / math.log(2) + 1e-30)
         code = power[: 2 * nbits].reshape(nbits, 2)
         tonality = float(np.log1p(code.max(axis=1)).mean())
         tonality -= 0.0 if factor == 1.0 else SPEED_MARGIN
@@ -117,15 +118,6 @@ def read_bits(
     bits = [int(v > 0) for v in diff]
     confidence = [1.0 - math.exp(-abs(float(v)) / TAIL) for v in diff]
     return bits, confidence
-
-
-def _median(values: np.ndarray) -> float:
-    """``np.median`` of a 1-D array, without the import of ``numpy.ma`` that its first
-    call costs a cold ``guardian verify`` (about 50 ms)."""
-    n = len(values)
-    low, high = (n - 1) // 2, n // 2
-    part = np.partition(values, [low, high])
-    return float(0.5 * (part[low] + part[high]))
 
 
 def _coherent_power(
