@@ -639,13 +639,27 @@ def main() -> None:
     write(result, args.out, command)
 
 
+def significant(value: Any, digits: int = 4) -> Any:
+    """``value`` with every float rounded to ``digits`` significant digits: the scores
+    are float32 cosines, and their noise digits made most of the JSON."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: significant(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [significant(v, digits) for v in value]
+    return value
+
+
 def write(result: dict[str, Any], out: Path, command: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     names = result["voices"]
     plot(result, names, out / "consent_speaker.png")
     public = {k: v for k, v in result.items() if not k.startswith("_")}
-    public["pair_max"] = np.round(result["_pair_max"], 4).tolist()
-    (out / "consent_speaker.json").write_text(json.dumps(public, separators=(",", ":")) + "\n")
+    public["pair_max"] = result["_pair_max"].tolist()
+    (out / "consent_speaker.json").write_text(
+        json.dumps(significant(public), separators=(",", ":")) + "\n"
+    )
     (out / "consent_speaker.md").write_text(markdown(result, command))
     print(markdown(result, command))
 
