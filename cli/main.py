@@ -18,8 +18,9 @@ from cli._output import JSON_OPTION, emit_json, guarded, progress_bar, setup_log
 from cli._rights import export, forget, receipt_app, report_app, retention_app
 from cli._serve import remote_verify, serve
 from guardian import app as usecases
+from guardian.config import get_settings
 from guardian.errors import UsageError
-from guardian.watermark import Precision
+from guardian.watermark import Precision, preload_detector
 
 app = typer.Typer(
     name="guardian",
@@ -176,7 +177,11 @@ def verify(
     if server is not None:
         report = remote_verify(server, clip)
     else:
-        report = usecases.verify_file(usecases.open_guardian(), clip).report()
+        settings = get_settings()
+        # the detector loads while the database layer imports and opens
+        loading = preload_detector(settings.watermark_model)
+        g = usecases.open_guardian(settings, detector=loading)
+        report = usecases.verify_file(g, clip).report()
     if as_json:
         emit_json(report.model_dump(mode="json"))
     else:

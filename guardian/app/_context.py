@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,8 @@ class Guardian:
     """This deployment's secret payload code, derived from the master key."""
     _watermark: WatermarkModel | None = field(default=None, repr=False)
     _detector: Detector | None = field(default=None, repr=False)
+    detector_loading: Future[Detector] | None = field(default=None, repr=False)
+    """A load of :attr:`detector` already under way (``preload_detector``), if any."""
     detector_threads: int | None = field(default=None, repr=False)
     """Threads the ONNX detector may use (one per core when None); set before its load."""
     _deployment: int | None = field(default=None, repr=False)
@@ -91,7 +94,11 @@ class Guardian:
         """The watermark detector ``verify`` runs, loaded (and hash-checked) on first use:
         ONNX Runtime when the model card pins an ONNX detector, without torch."""
         if self._detector is None:
-            detector = load_detector(self.settings.watermark_model, threads=self.detector_threads)
+            if self.detector_loading is not None:
+                detector = self.detector_loading.result()
+            else:
+                spec = self.settings.watermark_model
+                detector = load_detector(spec, threads=self.detector_threads)
             self._detector = keyed_detector(detector, self.payload_key)
         return self._detector
 
@@ -152,8 +159,14 @@ def _holds_sealed_data(settings: Settings) -> bool:
     return settings.resolved_vault_key_path.exists() or (keys.is_dir() and any(keys.glob("*.key")))
 
 
-def open_guardian(settings: Settings | None = None) -> Guardian:
-    """Open (creating and upgrading as needed) the Guardian home and database."""
+def open_guardian(
+    settings: Settings | None = None, *, detector: Future[Detector] | None = None
+) -> Guardian:
+    """Open (creating and upgrading as needed) the Guardian home and database.
+
+    ``detector``: a load of the detector already started for these settings
+    (``guardian.watermark.preload_detector``), which :attr:`Guardian.detector` waits for.
+    """
     settings = settings or get_settings()
     _prepare_home(settings.home)
     engine = make_engine(settings.resolved_database_url)
@@ -174,6 +187,7 @@ def open_guardian(settings: Settings | None = None) -> Guardian:
         registry=Registry(),
         vault=Vault(master, settings.resolved_vault_key_path),
         payload_key=PayloadKey.derive(master.derive("watermark-payload")),
+        detector_loading=detector,
     )
     with session_scope(engine) as s:  # no audit entry: nothing a person did
         guardian.vault.ensure(s)

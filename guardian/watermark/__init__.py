@@ -26,7 +26,7 @@ from guardian.watermark._config import (
     ArchConfig,
     EmbedConfig,
 )
-from guardian.watermark._onnx import OnnxDetector, Precision, load_detector
+from guardian.watermark._onnx import OnnxDetector, Precision, load_detector, preload_detector
 from guardian.watermark._payload import (
     Payload,
     PayloadKey,
@@ -88,5 +88,6 @@ __all__ = [
     "load_card",
     "load_detector",
     "load_model",
+    "preload_detector",
     "write_card",
 ]

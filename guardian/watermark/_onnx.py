@@ -19,6 +19,8 @@ without one, and official AudioSeal checkpoints, run the detector on torch inste
 from __future__ import annotations
 
 import dataclasses
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -159,3 +161,22 @@ def load_detector(spec: str | None = None, *, threads: int | None = None) -> Det
     if threads is not None:
         torch.set_num_threads(threads)
     return TorchDetector(load_model(spec))
+
+
+def preload_detector(spec: str | None = None, *, threads: int | None = None) -> Future[Detector]:
+    """:func:`load_detector` on a thread of its own, started now.
+
+    Most of a load is ONNX Runtime building its session, which runs without the GIL: a
+    cold ``guardian verify`` opens its database meanwhile. The result (or the load's
+    error) is the future's.
+    """
+    future: Future[Detector] = Future()
+
+    def load() -> None:
+        try:
+            future.set_result(load_detector(spec, threads=threads))
+        except BaseException as e:  # handed to whoever waits on the future
+            future.set_exception(e)
+
+    threading.Thread(target=load, name="guardian-detector-load").start()
+    return future

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import re
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,15 @@ from guardian.audio import (
     resample,
 )
 from guardian.config import Settings
-from guardian.errors import AudioTooLongError, ExitCode, UnreadableAudioError, UsageError
+from guardian.errors import (
+    AudioTooLongError,
+    ExitCode,
+    UnreadableAudioError,
+    UsageError,
+    WatermarkModelError,
+)
 from guardian.store import AuditEntry, Label
+from guardian.watermark import Detector, preload_detector
 from tests.conftest import write_clip
 
 
@@ -369,3 +377,19 @@ def test_a_clip_changed_in_speed_or_tempo_is_traced(
     unrelated = decode_bytes(other.read_bytes())
     moved = Audio(resample(unrelated.samples, 16000, round(16000 / factor)), 16000)
     assert verify_bytes(g, encode_bytes(moved, OutputFormat.WAV)).verdict is Verdict.NOT_FOUND
+
+
+def test_a_detector_load_under_way_is_the_one_verify_uses(
+    settings: Settings, clip: Path, tmp_path: Path
+) -> None:
+    """``open_guardian(detector=...)``: verify waits for that load (``guardian verify``
+    starts it before the database opens) and meets its error, not a load of its own."""
+    loaded = open_guardian(settings, detector=preload_detector(settings.watermark_model))
+    assert verify_file(loaded, clip).verdict is Verdict.NOT_FOUND
+    failed: Future[Detector] = Future()
+    failed.set_exception(WatermarkModelError("the load under way failed"))
+    g = open_guardian(settings, detector=failed)
+    with pytest.raises(WatermarkModelError, match="the load under way failed"):
+        verify_file(g, clip)
+    loaded.engine.dispose()
+    g.engine.dispose()

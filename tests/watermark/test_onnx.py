@@ -24,6 +24,7 @@ from guardian.watermark import (
     export_onnx,
     load_card,
     load_detector,
+    preload_detector,
 )
 from guardian.watermark._scoring import chunks, detector_view
 from guardian.watermark._signal import detector_input
@@ -130,6 +131,17 @@ def test_an_onnx_file_from_other_weights_is_refused(tmp_path: Path) -> None:
     card.write_text(yaml.safe_dump(meta, sort_keys=False))
     with pytest.raises(WatermarkModelError, match="exported from other weights"):
         load_detector(str(card))
+
+
+def test_a_preloaded_detector_is_the_card_s_and_keeps_its_checks(tmp_path: Path) -> None:
+    """``preload_detector`` loads on another thread: the same file, the same refusals."""
+    detector = preload_detector().result(timeout=120)
+    assert isinstance(detector, OnnxDetector) and detector.sha256 == load_detector().sha256
+    card = _copy_card(tmp_path)
+    onnx = card.with_name(yaml.safe_load(card.read_text())["detector_onnx"]["file"])
+    onnx.write_bytes(onnx.read_bytes()[:-1])
+    with pytest.raises(WatermarkModelError, match="does not match the model card"):
+        preload_detector(str(card)).result(timeout=120)
 
 
 def test_a_card_without_onnx_runs_on_torch(tiny_watermark_card: Path) -> None:
