@@ -651,12 +651,18 @@ def significant(value: Any, digits: int = 4) -> Any:
     return value
 
 
+def columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Rows of equal keys as one list per key (the keys once, not once per row)."""
+    return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
+
+
 def write(result: dict[str, Any], out: Path, command: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     names = result["voices"]
     plot(result, names, out / "consent_speaker.png")
     public = {k: v for k, v in result.items() if not k.startswith("_")}
     public["pair_max"] = result["_pair_max"].tolist()
+    public["pairs"] = columns(result["pairs"])
     (out / "consent_speaker.json").write_text(
         json.dumps(significant(public), separators=(",", ":")) + "\n"
     )

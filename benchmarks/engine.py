@@ -675,7 +675,7 @@ def write_privacy(key: str, section: dict[str, object]) -> None:
     privacy = json.loads(PRIVACY_JSON.read_text()) if PRIVACY_JSON.exists() else {}
     privacy[key] = section
     DOCS.mkdir(parents=True, exist_ok=True)
-    PRIVACY_JSON.write_text(json.dumps(privacy, indent=2))
+    PRIVACY_JSON.write_text(json.dumps(privacy, separators=(",", ":")))
     md = DOCS / "engine.md"
     text = md.read_text() if md.exists() else ""
     text = text.split("\n" + PRIVACY_HEADING)[0].rstrip("\n") + "\n"
@@ -777,7 +777,7 @@ def secs_table(names: list[str], rows: list[tuple[str, list[float]]]) -> list[st
 
 def write(results: dict[str, object]) -> None:
     DOCS.mkdir(parents=True, exist_ok=True)
-    (DOCS / "engine.json").write_text(json.dumps(results, indent=2))
+    (DOCS / "engine.json").write_text(json.dumps(results, separators=(",", ":")))
     targets: dict[str, dict[str, object]] = results["targets"]  # type: ignore[assignment]
     names = list(targets)
     lines = [

@@ -938,7 +938,7 @@ def main(argv: list[str] | None = None) -> int:
         "notes": _notes() + args.note,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1) + "\n")
+    args.json.write_text(json.dumps(report, separators=(",", ":")) + "\n")
     md = markdown(report)
     (args.md or args.json.with_suffix(".md")).write_text(md)
     print(md)

@@ -190,7 +190,7 @@ def main() -> None:
         "negatives": chance(models, negatives),
     }
     report["seconds"] = time.perf_counter() - started
-    DOC.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    DOC.with_suffix(".json").write_text(json.dumps(report, separators=(",", ":")) + "\n")
     DOC.write_text(markdown(report))
     print(DOC.read_text())
 
