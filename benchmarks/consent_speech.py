@@ -34,7 +34,7 @@ import random
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,18 @@ def _voices() -> dict[str, Speak]:
         "piper joe": lambda text, rng: synth.piper(text, rng)[:2],
         "espeak-ng": lambda text, rng: synth.espeak(text, rng)[:2],
     }
+
+
+def _installed_voices(rng: random.Random) -> Iterator[tuple[str, Speak]]:
+    """The voices of :func:`_voices` whose synthesiser answers (each says a few words,
+    drawing on ``rng``); the others are reported and left out."""
+    for voice, speak in _voices().items():
+        try:
+            speak("My code is alpha.", rng)
+        except (ConfigError, OSError, RuntimeError, subprocess.CalledProcessError) as e:
+            print(json.dumps({voice: f"unavailable: {e}"}))  # e.g. a festival voice not installed
+            continue
+        yield voice, speak
 
 
 def _audio(samples: np.ndarray, rate: int) -> Audio:
@@ -394,12 +406,7 @@ def false_rejects(n: int, rng: random.Random) -> dict[str, Any]:
     """Genuine readings of the statement exactly as shown, ``n`` challenges per voice:
     how many are refused, and how many were refused when "xray" was shown as such."""
     out: dict[str, Any] = {}
-    for voice, speak in _voices().items():
-        try:
-            speak("My code is alpha.", rng)
-        except (ConfigError, OSError, RuntimeError, subprocess.CalledProcessError) as e:
-            print(json.dumps({voice: f"unavailable: {e}"}))  # e.g. a festival voice not installed
-            continue
+    for voice, speak in _installed_voices(rng):
         now, before, reasons = [], [], []
         for i in range(n):
             name, org = SUBJECTS[i % len(SUBJECTS)]
@@ -476,12 +483,7 @@ def splice_genuine(n: int, rng: random.Random, noise: np.random.Generator) -> di
     """Genuine one-take readings of ``n`` fresh challenges per voice, clean and in a room:
     how many the splice check refuses (false rejects)."""
     out: dict[str, Any] = {}
-    for voice, speak in _voices().items():
-        try:
-            speak("My code is alpha.", rng)
-        except (ConfigError, OSError, RuntimeError, subprocess.CalledProcessError) as e:
-            print(json.dumps({voice: f"unavailable: {e}"}))
-            continue
+    for voice, speak in _installed_voices(rng):
         clean, room = [], []
         for i in range(n):
             name, org = SUBJECTS[i % len(SUBJECTS)]
