@@ -90,11 +90,10 @@ class Settings(BaseModel):
         if not isinstance(data, dict):
             return data
         env = {k.upper(): v for k, v in os.environ.items() if k.upper().startswith(_ENV_PREFIX)}
-        given = {k for k in data if isinstance(k, str)}
         found = {
-            name: env[_ENV_PREFIX + name.upper()]
+            name: env[key]
             for name in cls.model_fields
-            if name not in given and _ENV_PREFIX + name.upper() in env
+            if name not in data and (key := _ENV_PREFIX + name.upper()) in env
         }
         return {**found, **data}
 
