@@ -10,7 +10,8 @@ Needs the speech corpus ``benchmarks/watermark.py`` caches (``OUT/wm-corpus``). 
 * detection speed (``detect`` of a whole clip: presence and payload reader), x real
   time by wall clock and by CPU time, median of ``--repeats`` passes over ``--clips``
   watermarked corpus clips, each runtime in turn within a pass: torch, ONNX fp32 (the
-  shipped file), ONNX int8 (built here with ``export --onnx --precision int8``) and the
+  shipped file; also reading one batch at a time instead of ``OnnxDetector.workers``
+  at once), ONNX int8 (built here with ``export --onnx --precision int8``) and the
   ONNX file the card pinned at ``--before``;
 * equivalence on the same clips and ``--negatives`` unwatermarked corpus clips: the
   largest score difference from torch, and detections, payloads and segments that differ;
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import dataclasses
 import json
 import os
 import platform
@@ -60,6 +62,7 @@ from guardian.config import Settings  # noqa: E402
 from guardian.watermark import (  # noqa: E402
     SHIPPED_CARD,
     Detector,
+    OnnxDetector,
     Payload,
     Precision,
     TorchDetector,
@@ -149,6 +152,12 @@ def detection(
             "fpr_at_card_threshold": float(np.mean(hits[len(positives) :])),
         }
     return out
+
+
+def _onnx_detector() -> OnnxDetector:
+    detector = load_detector()
+    assert isinstance(detector, OnnxDetector)
+    return detector
 
 
 def _ten_seconds(clips: list[Audio]) -> np.ndarray:
@@ -319,6 +328,7 @@ def markdown(r: dict[str, Any]) -> str:
     labels = {
         "torch": "torch",
         "onnx": "ONNX fp32 (shipped)",
+        "onnx_serial": "ONNX fp32, one batch at a time",
         "int8": "ONNX int8",
         "before": f"ONNX fp32 at `{r['cold_verify']['before_rev'][:10]}`",
     }
@@ -410,6 +420,7 @@ def main() -> None:
         detectors: dict[str, Detector] = {
             "torch": TorchDetector(model),
             "onnx": load_detector(),
+            "onnx_serial": dataclasses.replace(_onnx_detector(), workers=1),
             "int8": load_detector(str(cards["int8"])),
             "before": load_detector(str(cards["before"])),
         }

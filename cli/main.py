@@ -178,10 +178,12 @@ def verify(
         report = remote_verify(server, clip)
     else:
         settings = get_settings()
-        # the detector loads while the database layer imports and opens
+        # the detector loads, and looks at the clip, while the database layer imports
+        # and opens; only reading the payload needs the deployment's key
         loading = preload_detector(settings.watermark_model)
+        seen = usecases.look_ahead(loading, clip, settings)
         g = usecases.open_guardian(settings, detector=loading)
-        report = usecases.verify_file(g, clip).report()
+        report = usecases.verify_file(g, clip, seen=seen).report()
     if as_json:
         emit_json(report.model_dump(mode="json"))
     else:

@@ -85,6 +85,7 @@ if TYPE_CHECKING:
         label_file,
         write_new_file,
     )
+    from guardian.app._look_ahead import Seen, look_ahead
     from guardian.app._policy import authorize, check_policies, consent_facts, require
     from guardian.app._policy import explain as explain_policy
     from guardian.app._report import ProcessingReport, processing_report
@@ -171,6 +172,7 @@ __all__ = [
     "RetentionReport",
     "RevokeResult",
     "Scope",
+    "Seen",
     "SelfServiceView",
     "SynthesisRequest",
     "SynthesisResult",
@@ -212,6 +214,7 @@ __all__ = [
     "list_keys",
     "load_recipe",
     "load_train_config",
+    "look_ahead",
     "make_corpus",
     "make_subject_key",
     "manifest_store",
@@ -333,6 +336,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "rotate_audit_key",
         "rotate_key",
     ),
+    "guardian.app._look_ahead": ("Seen", "look_ahead"),
     "guardian.app._label": (
         "AudioStage",
         "LabelRequest",

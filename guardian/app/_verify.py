@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlmodel import Session
 
 from guardian.app._context import Guardian
 from guardian.app._label import TIME_FORMAT
+from guardian.app._look_ahead import Seen, read_clip
 from guardian.app._verify_report import (
     ManifestReport,
     OriginName,
@@ -20,7 +22,7 @@ from guardian.app._verify_report import (
     WatermarkReport,
 )
 from guardian.app._watermarking import AssistedMatch, assisted_lookup, open_payload
-from guardian.audio import Audio, Container, decode_bytes, read_input_bytes
+from guardian.audio import Audio, Container, decode_bytes
 from guardian.errors import ExitCode
 from guardian.keys import KeyInfo
 from guardian.provenance import (
@@ -187,9 +189,14 @@ def _origin(assertion: dict[str, Any]) -> str | None:
     return origin if origin in ("synthesized", "imported") else None
 
 
-def verify_bytes(g: Guardian, data: bytes, *, name: str = "clip") -> VerifyResult:
-    """Check the manifest, then the registry by content hash, then by fingerprint."""
-    result = _verify(g, data, name=name)
+def verify_bytes(
+    g: Guardian, data: bytes, *, name: str = "clip", seen: Seen | None = None
+) -> VerifyResult:
+    """Check the manifest, then the registry by content hash, then by fingerprint.
+
+    ``seen``: ``data`` already decoded and looked at by the detector (``look_ahead``).
+    """
+    result = _verify(g, data, name=name, seen=seen)
     if result.origin == "imported" and result.verdict in (Verdict.VERIFIED, Verdict.TRACED):
         note = (
             "imported audio labeled by this deployment: it did not generate the audio and "
@@ -213,9 +220,15 @@ def verify_bytes(g: Guardian, data: bytes, *, name: str = "clip") -> VerifyResul
     return replace(result, reasons=reasons, voice_status=voice.status.value)
 
 
-def _verify(g: Guardian, data: bytes, *, name: str) -> VerifyResult:
-    audio = decode_bytes(data, name=name, max_seconds=g.settings.max_audio_seconds)
-    detection = open_payload(g.detector.detect(audio), g.payload_key)
+def _verify(g: Guardian, data: bytes, *, name: str, seen: Seen | None) -> VerifyResult:
+    if seen is None:
+        audio = decode_bytes(data, name=name, max_seconds=g.settings.max_audio_seconds)
+        detection = g.detector.detect(audio)
+    else:
+        if seen.data != data or seen.model_id != g.detector.model_id:
+            raise ValueError("the look ahead was taken of other data or by another model")
+        audio, detection = seen.audio, g.detector.read(seen.look)
+    detection = open_payload(detection, g.payload_key)
     wm = WatermarkInfo.from_detection(detection, g.detector.model_id)
     with g.reading() as s:
         reading = ManifestReading(ManifestState.ABSENT)
@@ -247,10 +260,14 @@ def _verify(g: Guardian, data: bytes, *, name: str) -> VerifyResult:
         return _lookup(g, s, audio, info, reading, detection, wm)
 
 
-def verify_file(g: Guardian, path: Path) -> VerifyResult:
-    """``guardian verify CLIP``."""
-    data = read_input_bytes(path, max_bytes=g.settings.max_input_bytes)
-    return verify_bytes(g, data, name=path.name)
+def verify_file(g: Guardian, path: Path, *, seen: Future[Seen] | None = None) -> VerifyResult:
+    """``guardian verify CLIP``; ``seen``: the clip's look ahead (:func:`look_ahead`),
+    started for ``path`` with ``g``'s settings."""
+    if seen is None:
+        data, _audio = read_clip(path, g.settings)
+        return verify_bytes(g, data, name=path.name)
+    early = seen.result()
+    return verify_bytes(g, early.data, name=path.name, seen=early)
 
 
 def _row_and_signer(

@@ -34,7 +34,7 @@ from guardian.watermark._payload import (
     deployment_tag,
     label_tag,
 )
-from guardian.watermark._scoring import MIN_SECONDS, Detection, Detector, Segment
+from guardian.watermark._scoring import MIN_SECONDS, Detection, Detector, Look, Segment
 
 if TYPE_CHECKING:
     from guardian.watermark._detect import TorchDetector, calibrate, detect, embed
@@ -71,6 +71,7 @@ __all__ = [
     "Detection",
     "Detector",
     "EmbedConfig",
+    "Look",
     "OnnxDetector",
     "Payload",
     "PayloadKey",

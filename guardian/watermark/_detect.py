@@ -22,10 +22,12 @@ from guardian.watermark._scoring import (
     MIN_SECONDS,
     MIN_TONE_CONFIDENCE,
     Detection,
+    Look,
     Segment,
-    detect_with,
+    look_with,
     mono16k,
     presence,
+    read_payload,
     window_score,
 )
 from guardian.watermark._signal import shape_watermark
@@ -168,6 +170,11 @@ def _presence(
 
 def detect(model: WatermarkModel, audio: Audio) -> Detection:
     """Presence score, localized segments and the decoded payload."""
+    return read_payload(look(model, audio), model.embed, model.threshold)
+
+
+def look(model: WatermarkModel, audio: Audio) -> Look:
+    """The detector's look at ``audio`` on the torch runtime (``_scoring.look_with``)."""
     with torch.inference_mode(), no_compile():
         head = _folded_head(model)
 
@@ -175,7 +182,7 @@ def detect(model: WatermarkModel, audio: Audio) -> Detection:
             p, out = _run_detector(model, torch.from_numpy(x)[:, None, :], head, bits=bits)
             return p.numpy(), out.numpy() if out is not None else None
 
-        return detect_with(run, audio, model.embed, model.threshold)
+        return look_with(run, audio, model.embed)
 
 
 @dataclass(frozen=True)
@@ -200,6 +207,12 @@ class TorchDetector:
 
     def detect(self, audio: Audio) -> Detection:
         return detect(self.model, audio)
+
+    def look(self, audio: Audio) -> Look:
+        return look(self.model, audio)
+
+    def read(self, look: Look) -> Detection:
+        return read_payload(look, self.model.embed, self.model.threshold)
 
     def with_tones(self, tones: tuple[tuple[float, float], ...]) -> TorchDetector:
         embed = dataclasses.replace(self.model.embed, payload_tones=tones)

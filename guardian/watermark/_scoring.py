@@ -2,15 +2,19 @@
 segments and the payload. Numpy and scipy only, shared by both detector runtimes.
 
 A runtime supplies one function, the presence of a batch of equally long chunks already
-in the detector's view (:func:`detector_view`); :func:`detect_with` does the rest, so the
-torch path (``_detect``) and the ONNX Runtime path (``_onnx``) cannot drift apart.
+in the detector's view (:func:`detector_view`); :func:`look_with` and
+:func:`read_payload` do the rest, so the torch path (``_detect``) and the ONNX Runtime
+path (``_onnx``) cannot drift apart. The look needs no key and the read does, which lets
+``verify`` look at a clip while the deployment's keys are still being opened.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -39,6 +43,8 @@ read from watermarked speech, 2 in 768 reach it wrong (``benchmarks/watermark_re
 FRAME = SAMPLE_RATE // 100
 """Detector output is pooled to 10 ms frames, so a 10-minute clip needs a few MB."""
 _EPS = 1e-8
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,21 @@ class Detection:
         )
 
 
+@dataclass(frozen=True)
+class Look:
+    """What the detector saw of a clip before its payload is read: presence per 10 ms
+    frame, needing no key (a deployment's key only moves the tones :func:`read_payload`
+    reads)."""
+
+    mono: np.ndarray | None
+    """The clip as the detector read it (mono, 16 kHz, no DC); None with a ``note``."""
+    prob: np.ndarray | None
+    logits: np.ndarray | None = None
+    """Per-frame bit logits, for a payload that is not a tone code."""
+    note: str | None = None
+    """Why nothing could be read from the clip."""
+
+
 class Detector(Protocol):
     """What ``verify`` needs of a watermark detector, whichever runtime runs it."""
 
@@ -91,7 +112,17 @@ class Detector(Protocol):
         """``onnx`` or ``torch``."""
         ...
 
-    def detect(self, audio: Audio) -> Detection: ...
+    def detect(self, audio: Audio) -> Detection:
+        """``read(look(audio))``."""
+        ...
+
+    def look(self, audio: Audio) -> Look:
+        """The detector's look at ``audio``: the model's work, no key involved."""
+        ...
+
+    def read(self, look: Look) -> Detection:
+        """The detection from a look this model took, payload read with these tones."""
+        ...
 
     def with_tones(self, tones: tuple[tuple[float, float], ...]) -> Detector:
         """The same detector reading the payload at other tone frequencies."""
@@ -169,22 +200,51 @@ def pool(values: np.ndarray) -> np.ndarray:
     return pooled
 
 
+def in_order(fn: Callable[[_T], _R], items: Iterable[_T], workers: int) -> Iterator[_R]:
+    """``map(fn, items)``, on ``workers`` threads when more than one: results come in
+    the order of ``items``, with at most two per thread in flight, so memory stays
+    bounded however many items there are."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="guardian-detect") as threads:
+        pending: deque[Future[_R]] = deque()
+        for item in items:
+            pending.append(threads.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def presence(
-    run: BatchPresence, mono: np.ndarray, cfg: EmbedConfig, *, bits: bool, batch: int = 1
+    run: BatchPresence,
+    mono: np.ndarray,
+    cfg: EmbedConfig,
+    *,
+    bits: bool,
+    batch: int = 1,
+    workers: int = 1,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Frame-level presence probability and, with ``bits``, per-frame bit logits.
 
     The clip is read in overlapping chunks (:func:`chunks`), ``batch`` equally long ones
     per call of ``run``, and only pooled per-frame results are kept: memory is constant
-    in the clip length apart from the 10 ms frame arrays.
+    in the clip length apart from the 10 ms frame arrays. With ``workers`` > 1, that
+    many batches are read at once (``run`` must then be thread-safe); each chunk is read
+    alone, so the result is the same.
     """
     n = len(mono)
     n_frames = -(-n // FRAME)
     prob = np.zeros(n_frames, dtype=np.float32)
     logits = np.zeros((NBITS, n_frames), dtype=np.float32) if bits else None
-    for group in _batches(chunks(n, cfg.detect_chunk_s), batch):
+
+    def read(group: list[Chunk]) -> tuple[list[Chunk], np.ndarray, np.ndarray | None]:
         x = np.stack([detector_view(mono[c.lo : c.hi], cfg) for c in group])
-        p, out = run(x, bits)
+        return (group, *run(x, bits))
+
+    groups = _batches(chunks(n, cfg.detect_chunk_s), batch)
+    for group, p, out in in_order(read, groups, workers):
         for i, c in enumerate(group):
             keep = slice(c.start - c.lo, c.stop - c.lo)
             frames = pool(p[i, keep])
@@ -235,26 +295,37 @@ def prepared(audio: Audio) -> np.ndarray | str:
     return mono
 
 
-def detect_with(
-    run: BatchPresence, audio: Audio, cfg: EmbedConfig, threshold: float, *, batch: int = 1
-) -> Detection:
-    """Presence score, localized segments and the decoded payload of ``audio``."""
+def look_with(
+    run: BatchPresence, audio: Audio, cfg: EmbedConfig, *, batch: int = 1, workers: int = 1
+) -> Look:
+    """The detector's look at ``audio`` (``batch`` and ``workers`` as in :func:`presence`)."""
     mono = prepared(audio)
     if isinstance(mono, str):
-        return Detection(False, 0.0, threshold, note=mono)
-    tones = cfg.payload_tones  # set: the payload is a tone code
-    prob, logits = presence(run, mono, cfg, bits=tones is None, batch=batch)
+        return Look(None, None, note=mono)
+    bits = cfg.payload_tones is None
+    prob, logits = presence(run, mono, cfg, bits=bits, batch=batch, workers=workers)
+    return Look(mono, prob, logits)
+
+
+def read_payload(look: Look, cfg: EmbedConfig, threshold: float) -> Detection:
+    """Score, localized segments and the payload from a :class:`Look`, with the tones of
+    ``cfg``."""
+    mono, prob = look.mono, look.prob
+    if mono is None or prob is None:
+        return Detection(False, 0.0, threshold, note=look.note)
     score = window_score(prob)
     detected = score >= threshold
     region = prob > 0.5
+    tones = cfg.payload_tones  # set: the payload is a tone code
     if tones is not None:
         bits, conf = read_bits(mono, region, tones)
         floor = MIN_TONE_CONFIDENCE
     else:
-        assert logits is not None
+        if look.logits is None:
+            raise ValueError("this look has no bit logits: it was taken for a tone code")
         floor = MIN_BIT_CONFIDENCE
         weights = region if region.sum() >= 10 else np.ones_like(region)
-        mean_logits = (logits * weights).sum(axis=1) / max(1, int(weights.sum()))
+        mean_logits = (look.logits * weights).sum(axis=1) / max(1, int(weights.sum()))
         bits = [int(v > 0) for v in mean_logits]
         conf = [float(abs(np.tanh(v))) for v in mean_logits]
     return Detection(

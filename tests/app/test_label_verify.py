@@ -19,6 +19,7 @@ from guardian.app import (
     Verdict,
     init_keys,
     label_file,
+    look_ahead,
     open_guardian,
     revoke_key,
     rotate_key,
@@ -393,3 +394,36 @@ def test_a_detector_load_under_way_is_the_one_verify_uses(
         verify_file(g, clip)
     loaded.engine.dispose()
     g.engine.dispose()
+
+
+def test_a_look_ahead_gives_the_verdict_verify_gives_alone(
+    g: Guardian, clip: Path, tmp_path: Path
+) -> None:
+    """``guardian verify`` lets the detector look at the clip before the database and the
+    key are open; reading the payload afterwards gives what one pass gives."""
+    labeled = _label(g, clip, tmp_path / "labeled.wav", purpose="test")
+    mp3 = tmp_path / "labeled.mp3"
+    mp3.write_bytes(encode_bytes(decode_bytes(labeled.read_bytes()), OutputFormat.MP3))
+    loading = preload_detector(g.settings.watermark_model)
+    for path in (labeled, mp3, clip):
+        ahead = verify_file(g, path, seen=look_ahead(loading, path, g.settings))
+        alone = verify_file(g, path)
+        assert ahead.to_dict() == alone.to_dict()
+    assert verify_file(g, mp3).verdict is Verdict.TRACED
+
+
+def test_a_look_ahead_meets_the_errors_verify_meets(
+    g: Guardian, clip: Path, tmp_path: Path
+) -> None:
+    loading = preload_detector(g.settings.watermark_model)
+    missing, empty = tmp_path / "missing.wav", tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    for path in (missing, empty):
+        with pytest.raises((UsageError, UnreadableAudioError)) as alone:
+            verify_file(g, path)
+        with pytest.raises(type(alone.value), match=re.escape(str(alone.value))):
+            verify_file(g, path, seen=look_ahead(loading, path, g.settings))
+    # a look taken of other bytes is never read as this clip's
+    seen = look_ahead(loading, clip, g.settings).result()
+    with pytest.raises(ValueError, match="other data"):
+        verify_bytes(g, write_clip(tmp_path / "other.wav", seed=5).read_bytes(), seen=seen)

@@ -3,7 +3,10 @@ weights, rebuilt by export."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +29,7 @@ from guardian.watermark import (
     load_detector,
     preload_detector,
 )
-from guardian.watermark._scoring import chunks, detector_view
+from guardian.watermark._scoring import chunks, detector_view, in_order, presence
 from guardian.watermark._signal import detector_input
 
 SPEECH = Path(__file__).parents[1] / "data" / "voices" / "kal"
@@ -83,6 +86,71 @@ def test_the_shipped_graph_pads_inside_planar_convolutions() -> None:
         len(next(a.ints for a in n.attribute if a.name == "kernel_shape")) == 2
         for n in convolutions
     )
+
+
+def test_batches_read_on_two_threads_give_what_one_thread_gives(shipped) -> None:  # type: ignore[no-untyped-def]
+    """Each chunk is read alone, so reading two batches at once changes no number."""
+    model, detector = shipped
+    assert detector.workers == 2
+    alone = dataclasses.replace(detector, workers=1)
+    for clip in _clips(model):
+        a, b = detector.detect(clip), alone.detect(clip)
+        assert (a.score, a.bits, a.bit_confidence, a.segments) == (
+            b.score,
+            b.bits,
+            b.bit_confidence,
+            b.segments,
+        )
+
+
+def test_presence_on_several_threads_is_the_presence_on_one(shipped) -> None:  # type: ignore[no-untyped-def]
+    _model, detector = shipped
+    mono = speechlike(11.3, sample_rate=16000, seed=3)
+    one = presence(detector._run, mono, detector.embed, bits=False, batch=1, workers=1)[0]
+    for workers in (2, 3):
+        many = presence(detector._run, mono, detector.embed, bits=False, batch=1, workers=workers)
+        assert np.array_equal(many[0], one)
+
+
+def test_in_order_keeps_the_order_and_bounds_what_is_in_flight() -> None:
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def slow(i: int) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.002 * (i % 3))  # later items can finish first
+        with lock:
+            running -= 1
+        return i * i
+
+    started: list[int] = []
+
+    def items():  # type: ignore[no-untyped-def]
+        for i in range(40):
+            started.append(i)
+            yield i
+
+    out = []
+    for value in in_order(slow, items(), 2):
+        out.append(value)
+        # never more than two per thread handed out ahead of what was consumed
+        assert len(started) - len(out) <= 4
+    assert out == [i * i for i in range(40)]
+    assert most <= 2
+    assert list(in_order(slow, range(5), 1)) == [0, 1, 4, 9, 16]
+
+
+def test_a_failing_batch_raises_from_in_order() -> None:
+    def boom(i: int) -> int:
+        if i == 3:
+            raise ValueError("bad batch")
+        return i
+
+    with pytest.raises(ValueError, match="bad batch"):
+        list(in_order(boom, range(10), 2))
 
 
 @pytest.mark.slow  # loads the torch model and exports
