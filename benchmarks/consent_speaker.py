@@ -662,7 +662,10 @@ def write(result: dict[str, Any], out: Path, command: str) -> None:
     plot(result, names, out / "consent_speaker.png")
     public = {k: v for k, v in result.items() if not k.startswith("_")}
     public["pair_max"] = result["_pair_max"].tolist()
-    public["pairs"] = columns(result["pairs"])
+    pairs = columns(result["pairs"])
+    for side in ("test_voice", "enrolled_voice"):  # by position in "voices", not by name
+        pairs[side] = [names.index(v) for v in pairs[side]]
+    public["pairs"] = pairs
     (out / "consent_speaker.json").write_text(
         json.dumps(significant(public), separators=(",", ":")) + "\n"
     )

@@ -644,7 +644,7 @@ def main() -> None:
         "vocabularies": vocab,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "consent_speech.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "consent_speech.json").write_text(json.dumps(result, separators=(",", ":")) + "\n")
     (args.out / "consent_speech.md").write_text(markdown(result, command))
 
 

@@ -43,7 +43,7 @@ from guardian.engine._prior import load_converter  # noqa: E402
 from guardian.engine._world import N_MEL  # noqa: E402
 
 PACKED = ROOT / "data" / "engine" / "cuda" / "packed.npz"
-DOCS = ROOT / "docs" / "benchmarks"
+DOCS = ROOT / "research" / "results"
 TARGETS = ("slt", "espeak_rp_f2")
 """The easiest and the hardest benchmark target (what fits the GPU machine's upload)."""
 EPSILONS = (8.0, 1.0)
@@ -223,7 +223,8 @@ def cmd_score(args: argparse.Namespace) -> None:
             flush=True,
         )
     data["command"] = "benchmarks/engine_cuda.py prepare, device, score"
-    (DOCS / "engine_cuda.json").write_text(json.dumps(data, indent=1) + "\n")
+    four = json.loads(json.dumps(data), parse_float=lambda v: float(f"{float(v):.4g}"))
+    (DOCS / "engine_cuda.json").write_text(json.dumps(four, separators=(",", ":")) + "\n")
     (DOCS / "engine_cuda.md").write_text(report(data))
 
 
