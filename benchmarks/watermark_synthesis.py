@@ -149,7 +149,9 @@ def main() -> None:
         "seconds": round(time.time() - t0, 1),
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "watermark_synthesis.json").write_text(json.dumps(result, separators=(",", ":")) + "\n")
+    # floats to 4 significant digits: scores and cosines, and the repository has little room
+    rounded = json.loads(json.dumps(result), parse_float=lambda v: float(f"{float(v):.4g}"))
+    (OUT / "watermark_synthesis.json").write_text(json.dumps(rounded, separators=(",", ":")) + "\n")
     (OUT / "watermark_synthesis.md").write_text(markdown(result))
     print(f"wrote {OUT / 'watermark_synthesis.md'}", file=sys.stderr)
 

@@ -117,7 +117,9 @@ def main() -> None:
 
 def write(results: dict[str, dict[str, object]]) -> None:
     OUT.mkdir(exist_ok=True)
-    (OUT / "engine_dp_small.json").write_text(json.dumps(results, separators=(",", ":")) + "\n")
+    # floats to 4 significant digits: scores and cosines, and the repository has little room
+    rounded = json.loads(json.dumps(results), parse_float=lambda v: float(f"{float(v):.4g}"))
+    (OUT / "engine_dp_small.json").write_text(json.dumps(rounded, separators=(",", ":")) + "\n")
     lines = [
         "# DP-SGD settings for a small enrollment (tuning voice)",
         "",

