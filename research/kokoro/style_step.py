@@ -20,10 +20,12 @@ import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import rebuild  # noqa: E402
 import torch  # noqa: E402
+from opacus.accountants import RDPAccountant  # noqa: E402
 from opacus.accountants.utils import get_noise_multiplier  # noqa: E402
 from preflight import HELD_OUT, N_SENTENCES, SEED  # noqa: E402
 
-from guardian.audio import resample  # noqa: E402
+from guardian.audio import Audio, resample  # noqa: E402
+from guardian.consent import embed  # noqa: E402
 from guardian.engine import BaseVoice  # noqa: E402
 from guardian.engine._pretrain import public_sentences  # noqa: E402
 
@@ -33,6 +35,7 @@ STEPS = int(os.environ.get("STEPS", "5"))
 VOICE, SR = "jm_kumo", rebuild.SAMPLE_RATE
 C, LR = 0.25, float(os.environ.get("LR", "0.5"))
 DP = {"target_epsilon": 8.0, "target_delta": 1e-5, "sample_rate": 0.5, "steps": 20}
+N_ENROL, T_STEPS = int(os.environ.get("N_ENROL", "24")), int(os.environ.get("T_STEPS", "10"))
 N_FFT, WIN, HOP = 2048, 1200, 300
 MEL = torch.from_numpy(librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=80)).float()
 
@@ -99,6 +102,28 @@ def step(model: torch.nn.Module, u: dict, style: torch.nn.Parameter) -> dict:
     return {**times, **out, "grad": clipped}
 
 
+def prepare(model, texts: list, ids: list, style, joe) -> list[dict]:
+    utts = []
+    for text, tok in zip(texts, ids, strict=True):
+        audio, dur = rebuild.synthesise(model, tok, style.detach().numpy())
+        dur = torch.as_tensor(dur.ravel(), dtype=torch.long)
+        idx = torch.repeat_interleave(torch.arange(len(dur)), dur)
+        aln = torch.zeros((1, len(dur), len(idx)))
+        aln[0, idx, torch.arange(len(idx))] = 1
+        rec = joe.synthesize(text)
+        x = resample(np.asarray(rec.mono(), np.float32), rec.sample_rate, SR)
+        mel = log_mel(torch.from_numpy(np.asarray(x, np.float32)))
+        u = {"tokens": torch.LongTensor([[0, *tok, 0]]), "aln": aln, "mel": mel}
+        utts.append({**u, "kokoro_s": len(audio) / SR, "recording_s": len(x) / SR})
+    return utts
+
+
+def dump(doc: dict) -> dict:
+    four = json.loads(json.dumps(doc), parse_float=lambda v: float(f"{float(v):.4g}"))
+    OUT.write_text(json.dumps(four, separators=(",", ":"), ensure_ascii=False) + "\n")
+    return four
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -120,19 +145,7 @@ def main() -> None:
     ids = [phonemize.ids(phonemize(t)) for t in texts]
     n_med = int(np.median([len(i) for i in ids]))
     style = torch.nn.Parameter(torch.from_numpy(rebuild.style_for(pack, n_med)).clone())
-    joe = BaseVoice()
-    utts = []
-    for text, tok in zip(texts, ids, strict=True):
-        audio, dur = rebuild.synthesise(model, tok, style.detach().numpy())
-        dur = torch.as_tensor(dur.ravel(), dtype=torch.long)
-        idx = torch.repeat_interleave(torch.arange(len(dur)), dur)
-        aln = torch.zeros((1, len(dur), len(idx)))
-        aln[0, idx, torch.arange(len(idx))] = 1
-        rec = joe.synthesize(text)
-        x = resample(np.asarray(rec.mono(), np.float32), rec.sample_rate, SR)
-        mel = log_mel(torch.from_numpy(np.asarray(x, np.float32)))
-        u = {"tokens": torch.LongTensor([[0, *tok, 0]]), "aln": aln, "mel": mel}
-        utts.append({**u, "kokoro_s": len(audio) / SR, "recording_s": len(x) / SR})
+    utts = prepare(model, texts, ids, style, BaseVoice())
     rss_prepared = rss_mb()
     print("prepared", rss_prepared, file=sys.stderr, flush=True)
     timing = {}
@@ -194,10 +207,71 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "wall_seconds": time.perf_counter() - started,
     }
-    four = json.loads(json.dumps(result), parse_float=lambda v: float(f"{float(v):.4g}"))
-    OUT.write_text(json.dumps(four, separators=(",", ":"), ensure_ascii=False) + "\n")
-    print(json.dumps(four["noiseless_steps"]))
+    print(json.dumps(dump(result)["noiseless_steps"]))
+
+
+def train() -> None:
+    """DP-SGD toward Piper joe (README); SECS on 100-104."""
+    started, q, n = time.perf_counter(), DP["sample_rate"], N_ENROL
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(2)
+    sents = public_sentences(N_SENTENCES, SEED)
+    model = rebuild.new_model()
+    rebuild.load(model, rebuild.onnx_bytes())
+    model.requires_grad_(False)
+    phonemize, joe = rebuild.Phonemizer(), BaseVoice()
+    ids = [phonemize.ids(phonemize(t)) for t in sents[:n]]
+    n_med = int(np.median([len(i) for i in ids]))
+    init = torch.from_numpy(rebuild.style_for(rebuild.voices()[VOICE], n_med)).clone()
+    utts = prepare(model, sents[:n], ids, init, joe)
+
+    def emb(x: np.ndarray, rate: int) -> np.ndarray:
+        return embed(Audio(np.asarray(resample(x, rate, 16000), np.float32)[:, None], 16000))
+
+    def joe_emb(i: int) -> np.ndarray:
+        rec = joe.synthesize(sents[i])
+        return emb(np.asarray(rec.mono(), np.float32), rec.sample_rate)
+
+    c = np.mean([joe_emb(i) for i in range(120, 130)], axis=0)
+    c /= np.linalg.norm(c)
+    held = [phonemize.ids(phonemize(sents[i])) for i in range(100, 105)]
+
+    def secs(style: torch.Tensor) -> list[float]:
+        return [float(emb(rebuild.synthesise(model, t, style.numpy())[0], SR) @ c) for t in held]
+
+    sigma = get_noise_multiplier(**{**DP, "steps": T_STEPS}, accountant="rdp")
+    gen, noise_gen = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+    batches = [torch.nonzero(torch.rand(n, generator=gen) < q).ravel() for _ in range(T_STEPS)]
+    res = {
+        "command": "nice -n 15 python research/kokoro/style_step.py --train",
+        **{"n": n, "steps": T_STEPS, "q": q, "sigma": sigma, "style_row": n_med - 1},
+        "enrol_kokoro_s": sum(u["kokoro_s"] for u in utts),
+        "batch_sizes": [len(b) for b in batches],
+        "secs_ceiling_joe": [float(joe_emb(i) @ c) for i in range(100, 105)],
+        "secs_start": secs(init),
+    }
+    for name in ("dp", "noiseless"):
+        style, acc, losses, times = torch.nn.Parameter(init.clone()), RDPAccountant(), [], []
+        for b in batches:
+            t = time.perf_counter()
+            rs = [step(model, utts[i], style) for i in b]
+            total = sum((r["grad"] for r in rs), torch.zeros_like(init))
+            if name == "dp":
+                total = total + sigma * C * torch.randn(init.shape, generator=noise_gen)
+            with torch.no_grad():
+                style -= LR * total / (q * n)
+            acc.step(noise_multiplier=sigma, sample_rate=q)
+            losses.append(float(np.mean([r["loss"] for r in rs])) if rs else None)
+            times.append(time.perf_counter() - t)
+            print(name, len(b), losses[-1], times[-1], file=sys.stderr, flush=True)
+        res[f"secs_{name}"] = secs(style.detach())
+        res[name] = {"batch_loss": losses, "step_s": times, "total_s": sum(times)}
+        res[name]["change_norm"] = float((style.detach() - init).norm())
+        res["epsilon_spent"] = res.get("epsilon_spent", acc.get_epsilon(DP["target_delta"]))
+        res["wall_s"] = time.perf_counter() - started
+        dump(json.loads(OUT.read_text()) | {"dp_train": res})
+        print(name, res[f"secs_{name}"], res["secs_start"], file=sys.stderr)
 
 
 if __name__ == "__main__":
-    main()
+    train() if "--train" in sys.argv else main()
