@@ -6,13 +6,13 @@ same Poisson-sampled steps, and the trained adapter must clone the voice as well
 one trained on the CPU. Three steps, because the GPU machine has only PyTorch, Opacus
 and NumPy, not the speech stack:
 
-    .venv/bin/python benchmarks/engine_cuda.py prepare   # here: pack the two targets'
+    .venv/bin/python research/engine_cuda.py prepare   # here: pack the two targets'
                                                          # enrollment data (data/engine/cuda/)
-    python3 benchmarks/engine_cuda.py device --out DIR   # on the GPU machine: train on the
+    python3 research/engine_cuda.py device --out DIR   # on the GPU machine: train on the
                                                          # CPU and on CUDA -> DIR/engine_cuda_runs.*
-    .venv/bin/python benchmarks/engine_cuda.py score --runs DIR
+    .venv/bin/python research/engine_cuda.py score --runs DIR
                                                          # here: SECS of every adapter ->
-                                                         # docs/benchmarks/engine_cuda.{json,md}
+                                                         # research/results/engine_cuda.{json,md}
 
 Sampling uses a CPU generator on both devices, so both see the same batches; the DP
 noise is drawn on the device that holds the gradients, so the noise differs between the
@@ -43,7 +43,7 @@ from guardian.engine._prior import load_converter  # noqa: E402
 from guardian.engine._world import N_MEL  # noqa: E402
 
 PACKED = ROOT / "data" / "engine" / "cuda" / "packed.npz"
-DOCS = ROOT / "research" / "results"
+RESULTS = ROOT / "research" / "results"
 TARGETS = ("slt", "espeak_rp_f2")
 """The easiest and the hardest benchmark target (what fits the GPU machine's upload)."""
 EPSILONS = (8.0, 1.0)
@@ -222,10 +222,10 @@ def cmd_score(args: argparse.Namespace) -> None:
             f"{name} eps {eps:g} seed {row['seed']} {row['device']}: SECS {row['secs']:.3f}",
             flush=True,
         )
-    data["command"] = "benchmarks/engine_cuda.py prepare, device, score"
+    data["command"] = "research/engine_cuda.py prepare, device, score"
     four = json.loads(json.dumps(data), parse_float=lambda v: float(f"{float(v):.4g}"))
-    (DOCS / "engine_cuda.json").write_text(json.dumps(four, separators=(",", ":")) + "\n")
-    (DOCS / "engine_cuda.md").write_text(report(data))
+    (RESULTS / "engine_cuda.json").write_text(json.dumps(four, separators=(",", ":")) + "\n")
+    (RESULTS / "engine_cuda.md").write_text(report(data))
 
 
 def report(data: dict[str, Any]) -> str:
@@ -234,7 +234,7 @@ def report(data: dict[str, Any]) -> str:
     lines = [
         "# DP training on CUDA against the CPU",
         "",
-        f"`benchmarks/engine_cuda.py` (prepare, device, score). GPU: {meta['gpu']}, "
+        f"`research/engine_cuda.py` (prepare, device, score). GPU: {meta['gpu']}, "
         f"PyTorch {meta['torch']}, Python {meta['python']}; the CPU runs ran on the same "
         f"machine ({meta['cpu_threads']} threads). 100 enrollment utterances per target, "
         f"delta {DELTA:g}, seeds {', '.join(sorted({str(r['seed']) for r in runs}))}.",
@@ -286,7 +286,7 @@ def main() -> None:
     dev.add_argument("--epsilons", nargs="+", type=float, default=list(EPSILONS))
     dev.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     dev.set_defaults(fn=cmd_device)
-    score = sub.add_parser("score", help="SECS of the runs, write docs/benchmarks/engine_cuda.*")
+    score = sub.add_parser("score", help="SECS of the runs, write research/results/engine_cuda.*")
     score.add_argument("--runs", required=True)
     score.set_defaults(fn=cmd_score)
     args = parser.parse_args()
