@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import settings as hypothesis_settings
+from sqlalchemy import Connection, Engine
 
 from guardian.app import Guardian, open_guardian
 from guardian.audio import Audio, OutputFormat, encode_bytes, speechlike
@@ -145,6 +146,21 @@ def postgres_schema() -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@contextmanager
+def at_revision(engine: Engine, revision: str) -> Iterator[Connection]:
+    """A connection in a transaction on ``engine``, its schema migrated up to
+    ``revision`` only, as an older release left it; ``migrate`` then upgrades it."""
+    from alembic import command
+
+    from guardian.store.db import _alembic_config
+
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+        yield conn
 
 
 def free_port() -> int:

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -51,10 +51,13 @@ __all__ = [
     "ScaledFingerprint",
     "ber_threshold",
     "candidate_offsets",
+    "check_candidates",
     "compare",
     "compute",
+    "most_voted",
     "rank_candidates",
     "scaled",
+    "vote_postings",
 ]
 
 FINGERPRINT_VERSION: Final = 1
@@ -90,12 +93,14 @@ _SIGMA_SCALE: Final = 3.0
 _Z_SCORE: Final = 8.0
 _CANDIDATES: Final = 5  # clips verified per look-up
 _SLACK: Final = 2  # frames searched either side of a voted offset
+_OFFSETS: Final = 3  # best-voted offsets searched per candidate
 
 _MAGIC: Final = b"GFP1"
 _HEADER: Final = struct.Struct("<4sHdI")  # magic, version, hop seconds, count
 _POPCOUNT: Final = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 FloatArray = npt.NDArray[np.float64]
+_Key = TypeVar("_Key", str, int)  # a reference's key: a name, or a registry clip number
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,11 +171,13 @@ class Fingerprint:
         """``(hash, frame_offset)`` pairs for an inverted index, on both sides.
 
         Store these rows for a reference and look up the same pairs of a query.
-        Silent frames and repeats of the previous hash are skipped, and so is about
-        half of the hash *values* (a fixed pseudo-random half). Because the choice
-        depends on the value only, a query hash equal to a stored one is always
-        selected too: the table halves, and a re-encoded query still shares several
-        exact hashes per second with its reference (docs/benchmarks/fingerprint.md).
+        Silent frames and repeats of the previous hash are skipped, and so are three
+        quarters of the hash *values* (a fixed pseudo-random choice). Because the
+        choice depends on the value only, a query hash equal to a stored one is always
+        selected too: the table shrinks fourfold, and a re-encoded query still shares
+        exact hashes with its reference every second (docs/benchmarks/fingerprint.md;
+        the index kept half of the values before docs/adr/0005-registry-compact-postings.md,
+        and those rows still answer the quarter a query now sends).
         """
         keys: list[tuple[int, int]] = []
         previous = SILENT_HASH
@@ -182,8 +189,9 @@ class Fingerprint:
 
 
 def _indexed(value: int) -> bool:
-    # Top bit of a multiplicative (Knuth) hash: an even split, unrelated to any one band.
-    return ((value * 2654435761) & 0xFFFFFFFF) >> 31 == 0
+    # Top two bits of a multiplicative (Knuth) hash: one value in four, unrelated to any
+    # one band. Migration 0006 computes the same in SQL.
+    return ((value * 2654435761) & 0xFFFFFFFF) >> 30 == 0
 
 
 def ber_threshold(overlap_frames: int) -> float:
@@ -481,7 +489,9 @@ def compare(
     return best
 
 
-def candidate_offsets(hits: Iterable[tuple[int, int]], *, limit: int = 3) -> list[tuple[int, int]]:
+def candidate_offsets(
+    hits: Iterable[tuple[int, int]], *, limit: int = _OFFSETS
+) -> list[tuple[int, int]]:
     """Vote over exact-hash hits between a query and one reference.
 
     Args:
@@ -496,39 +506,108 @@ def candidate_offsets(hits: Iterable[tuple[int, int]], *, limit: int = 3) -> lis
     return votes.most_common(limit)
 
 
-def rank_candidates(
-    query: Fingerprint,
-    hits: Mapping[str, Sequence[tuple[int, int]]],
-    load: Callable[[str], Fingerprint],
-    *,
-    limit: int = _CANDIDATES,
-) -> list[tuple[str, Match]]:
-    """Verify the references with the most exact-hash votes.
+def most_voted(
+    hits: Mapping[_Key, Sequence[tuple[int, int]]], *, limit: int = _CANDIDATES
+) -> list[tuple[_Key, list[int]]]:
+    """The references with the most exact-hash votes at one offset.
 
     Args:
-        query: Fingerprint of the audio being looked up.
         hits: Per reference key, ``(query_offset, ref_offset)`` pairs of equal
             hashes, as found through :meth:`Fingerprint.index_keys` rows.
-        load: Returns the stored fingerprint of a reference key.
-        limit: How many references (most votes first) to compare in full.
+        limit: How many references to return.
 
     Returns:
-        ``(key, match)`` for the references that match, lowest BER first.
+        ``(key, offsets)``, most votes first, with the reference's best-voted offsets.
     """
-    voted: list[tuple[int, str, list[int]]] = []
+    voted: list[tuple[int, _Key, list[int]]] = []
     for key, pairs in hits.items():
         offsets = candidate_offsets(pairs)
         if offsets:
             voted.append((offsets[0][1], key, [offset for offset, _ in offsets]))
     voted.sort(key=lambda item: (-item[0], item[1]))
-    results: list[tuple[str, Match]] = []
-    for _, key, best in voted[:limit]:
+    return [(key, best) for _, key, best in voted[:limit]]
+
+
+def vote_postings(
+    keys: Sequence[tuple[int, int]],
+    postings: npt.NDArray[np.int64],
+    *,
+    limit: int = _CANDIDATES,
+) -> list[tuple[int, list[int]]]:
+    """:func:`most_voted` for index rows held in an array, as a large registry returns
+    them: thousands of chance hits per query, voted without a Python loop per row.
+
+    Args:
+        keys: The query's ``(hash, frame_offset)`` pairs (:meth:`Fingerprint.index_keys`).
+        postings: ``(hash, reference, ref_offset)`` rows, the reference an integer key.
+        limit: How many references to return.
+
+    Returns:
+        ``(reference, offsets)``, most votes first (equal votes: the smaller key), each
+        with its :data:`_OFFSETS` best-voted offsets (equal votes: the smaller offset).
+    """
+    if not keys or not len(postings):
+        return []
+    query = np.array(keys, dtype=np.int64)
+    query = query[np.argsort(query[:, 0], kind="stable")]
+    # every (posting, query frame) pair with equal hashes
+    lo = np.searchsorted(query[:, 0], postings[:, 0], "left")
+    n = np.searchsorted(query[:, 0], postings[:, 0], "right") - lo
+    row = np.repeat(np.arange(len(postings)), n)
+    if not len(row):
+        return []
+    at = np.arange(len(row)) + np.repeat(lo - (np.cumsum(n) - n), n)
+    refs = postings[row, 1]
+    deltas = postings[row, 2] - query[at, 1]
+    # votes per (reference, offset), through one integer key
+    half = np.int64(1 << 30)
+    pairs, votes = np.unique(refs * (2 * half) + (deltas + half), return_counts=True)
+    refs, deltas = pairs // (2 * half), pairs % (2 * half) - half
+    order = np.lexsort((deltas, -votes, refs))
+    refs, deltas, votes = refs[order], deltas[order], votes[order]
+    starts = np.flatnonzero(np.r_[True, refs[1:] != refs[:-1]])
+    ends = np.r_[starts[1:], len(refs)]
+    chosen = np.lexsort((refs[starts], -votes[starts]))[:limit]
+    return [
+        (int(refs[starts[i]]), deltas[starts[i] : min(ends[i], starts[i] + _OFFSETS)].tolist())
+        for i in chosen
+    ]
+
+
+def check_candidates(
+    query: Fingerprint,
+    voted: Iterable[tuple[_Key, Sequence[int]]],
+    load: Callable[[_Key], Fingerprint],
+) -> list[tuple[_Key, Match]]:
+    """Compare ``query`` in full with each voted reference, around its voted offsets.
+
+    Returns:
+        ``(key, match)`` for the references that match, lowest BER first.
+    """
+    results: list[tuple[_Key, Match]] = []
+    for key, best in voted:
         around = {o + d for o in best for d in range(-_SLACK, _SLACK + 1)}
         match = compare(query, load(key), offsets=sorted(around))
         if match.is_match:
             results.append((key, match))
     results.sort(key=lambda item: item[1].ber)
     return results
+
+
+def rank_candidates(
+    query: Fingerprint,
+    hits: Mapping[_Key, Sequence[tuple[int, int]]],
+    load: Callable[[_Key], Fingerprint],
+    *,
+    limit: int = _CANDIDATES,
+) -> list[tuple[_Key, Match]]:
+    """Verify the references with the most exact-hash votes: :func:`most_voted`, then
+    :func:`check_candidates`.
+
+    Returns:
+        ``(key, match)`` for the references that match, lowest BER first.
+    """
+    return check_candidates(query, most_voted(hits, limit=limit), load)
 
 
 class FingerprintIndex:

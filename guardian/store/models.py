@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import Enum
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Integer, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -77,20 +77,34 @@ class Label(SQLModel, table=True):
     wm_model: str | None = Field(default=None, max_length=80)
 
 
-class FingerprintHash(SQLModel, table=True):
+class FingerprintClip(SQLModel, table=True):
+    """A small integer for each fingerprinted label, so that an index row holds four
+    bytes where the label id would take forty (docs/adr/0005-registry-compact-postings.md)."""
+
+    __tablename__ = "fingerprint_clip"
+
+    n: int | None = Field(default=None, primary_key=True)
+    label_id: str = Field(foreign_key="label.id", unique=True, index=True, max_length=40)
+
+
+class FingerprintPosting(SQLModel, table=True):
     """Inverted index from a 32-bit sub-fingerprint to where it occurs.
 
-    The look-up reads ``(hash, label_id, frame)`` by hash; one index holds all three, so
-    it never visits the table (docs/adr/0004-registry-postings-index.md).
+    The primary key is the whole row, ``(hash, clip, frame)``, and the look-up reads
+    it by hash: on PostgreSQL an index-only scan, on SQLite a table without rowids
+    that *is* that index (docs/adr/0005-registry-compact-postings.md).
     """
 
-    __tablename__ = "fingerprint_hash"
-    __table_args__ = (Index("ix_fingerprint_hash_postings", "hash", "label_id", "frame"),)
+    __tablename__ = "fingerprint_posting"
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
-    id: int | None = Field(default=None, primary_key=True)
-    hash: int = Field(sa_column=Column(BigInteger, nullable=False))
-    label_id: str = Field(foreign_key="label.id", index=True, max_length=40)
-    frame: int
+    hash: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    clip: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("fingerprint_clip.n"), primary_key=True, autoincrement=False
+        )
+    )
+    frame: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
 
 
 class AuditEntry(SQLModel, table=True):
@@ -287,7 +301,8 @@ __all__ = [
     "AuditEntry",
     "AuditLock",
     "Challenge",
-    "FingerprintHash",
+    "FingerprintClip",
+    "FingerprintPosting",
     "Job",
     "JobStatus",
     "KeyRole",

@@ -20,7 +20,7 @@ from tests.app.test_rights import _enrolled
 LATER = dt.timedelta(days=400)
 
 
-def _now(delta: dt.timedelta = dt.timedelta(0)) -> dt.datetime:
+def _now(delta: dt.timedelta) -> dt.datetime:
     return dt.datetime.now(dt.UTC) + delta
 
 

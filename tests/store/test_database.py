@@ -30,7 +30,7 @@ from guardian.policy import Action, PolicyRequest
 from guardian.store import make_engine, migrate
 from guardian.store.db import current_revision, head_revision
 from tests.app.conftest import NAME, ORG, SLT, slt_samples, write_wav
-from tests.conftest import postgres_schema, write_clip
+from tests.conftest import at_revision, postgres_schema, write_clip
 
 
 def test_fresh_database_is_migrated_to_head(tmp_path: Path) -> None:
@@ -38,21 +38,14 @@ def test_fresh_database_is_migrated_to_head(tmp_path: Path) -> None:
     migrate(engine)
     assert current_revision(engine) == head_revision()
     tables = set(inspect(engine).get_table_names())
-    assert {"signing_key", "label", "fingerprint_hash", "audit_entry"} <= tables
+    assert {"signing_key", "label", "fingerprint_posting", "audit_entry"} <= tables
 
 
 def test_existing_home_upgrades_in_place_and_keeps_data(tmp_path: Path) -> None:
-    from alembic import command
-
-    from guardian.store.db import _alembic_config
-
     settings = Settings(home=tmp_path / "h", database_url=None, master_key=None)
     settings.home.mkdir(parents=True)
     old = make_engine(settings.resolved_database_url)
-    cfg = _alembic_config()
-    with old.begin() as conn:  # a home created by the first release
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
+    with at_revision(old, "0001") as conn:  # a home created by the first release
         conn.execute(
             text(
                 "INSERT INTO audit_entry (seq, at, action, details_json, prev_hash,"
