@@ -175,9 +175,9 @@ class Fingerprint:
         quarters of the hash *values* (a fixed pseudo-random choice). Because the
         choice depends on the value only, a query hash equal to a stored one is always
         selected too: the table shrinks fourfold, and a re-encoded query still shares
-        exact hashes with its reference every second (docs/benchmarks/fingerprint.md;
-        the index kept half of the values before docs/adr/0005-registry-compact-postings.md,
-        and those rows still answer the quarter a query now sends).
+        exact hashes with its reference every second (docs/benchmarks/fingerprint.md).
+        Rows stored when half of the values were kept still answer the quarter a query
+        sends now (docs/adr/0005-registry-compact-postings.md).
         """
         keys: list[tuple[int, int]] = []
         previous = SILENT_HASH
