@@ -232,11 +232,15 @@ def synth_batch(model: Model, rng: np.random.Generator, count: int) -> list[np.n
     return out
 
 
+def indexed(hashes: np.ndarray) -> np.ndarray:
+    """Which hash values the index keeps (``fingerprint._indexed``, vectorised)."""
+    return (((hashes.astype(np.uint64) * 2654435761) & 0xFFFFFFFF) >> 30) == 0
+
+
 def index_rows(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``Fingerprint.index_keys`` of one fingerprint, vectorised: (hashes, frames)."""
     prev = np.concatenate([[fpm.SILENT_HASH], hashes[:-1]]).astype(np.uint32)
-    mixed = (hashes.astype(np.uint64) * 2654435761) & 0xFFFFFFFF
-    keep = (hashes != fpm.SILENT_HASH) & (hashes != prev) & ((mixed >> 30) == 0)
+    keep = (hashes != fpm.SILENT_HASH) & (hashes != prev) & indexed(hashes)
     frames = np.flatnonzero(keep)
     return hashes[frames], frames
 
@@ -844,8 +848,7 @@ def choose_model(
     for order in (2, 4, 6, 8, 10, 12):
         model = fit_model(fps, order)
         draws = synth_hashes(model, np.random.default_rng(order), 200_000)
-        mixed = (draws.astype(np.uint64) * 2654435761) & 0xFFFFFFFF
-        p_indexed = float(np.mean((mixed >> 30) == 0))
+        p_indexed = float(np.mean(indexed(draws)))
         cross = float(np.mean(model_probability(model, held))) / p_indexed
         by_order[order] = {"held_out_cross": cross, "self": model_collision(model)}
         gap = abs(math.log(cross / coll)) if coll > 0 else float(order)

@@ -94,15 +94,14 @@ class Registry:
 
     def add(self, session: Session, label: Label, fingerprint: fp.Fingerprint | None) -> None:
         session.add(label)
-        session.flush()  # the index rows reference the label
+        session.flush()  # the clip row references the label
         if fingerprint is not None:
             clip = FingerprintClip(label_id=label.id)
             session.add(clip)
-            session.flush()
+            session.flush()  # numbers the clip; the index rows go straight to the database
             rows = [{"hash": h, "clip": clip.n, "frame": f} for h, f in fingerprint.index_keys()]
             if rows:
                 session.connection().execute(insert(FingerprintPosting), rows)
-        session.flush()
 
     def by_manifest_id(self, session: Session, manifest_id: str) -> Label | None:
         return session.exec(select(Label).where(Label.manifest_id == manifest_id)).first()
