@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -108,13 +109,8 @@ def _noisy(seed: int) -> fp.Fingerprint:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def registry_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
-        migrate(engine)
-        yield engine
-        engine.dispose()
-        return
-    with postgres_schema() as url:
+    sqlite = nullcontext(f"sqlite:///{tmp_path / 'g.db'}")
+    with postgres_schema() if request.param == "postgresql" else sqlite as url:
         engine = make_engine(url)
         migrate(engine)
         yield engine
