@@ -439,13 +439,17 @@ def test_a_consent_statement_spliced_from_other_recordings_is_refused(
 ) -> None:
     """The attack: the subject's reading of an earlier challenge with its code cut off,
     then this challenge's code words cut from other recordings of the subject. The
-    recogniser hears the right statement and code; only the joins give it away."""
+    recogniser hears the right statement and code; only the joins give it away.
+
+    The code is random, so now and then a cut code word is misheard as well and a
+    ``statement`` finding joins the refusal. The splice finding must be there anyway."""
     earlier = _wrong(attempt.challenge.code)
     attack = spliced_consent(SLT, earlier, attempt.challenge.code, np.random.default_rng(0))
     spliced = write_wav(tmp_path / "spliced.wav", attack)
     error = _rejected(g, attempt.request(consent=spliced))
-    assert error.kinds == ["splice"], error.problems
-    assert "one take" in error.problems[0]
+    findings = dict(zip(error.kinds, error.problems, strict=True))
+    assert "one take" in findings.get("splice", ""), error.problems
+    assert set(findings) <= {"splice", "statement"}, error.problems
 
 
 def test_a_consent_reading_in_one_noisy_room_is_accepted(
