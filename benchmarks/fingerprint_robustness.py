@@ -284,8 +284,8 @@ def _false_matches(
         samples, rate = transformed(clip, name, cache)
         query = timers.compute(samples, rate)
         false += len(timers.lookup(index, query, samples, rate))
-        for key, hits in index.candidates(query).items():
-            offsets = [o + d for o, _ in fpm.candidate_offsets(hits) for d in (-1, 0, 1)]
+        for key, best in index.vote(query, limit=len(index)):
+            offsets = [o + d for o in best for d in (-1, 0, 1)]
             match = fpm.compare(query, refs[key], offsets=offsets)
             if match.overlap_frames:
                 closest = min(closest, match.ber - match.threshold)

@@ -16,7 +16,7 @@ Search is split so that a SQL table can do the first step:
 1. exact look-ups of the query's sub-fingerprints in an inverted index of
    ``(hash, clip, frame_offset)`` rows (:meth:`Fingerprint.index_keys`);
 2. votes per clip over the offset delta ``ref_offset - query_offset``
-   (:func:`candidate_offsets`);
+   (:func:`vote_postings`);
 3. a bit-error-rate check of the few best candidates (:func:`compare`), with a
    threshold that grows stricter as the overlap shrinks (:func:`ber_threshold`).
 
@@ -28,8 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import struct
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Final, TypeVar
@@ -50,12 +49,9 @@ __all__ = [
     "Match",
     "ScaledFingerprint",
     "ber_threshold",
-    "candidate_offsets",
     "check_candidates",
     "compare",
     "compute",
-    "most_voted",
-    "rank_candidates",
     "scaled",
     "vote_postings",
 ]
@@ -489,53 +485,15 @@ def compare(
     return best
 
 
-def candidate_offsets(
-    hits: Iterable[tuple[int, int]], *, limit: int = _OFFSETS
-) -> list[tuple[int, int]]:
-    """Vote over exact-hash hits between a query and one reference.
-
-    Args:
-        hits: ``(query_offset, ref_offset)`` pairs whose hashes are equal.
-        limit: Number of offsets to return.
-
-    Returns:
-        ``(offset, votes)`` pairs, most votes first, where ``offset`` is
-        ``ref_offset - query_offset`` as :func:`compare` expects it.
-    """
-    votes = Counter(ref - query for query, ref in hits)
-    return votes.most_common(limit)
-
-
-def most_voted(
-    hits: Mapping[_Key, Sequence[tuple[int, int]]], *, limit: int = _CANDIDATES
-) -> list[tuple[_Key, list[int]]]:
-    """The references with the most exact-hash votes at one offset.
-
-    Args:
-        hits: Per reference key, ``(query_offset, ref_offset)`` pairs of equal
-            hashes, as found through :meth:`Fingerprint.index_keys` rows.
-        limit: How many references to return.
-
-    Returns:
-        ``(key, offsets)``, most votes first, with the reference's best-voted offsets.
-    """
-    voted: list[tuple[int, _Key, list[int]]] = []
-    for key, pairs in hits.items():
-        offsets = candidate_offsets(pairs)
-        if offsets:
-            voted.append((offsets[0][1], key, [offset for offset, _ in offsets]))
-    voted.sort(key=lambda item: (-item[0], item[1]))
-    return [(key, best) for _, key, best in voted[:limit]]
-
-
 def vote_postings(
     keys: Sequence[tuple[int, int]],
     postings: npt.NDArray[np.int64],
     *,
     limit: int = _CANDIDATES,
 ) -> list[tuple[int, list[int]]]:
-    """:func:`most_voted` for index rows held in an array, as a large registry returns
-    them: thousands of chance hits per query, voted without a Python loop per row.
+    """The references with the most exact-hash votes at one offset delta
+    (``ref_offset - query_offset``), voted without a Python loop per index row: a large
+    registry returns thousands of chance hits per query.
 
     Args:
         keys: The query's ``(hash, frame_offset)`` pairs (:meth:`Fingerprint.index_keys`).
@@ -594,33 +552,18 @@ def check_candidates(
     return results
 
 
-def rank_candidates(
-    query: Fingerprint,
-    hits: Mapping[_Key, Sequence[tuple[int, int]]],
-    load: Callable[[_Key], Fingerprint],
-    *,
-    limit: int = _CANDIDATES,
-) -> list[tuple[_Key, Match]]:
-    """Verify the references with the most exact-hash votes: :func:`most_voted`, then
-    :func:`check_candidates`.
-
-    Returns:
-        ``(key, match)`` for the references that match, lowest BER first.
-    """
-    return check_candidates(query, most_voted(hits, limit=limit), load)
-
-
 class FingerprintIndex:
     """In-memory inverted index over reference fingerprints.
 
-    It mirrors what a SQL registry does: a table of ``(hash, key, frame_offset)``
-    rows, exact look-ups, votes by offset delta, then :func:`compare` on the best
-    few candidates (:func:`rank_candidates`).
+    It mirrors what a SQL registry does: ``(hash, reference, frame_offset)`` rows,
+    exact look-ups, the registry's vote (:func:`vote_postings`), then :func:`compare`
+    on the best few candidates (:func:`check_candidates`).
     """
 
     def __init__(self) -> None:
+        self._keys: list[str] = []  # a reference's number is its place here
         self._fingerprints: dict[str, Fingerprint] = {}
-        self._postings: dict[int, list[tuple[str, int]]] = {}
+        self._postings: dict[int, list[tuple[int, int]]] = {}  # hash: (number, offset)
 
     def __len__(self) -> int:
         return len(self._fingerprints)
@@ -636,20 +579,22 @@ class FingerprintIndex:
         if fp.version != FINGERPRINT_VERSION:
             raise ValueError("fingerprint version not supported by this index")
         self._fingerprints[key] = fp
+        self._keys.append(key)
         for value, offset in fp.index_keys():
-            self._postings.setdefault(value, []).append((key, offset))
+            self._postings.setdefault(value, []).append((len(self._keys) - 1, offset))
 
-    def candidates(self, query_fp: Fingerprint) -> dict[str, list[tuple[int, int]]]:
-        """Exact-hash hits per reference key, as ``(query_offset, ref_offset)``."""
-        hits: dict[str, list[tuple[int, int]]] = {}
-        for value, q_offset in query_fp.index_keys():
-            for key, r_offset in self._postings.get(value, ()):
-                hits.setdefault(key, []).append((q_offset, r_offset))
-        return hits
+    def vote(
+        self, query_fp: Fingerprint, *, limit: int = _CANDIDATES
+    ) -> list[tuple[str, list[int]]]:
+        """The references with the most exact-hash votes (:func:`vote_postings`)."""
+        keys = query_fp.index_keys()
+        rows = [(v, n, o) for v in {v for v, _ in keys} for n, o in self._postings.get(v, ())]
+        postings = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        return [(self._keys[n], best) for n, best in vote_postings(keys, postings, limit=limit)]
 
     def lookup(self, query_fp: Fingerprint) -> list[tuple[str, Match]]:
         """Find the references that ``query_fp`` matches, best (lowest BER) first."""
-        return rank_candidates(query_fp, self.candidates(query_fp), self._fingerprints.__getitem__)
+        return check_candidates(query_fp, self.vote(query_fp), self._fingerprints.__getitem__)
 
     def lookup_scaled(
         self, samples: npt.NDArray[np.generic], sample_rate: int

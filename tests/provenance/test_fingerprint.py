@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+from collections import Counter
 from functools import cache
 
 import numpy as np
@@ -20,11 +21,9 @@ from guardian.provenance.fingerprint import (
     FingerprintIndex,
     Match,
     ber_threshold,
-    candidate_offsets,
+    check_candidates,
     compare,
     compute,
-    most_voted,
-    rank_candidates,
     scaled,
     vote_postings,
 )
@@ -261,29 +260,33 @@ def test_compare_refuses_other_versions() -> None:
         compare(fp, other)
 
 
-def test_candidate_offsets_votes_by_delta() -> None:
-    hits = [(0, 10), (5, 15), (7, 17), (3, 4), (9, 40)]
-    assert candidate_offsets(hits, limit=2)[0] == (10, 3)
+def test_votes_go_to_the_offset_delta_most_pairs_share() -> None:
+    keys = [(1, 0), (2, 5), (3, 7), (4, 3), (5, 9)]
+    postings = np.array([(1, 0, 10), (2, 0, 15), (3, 0, 17), (4, 0, 4), (5, 0, 40)])
+    assert vote_postings(keys, postings) == [(0, [10, 1, 31])]
+
+
+def _counted_vote(
+    keys: list[tuple[int, int]], postings: np.ndarray, limit: int
+) -> list[tuple[int, list[int]]]:
+    """The vote spelled out, a counter per reference: what vote_postings computes."""
+    votes: dict[int, Counter[int]] = {}
+    for h, q in keys:
+        for _, ref, r in postings[postings[:, 0] == h].tolist():
+            votes.setdefault(ref, Counter())[r - q] += 1
+    ranked = sorted(votes, key=lambda ref: (-max(votes[ref].values()), ref))[:limit]
+    return [(ref, sorted(votes[ref], key=lambda o: (-votes[ref][o], o))[:3]) for ref in ranked]
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**32 - 1))
-def test_voting_on_arrays_is_the_vote_of_most_voted(seed: int) -> None:
-    """A registry's arrays of index rows and the in-memory hit lists give one vote."""
+def test_voting_on_arrays_counts_every_pair_of_equal_hashes(seed: int) -> None:
     rng = np.random.default_rng(seed)
     keys = [(int(h), int(f)) for h, f in zip(rng.integers(0, 40, 60), rng.permutation(60))]
     postings = np.column_stack(
         [rng.integers(0, 50, 400), rng.integers(0, 12, 400), rng.integers(0, 80, 400)]
     ).astype(np.int64)
-    hits: dict[int, list[tuple[int, int]]] = {}
-    for h, q in keys:
-        for _, ref, r in postings[postings[:, 0] == h].tolist():
-            hits.setdefault(ref, []).append((q, r))
-    voted = vote_postings(keys, postings, limit=5)
-    assert [ref for ref, _ in voted] == [ref for ref, _ in most_voted(hits, limit=5)]
-    for ref, offsets in voted:  # the same votes; equal votes in ascending offset order
-        counts = dict(candidate_offsets(hits[ref], limit=1000))
-        assert offsets == sorted(counts, key=lambda o: (-counts[o], o))[:3]
+    assert vote_postings(keys, postings, limit=5) == _counted_vote(keys, postings, 5)
     assert vote_postings([], postings) == [] and vote_postings(keys, postings[:0]) == []
     assert vote_postings([(99, 0)], postings) == []  # rows, none of them the query's
 
@@ -322,12 +325,11 @@ def test_index_rejects_duplicate_keys() -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 20))
-def test_rank_candidates_ignores_random_hits(seed: int) -> None:
+def test_candidates_voted_by_chance_do_not_match(seed: int) -> None:
     rng = np.random.default_rng(seed)
     refs = {f"r{i}": fingerprint_of(40 + i) for i in range(3)}
-    query = fingerprint_of(50)
-    hits = {key: [(int(q), int(r)) for q, r in rng.integers(0, 200, (30, 2))] for key in refs}
-    assert rank_candidates(query, hits, refs.__getitem__) == []
+    voted = [(key, rng.integers(-200, 200, 3).tolist()) for key in refs]
+    assert check_candidates(fingerprint_of(50), voted, refs.__getitem__) == []
 
 
 @pytest.mark.parametrize("speed", [0.9, 0.955, 1.035, 1.1])
