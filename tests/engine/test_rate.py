@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -65,6 +66,22 @@ def test_sgd_and_rate_noise_compose_to_the_budget(epsilon: float) -> None:
     assert epsilon * 0.98 <= spent <= epsilon
     assert epsilon_of([(rate, 1.0, 1)], DELTA, "rdp") == pytest.approx(0.2 * epsilon, rel=0.01)
     assert not math.isclose(sgd, rate)
+
+
+def test_a_noisy_release_is_accounted_at_its_best_order_without_a_warning() -> None:
+    """The rate's release at ε = 1 (its share 0.2, δ = 1e-5) is tightest above order 63,
+    where Opacus's default orders stop: they give a looser bound and warn."""
+    from opacus.accountants import RDPAccountant
+
+    history = [(18.0, 1.0, 1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spent = epsilon_of(history, 1e-5, "rdp")
+    default = RDPAccountant()
+    default.history = history
+    with pytest.warns(UserWarning, match="largest alpha"):
+        looser = default.get_epsilon(delta=1e-5)
+    assert spent < looser
 
 
 @settings(max_examples=100, deadline=None)
