@@ -15,16 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from audioseal.builder import (
-    AudioSealDetectorConfig,
-    AudioSealWMConfig,
-    DecoderConfig,
-    SEANetConfig,
-    create_detector,
-    create_generator,
-)
-from audioseal.models import AudioSealDetector, AudioSealWM
 
+from guardian._thirdparty import quiet_import
 from guardian.errors import WatermarkModelError
 from guardian.watermark._config import (
     SAMPLE_RATE,
@@ -36,12 +28,26 @@ from guardian.watermark._config import (
 )
 from guardian.watermark._payload import NBITS
 
+# The moshi modules that audioseal ships call torch.jit.script, deprecated since torch 2.13.
+quiet_import("audioseal.models")
+from audioseal.builder import (  # noqa: E402
+    AudioSealDetectorConfig,
+    AudioSealWMConfig,
+    DecoderConfig,
+    SEANetConfig,
+    create_detector,
+    create_generator,
+)
+from audioseal.models import AudioSealDetector, AudioSealWM  # noqa: E402
+
 __all__ = [
     "NBITS",
     "SAMPLE_RATE",
     "SHIPPED_BAND_HZ",
     "SHIPPED_TONES",
     "ArchConfig",
+    "AudioSealDetector",
+    "AudioSealWM",
     "EmbedConfig",
     "WatermarkModel",
     "build_detector",

@@ -33,13 +33,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from audioseal.models import AudioSealDetector, AudioSealWM
 
 from guardian.errors import WatermarkModelError
 from guardian.watermark import _augment
 from guardian.watermark._model import (
     SAMPLE_RATE,
     ArchConfig,
+    AudioSealDetector,
+    AudioSealWM,
     EmbedConfig,
     build_detector,
     build_generator,
