@@ -433,7 +433,7 @@ _LABEL_COLUMNS = (
 
 def _synthetic_rows(
     model: Model, rng: np.random.Generator, prng: random.Random, first: int, count: int
-) -> tuple[list[tuple[Any, ...]], tuple[np.ndarray, list[str], np.ndarray, np.ndarray]]:
+) -> tuple[list[tuple[Any, ...]], tuple[np.ndarray, list[tuple[int, str]], np.ndarray, np.ndarray]]:
     from guardian.watermark import label_tag
 
     created = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -468,10 +468,10 @@ def _synthetic_rows(
         all_h.append(h)
         all_f.append(f)
         owners.append(np.full(len(h), first + j + 1))  # clip numbers count from 1
-    ids = [row[0] for row in labels]
+    clips = [(first + j + 1, row[0]) for j, row in enumerate(labels)]  # (n, label id)
     return labels, (
         np.concatenate(all_h).astype(np.int64),
-        ids,
+        clips,
         np.concatenate(owners),
         np.concatenate(all_f),
     )
@@ -484,15 +484,14 @@ class _PgWriter:
         self._conn.execute("SET session_replication_role = replica")  # no FK triggers
 
     def write(self, labels: list[tuple[Any, ...]], hashes: tuple) -> None:
-        values, ids, clips, frames = hashes
+        values, clip_rows, clips, frames = hashes
         cur = self._conn.cursor()
         with cur.copy(f"COPY label ({_LABEL_COLUMNS}) FROM STDIN") as copy:
             for row in labels:
                 copy.write_row(row)
-        first = int(clips[0]) if len(clips) else 0
         with cur.copy("COPY fingerprint_clip (n, label_id) FROM STDIN") as copy:
-            for k, label_id in enumerate(ids):
-                copy.write_row((first + k, label_id))
+            for clip_row in clip_rows:
+                copy.write_row(clip_row)
         buf = io.StringIO()
         buf.writelines(
             f"{h}\t{c}\t{f}\n"
@@ -524,15 +523,13 @@ class _SqliteWriter:
         self._conn.execute("CREATE TEMP TABLE posting_load (hash, clip, frame)")
 
     def write(self, labels: list[tuple[Any, ...]], hashes: tuple) -> None:
-        values, ids, clips, frames = hashes
+        values, clip_rows, clips, frames = hashes
         marks = ", ".join("?" * 17)
         rows = [(*r[:4], r[4].strftime("%Y-%m-%d %H:%M:%S.%f"), *r[5:]) for r in labels]
-        first = int(clips[0]) if len(clips) else 0
         with self._conn:
             self._conn.executemany(f"INSERT INTO label ({_LABEL_COLUMNS}) VALUES ({marks})", rows)
             self._conn.executemany(
-                "INSERT INTO fingerprint_clip (n, label_id) VALUES (?, ?)",
-                ((first + k, label_id) for k, label_id in enumerate(ids)),
+                "INSERT INTO fingerprint_clip (n, label_id) VALUES (?, ?)", clip_rows
             )
             self._conn.executemany(
                 "INSERT INTO posting_load VALUES (?, ?, ?)",
