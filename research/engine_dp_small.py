@@ -1,18 +1,16 @@
-"""DP-SGD settings for a small enrollment (the demo's 48 utterances). Tuning voice only.
+"""DP-SGD settings and adapter size for a small enrollment (48 utterances). Tuning voice only.
 
     .venv/bin/python research/engine_dp_small.py [--seeds 8] [--utterances 48 100]
-        [--epsilon 8] [--variants LABEL ...]
+        [--epsilon 8] [--variants LABEL ...] [--tag TAG] [--wer]
 
-The ε ≥ 3 tier's DP-SGD settings were chosen at 100 utterances
-(``benchmarks/engine_tiers.py``); the demo enrolls 48. For each enrollment size, each
-setting in VARIANTS trains one adapter per seed on the public tuning voice (espeak-ng
-TUNING_VOICE, in neither the prior nor the benchmark), from the same examples (the
-base voice's cached readings, so its sampling noise is left out), and scores SECS on
-its 20 held-out sentences. No benchmark target is used. ``--variants`` runs only those
-settings and adds them to the saved results. The runs behind
-``results/engine_dp_small.md``: the first eight settings with the defaults, the last
-three with ``--variants``, then the shipped setting and 20 epochs with ``--seeds 16
---epsilon E --variants ...`` for E = 8, 4 and 3.
+Each setting in VARIANTS trains one adapter per seed on the public tuning voice (in
+neither the prior nor the benchmark), from the same examples, and scores SECS on its 20
+held-out sentences (``--wer``: also PocketSphinx's WER on sentences 100-139).
+``--variants`` adds only those settings to the saved results; ``--tag`` names runs made
+on other examples. The runs behind ``results/engine_dp_small.md``: the first eight
+settings with the defaults, the next three with ``--variants``, the shipped setting and
+20 epochs with ``--seeds 16 --epsilon E --variants ...`` for E = 8, 4, 3, and the sizes
+with ``--seeds 8 --tag sizes`` at ε = 8 (48 and 100 utterances), 4 and 3 (100).
 
 Writes research/results/engine_dp_small.{json,md}.
 """
@@ -30,12 +28,28 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from engine import DELTA, ENROLL, HELD_OUT, adapter_with, centroid, corpus, frames, log, secs_of
+from engine import (
+    DELTA,
+    ENROLL,
+    HELD_OUT,
+    N_SENTENCES,
+    SEED,
+    WER_SENTENCES,
+    Recogniser,
+    adapter_with,
+    centroid,
+    corpus,
+    frames,
+    log,
+    secs_of,
+    wer,
+)
 
+from guardian.engine._adapter import Prior
 from guardian.engine._convert import convert_frames
 from guardian.engine._data import example, pad
 from guardian.engine._dp import _calibrated, noise_per_utterance, schedule, train_dp
-from guardian.engine._pretrain import TUNING_VOICE, fit_nonprivate
+from guardian.engine._pretrain import TUNING_VOICE, fit_nonprivate, public_sentences
 from guardian.engine._prior import load_converter
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -51,11 +65,17 @@ VARIANTS = {
     "batch 0.5, 40 epochs": {"epochs": 40},
     "batch 0.25, 20 epochs": {"batch_fraction": 0.25, "epochs": 20},
     "batch 0.5, 20 epochs, averaged from 0.25": {"epochs": 20, "average_from": 0.25},
+    # The adapter's size: the tier's components, fewer cepstral coefficients.
+    "16 x 59 adapter": {"order": 59},
+    "16 x 20 adapter": {"order": 20},
+    "16 x 30 adapter": {"order": 30},
 }
 
 
-def run(n: int, epsilon: float, seeds: int, variants: list[str]) -> dict[str, object]:
-    """The ``variants`` at ``n`` utterances and ``epsilon``."""
+def run(
+    n: int, epsilon: float, seeds: int, variants: list[str], *, with_wer: bool = False
+) -> dict[str, object]:
+    """The ``variants`` at ``n`` utterances and ``epsilon`` (and each adapter's WER)."""
     name = f"pub_{TUNING_VOICE[0]}"
     conv = load_converter()
     joe, target, cent = frames("joe"), frames(name), centroid(corpus(name))
@@ -64,30 +84,50 @@ def run(n: int, epsilon: float, seeds: int, variants: list[str]) -> dict[str, ob
     prior = conv.prior.with_capacity(tier.components, tier.order)
     packed = pad([example(target[i], joe[i], prior) for i in list(ENROLL)[:n]])
 
-    def score(theta: np.ndarray) -> float:
-        adapter = adapter_with(prior, theta)
+    def score(theta: np.ndarray, sized: Prior = prior) -> float:
+        adapter = adapter_with(sized, theta)
         return secs_of([convert_frames(adapter, joe[i]) for i in HELD_OUT], cent)
+
+    asr = Recogniser() if with_wer else None
+    texts = public_sentences(N_SENTENCES, SEED)
+
+    def intelligibility(theta: np.ndarray, sized: Prior) -> float:
+        assert asr is not None
+        adapter = adapter_with(sized, theta)
+        hyp = [asr(convert_frames(adapter, joe[i])) for i in WER_SENTENCES]
+        return wer([texts[i] for i in WER_SENTENCES], hyp)
 
     results: dict[str, object] = {
         "tier": [prior.p, prior.order],
         "no_dp": score(fit_nonprivate(packed, prior, steps=300).theta.detach().numpy()),
     }
     for label in variants:
-        cfg = dataclasses.replace(tier.dp, **VARIANTS[label])
+        settings = dict(VARIANTS[label])
+        # The examples do not depend on the number of coefficients the adapter changes.
+        sized = prior.with_capacity(prior.p, int(settings.pop("order", prior.order)))
+        cfg = dataclasses.replace(tier.dp, **settings)
         batch, _, steps = schedule(n, cfg)
         sigma = _calibrated(epsilon, delta, n, cfg)[0]
-        scores = []
+        scores, wers = [], []
         for seed in range(seeds):
-            trained = train_dp(packed, prior, cfg, epsilon=epsilon, delta=delta, seed=seed)
-            scores.append(score(trained.theta))
+            trained = train_dp(packed, sized, cfg, epsilon=epsilon, delta=delta, seed=seed)
+            scores.append(score(trained.theta, sized))
+            if with_wer:
+                wers.append(intelligibility(trained.theta, sized))
+        own: dict[str, object] = {"wer": wers} if with_wer else {}
+        # a size of its own has its own fit without DP
+        if sized.order != prior.order:
+            nodp = fit_nonprivate(packed, sized, steps=300).theta.detach().numpy()
+            own["no_dp"] = score(nodp, sized)
         results[label] = {
             "batch": batch,
             "steps": steps,
             "sigma": sigma,
             "noise_per_utterance": noise_per_utterance(epsilon, delta, n, cfg),
             "secs": scores,
+            **own,
         }
-        log(f"n {n} {label}: multiplier {sigma:.2f}, SECS {np.mean(scores):.3f}")
+        log(f"n {n} {label}: multiplier {sigma:.2f}, SECS {np.mean(scores):.3f}, WER {wers}")
     return results
 
 
@@ -96,6 +136,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--utterances", type=int, nargs="+", default=[48, 100])
     ap.add_argument("--epsilon", type=float, default=8.0)
+    ap.add_argument("--wer", action="store_true", help="also PocketSphinx WER, sentences 100-139")
+    ap.add_argument("--tag", default="", help="appended to the runs' names in the results")
     ap.add_argument(
         "--variants",
         nargs="+",
@@ -110,7 +152,8 @@ def main() -> None:
     )
     for n in args.utterances:
         key = f"{n} utterances, ε = {args.epsilon:g}, {args.seeds} seeds"
-        done = run(n, args.epsilon, args.seeds, args.variants or list(VARIANTS))
+        key += f", {args.tag}" if args.tag else ""
+        done = run(n, args.epsilon, args.seeds, args.variants or list(VARIANTS), with_wer=args.wer)
         results.setdefault(key, {}).update(done)
     write(results)
 
@@ -125,7 +168,8 @@ def write(results: dict[str, dict[str, object]]) -> None:
         "",
         "`.venv/bin/python research/engine_dp_small.py`, then with `--variants` for the rows",
         "added later (the commands are in the study's docstring). The same examples for",
-        "every row of a size.",
+        'every row of a run. "shipped" is the tier\'s setting when the row was made: the',
+        "ε ≥ 3 tier's adapter was 16 x 59 for every row here, and is 16 x 20 since (ADR 0003).",
         "",
         "| run | DP-SGD | steps | noise multiplier | SECS mean ± sd | min |",
         "|---|---|---:|---:|---:|---:|",
