@@ -193,7 +193,7 @@ TIERS = (
     Tier(
         min_epsilon=3.0,
         components=16,
-        order=59,
+        order=20,
         dp=DPConfig(clip=3.0, batch_fraction=0.5, epochs=10, lr=0.5, momentum=0.0),
     ),
 )
