@@ -672,12 +672,12 @@ def cmd_wer(args: argparse.Namespace) -> None:
         for eps, n in WER_CASES:
             tier, prior = conv.tier(eps), conv.prior_for(eps)
             members = pad([example(target[i], joe[i], prior) for i in list(ENROLL)[:n]])
-            runs = []
-            for seed in range(args.seeds):
-                run = train_dp(members, prior, tier.dp, epsilon=eps, delta=DELTA, seed=seed)
-                adapter = adapter_with(prior, run.theta)
-                hyp = [asr(convert_frames(adapter, joe[i])) for i in WER_SENTENCES]
-                runs.append(wer(refs, hyp))
+            runs = [
+                clone_wer(
+                    prior, train_dp(members, prior, tier.dp, epsilon=eps, delta=DELTA, seed=s).theta
+                )
+                for s in range(args.seeds)
+            ]
             worst = max(runs)
             out[f"eps{eps:g}_n{n}"] = {
                 "runs": runs,
