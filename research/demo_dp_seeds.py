@@ -1,13 +1,14 @@
 """How much of the demo clip's distance from its speaker is DP noise?
 
-    .venv/bin/python research/demo_dp_seeds.py [--seeds 6] [--epochs 10 20]
+    .venv/bin/python research/demo_dp_seeds.py [--seeds 6] [--epochs 10 20] [--order Q] [--groups]
 
 Trains the demo speaker's adapter as ``guardian demo`` does (its 48 shipped enrollment
 recordings, ε = 8, the demo's δ) with fixed seeds, and once without DP, and measures
 each adapter's rendering of the demo text against the speaker's held-out recordings
 with the demo's own measure (``match_voice``). ``--epochs`` trains every seed once per
 DP-SGD epoch count (the shipped tier's by default), so settings are compared on the same
-examples and seeds. Diagnostic only: nothing is chosen on these recordings.
+examples and seeds; ``--groups`` also swaps each parameter group for the no-DP fit's.
+Diagnostic only: nothing is chosen on these recordings.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from guardian.app._voice_match import match_voice
 from guardian.app.demo import DEMO_TEXT, DEMO_VOICE
 from guardian.audio import read_audio
 from guardian.engine import BaseVoice
+from guardian.engine._adapter import group_sizes
 from guardian.engine._dp import train_dp
 from guardian.engine._pretrain import fit_nonprivate
 from guardian.engine._prior import load_converter
@@ -34,6 +36,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--epochs", type=int, nargs="*", default=[])
+    ap.add_argument("--order", type=int, help="cepstral coefficients, not the tier's")
+    ap.add_argument("--groups", action="store_true", help="each group swapped for no DP's")
     args = ap.parse_args()
     torch.set_num_threads(1)
     utterances = [read_audio(p) for p in enrollment_samples(DEMO_VOICE)]
@@ -43,7 +47,7 @@ def main() -> None:
     n = len(utterances)
     delta = delta_cap(n) / DELTA_RUNS
     tier = converter.tier(8.0, utterances=n, delta=delta)
-    prior = converter.prior.with_capacity(tier.components, tier.order)
+    prior = converter.prior.with_capacity(tier.components, args.order or tier.order)
     packed = prepare_examples(utterances, texts, prior, base)
     references = [read_audio(p) for p in held_out_recordings(DEMO_VOICE)]
     reading = read_audio(DEMO_VOICE / "heldout-demo.flac")
@@ -56,18 +60,22 @@ def main() -> None:
 
     settings = [dataclasses.replace(tier.dp, epochs=e) for e in args.epochs] or [tier.dp]
     scores: dict[int, list[float]] = {dp.epochs: [] for dp in settings}
-    run = None
+    run, no_dp = None, fit_nonprivate(packed, prior, steps=300).theta.detach().numpy()
     for seed in range(args.seeds):
         for dp in settings:
             run = train_dp(packed, prior, dp, epsilon=8.0, delta=delta, seed=seed)
             scores[dp.epochs].append(secs(run.theta, run))
             print(f"seed {seed}, {dp.epochs} epochs: SECS {scores[dp.epochs][-1]:.3f}", flush=True)
+            at = np.cumsum([0, *group_sizes(prior).values()])
+            for i, group in enumerate(group_sizes(prior) if args.groups else ()):
+                mixed = run.theta.copy()
+                mixed[at[i] : at[i + 1]] = no_dp[at[i] : at[i + 1]]
+                print(f"  {group} without DP: SECS {secs(mixed, run):.3f}", flush=True)
     for epochs, got in scores.items():
         below = sum(v < 0.70 for v in got)
         print(
             f"{epochs} epochs: DP mean {np.mean(got):.3f} (min {min(got):.3f}, {below} below 0.70)"
         )
-    no_dp = fit_nonprivate(packed, prior, steps=300).theta.detach().numpy()
     print(f"no DP {secs(no_dp, run):.3f}")
 
 
