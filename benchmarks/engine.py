@@ -642,6 +642,14 @@ def unchanged(prior: Prior) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
+def clone_wer(asr: Recogniser, joe: list[Frames], prior: Prior, theta: np.ndarray) -> float:
+    """WER of the base voice's readings of WER_SENTENCES, converted by the adapter ``theta``."""
+    texts = public_sentences(N_SENTENCES, SEED)
+    adapter = adapter_with(prior, theta)
+    hyp = [asr(convert_frames(adapter, joe[i])) for i in WER_SENTENCES]
+    return wer([texts[i] for i in WER_SENTENCES], hyp)
+
+
 def cmd_wer(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -651,14 +659,10 @@ def cmd_wer(args: argparse.Namespace) -> None:
     refs = [texts[i] for i in WER_SENTENCES]
     asr = Recogniser()
     joe, joe_audio = frames("joe"), corpus("joe")
-
-    def clone_wer(prior: Prior, theta: np.ndarray) -> float:
-        adapter = adapter_with(prior, theta)
-        return wer(refs, [asr(convert_frames(adapter, joe[i])) for i in WER_SENTENCES])
-
     base = wer(refs, [asr(joe_audio[i]) for i in WER_SENTENCES])
     big = conv.prior_for(8.0)
-    vocoder = clone_wer(big, unchanged(big))
+    identity = unchanged(big)
+    vocoder = clone_wer(asr, joe, big, identity)
     log(f"base voice WER {base:.3f}, through WORLD unchanged {vocoder:.3f}")
     targets: dict[str, object] = {}
     for name in args.targets:
@@ -666,15 +670,20 @@ def cmd_wer(args: argparse.Namespace) -> None:
         members = pad([example(target[i], joe[i], big) for i in ENROLL])
         out: dict[str, object] = {
             "real_target_speech": wer(refs, [asr(real[i]) for i in WER_SENTENCES]),
-            "public_prior_only": clone_wer(big, np.zeros_like(unchanged(big))),
-            "no_dp": clone_wer(big, fit_nonprivate(members, big, steps=300).theta.detach().numpy()),
+            "public_prior_only": clone_wer(asr, joe, big, np.zeros_like(identity)),
+            "no_dp": clone_wer(
+                asr, joe, big, fit_nonprivate(members, big, steps=300).theta.detach().numpy()
+            ),
         }
         for eps, n in WER_CASES:
             tier, prior = conv.tier(eps), conv.prior_for(eps)
             members = pad([example(target[i], joe[i], prior) for i in list(ENROLL)[:n]])
             runs = [
                 clone_wer(
-                    prior, train_dp(members, prior, tier.dp, epsilon=eps, delta=DELTA, seed=s).theta
+                    asr,
+                    joe,
+                    prior,
+                    train_dp(members, prior, tier.dp, epsilon=eps, delta=DELTA, seed=s).theta,
                 )
                 for s in range(args.seeds)
             ]

@@ -61,13 +61,14 @@ def main() -> None:
     settings = [dataclasses.replace(tier.dp, epochs=e) for e in args.epochs] or [tier.dp]
     scores: dict[int, list[float]] = {dp.epochs: [] for dp in settings}
     run, no_dp = None, fit_nonprivate(packed, prior, steps=300).theta.detach().numpy()
+    groups = group_sizes(prior) if args.groups else {}
+    at = np.cumsum([0, *groups.values()])
     for seed in range(args.seeds):
         for dp in settings:
             run = train_dp(packed, prior, dp, epsilon=8.0, delta=delta, seed=seed)
             scores[dp.epochs].append(secs(run.theta, run))
             print(f"seed {seed}, {dp.epochs} epochs: SECS {scores[dp.epochs][-1]:.3f}", flush=True)
-            at = np.cumsum([0, *group_sizes(prior).values()])
-            for i, group in enumerate(group_sizes(prior) if args.groups else ()):
+            for i, group in enumerate(groups):
                 mixed = run.theta.copy()
                 mixed[at[i] : at[i + 1]] = no_dp[at[i] : at[i + 1]]
                 print(f"  {group} without DP: SECS {secs(mixed, run):.3f}", flush=True)

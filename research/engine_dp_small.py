@@ -32,24 +32,21 @@ from engine import (
     DELTA,
     ENROLL,
     HELD_OUT,
-    N_SENTENCES,
-    SEED,
-    WER_SENTENCES,
     Recogniser,
     adapter_with,
     centroid,
+    clone_wer,
     corpus,
     frames,
     log,
     secs_of,
-    wer,
 )
 
 from guardian.engine._adapter import Prior
 from guardian.engine._convert import convert_frames
 from guardian.engine._data import example, pad
 from guardian.engine._dp import _calibrated, noise_per_utterance, schedule, train_dp
-from guardian.engine._pretrain import TUNING_VOICE, fit_nonprivate, public_sentences
+from guardian.engine._pretrain import TUNING_VOICE, fit_nonprivate
 from guardian.engine._prior import load_converter
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -89,14 +86,6 @@ def run(
         return secs_of([convert_frames(adapter, joe[i]) for i in HELD_OUT], cent)
 
     asr = Recogniser() if with_wer else None
-    texts = public_sentences(N_SENTENCES, SEED)
-
-    def intelligibility(theta: np.ndarray, sized: Prior) -> float:
-        assert asr is not None
-        adapter = adapter_with(sized, theta)
-        hyp = [asr(convert_frames(adapter, joe[i])) for i in WER_SENTENCES]
-        return wer([texts[i] for i in WER_SENTENCES], hyp)
-
     results: dict[str, object] = {
         "tier": [prior.p, prior.order],
         "no_dp": score(fit_nonprivate(packed, prior, steps=300).theta.detach().numpy()),
@@ -112,8 +101,8 @@ def run(
         for seed in range(seeds):
             trained = train_dp(packed, sized, cfg, epsilon=epsilon, delta=delta, seed=seed)
             scores.append(score(trained.theta, sized))
-            if with_wer:
-                wers.append(intelligibility(trained.theta, sized))
+            if asr is not None:
+                wers.append(clone_wer(asr, joe, sized, trained.theta))
         own: dict[str, object] = {"wer": wers} if with_wer else {}
         # a size of its own has its own fit without DP
         if sized.order != prior.order:
