@@ -14,7 +14,7 @@ No training, calibration or threshold of the shipped model has seen any attack h
   ``aresample``, ``atempo``);
 * codecs and bitrates outside training: Opus 12 kbps, MP3 24 kbps, AAC-LC 48 kbps,
   Vorbis at quality 0 (about 64 kbps) and a phone band (8 kHz, 300-3400 Hz);
-* a synthetic room: exponentially decaying noise with RT60 0.5 s after the direct sound;
+* a synthetic room: decaying noise with RT60 0.5 s after the direct sound;
 * loudness normalised to -23 LUFS (ffmpeg ``loudnorm``);
 * the clip at 30 % volume with white noise 20 dB below it.
 
@@ -23,12 +23,9 @@ corpus (``benchmarks/watermark.py`` builds it under ``OUT/wm-corpus``), watermar
 with the shipped model and a random payload each, and scored by the ONNX detector that
 ``verify`` runs. Two thresholds: the card's, and the one that keeps the FPR on
 ``--negatives`` clean corpus negatives at or below 1e-3. Each family is reported as
-TPR against its parameter, with the range of the parameter where TPR >= 0.95.
-``--perth`` scores Resemble's Perth on the same attacked clips beside (slow on a CPU:
-about 1.4 s a clip).
-
-Writes ``OUT/watermark_heldout.json``; a run with the defaults also writes
-``docs/benchmarks/watermark_heldout.{json,md}``.
+TPR against its parameter, with the range where TPR >= 0.95; detection speed per group
+shows what the speed search costs. ``--perth`` adds Resemble's Perth (1.4 s a clip).
+Writes ``OUT/watermark_heldout.json``, and with the defaults ``docs/benchmarks/``.
 """
 
 from __future__ import annotations
@@ -69,20 +66,23 @@ SEMITONES = (-2, -1, 1, 2)
 Attack = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
-def _ffmpeg(x: np.ndarray, *args: str) -> np.ndarray:
-    """``x`` (24 kHz mono float) through ffmpeg with ``args`` between input and output."""
+def _ffmpeg(x: np.ndarray, *args: str, raw_out: bool = True) -> Any:
+    """``x`` (24 kHz mono float) through ffmpeg with ``args``: float samples back, or with
+    ``raw_out=False`` the bytes ``args`` ask for."""
     raw = ["-f", "f32le", "-ar", str(RATE), "-ac", "1"]
     done = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", *raw, "-i", "pipe:0", *args, *raw, "pipe:1"],
+        [ffmpeg_exe(), "-v", "error", *raw, "-i", "pipe:0", *args]
+        + [*raw, "pipe:1"] * raw_out
+        + ["pipe:1"] * (not raw_out),
         input=np.ascontiguousarray(x, dtype=np.float32).tobytes(),
         capture_output=True,
         check=True,
     )
-    return np.frombuffer(done.stdout, dtype=np.float32).copy()
+    return np.frombuffer(done.stdout, dtype=np.float32).copy() if raw_out else done.stdout
 
 
 def _speed(factor: float) -> Attack:
-    """Resampled as the training suite's speed attacks are: duration / factor, pitch x factor."""
+    """Resampled like the training suite's speeds: duration / factor, pitch x factor."""
     ratio = Fraction(factor).limit_denominator(100)
     return lambda x, _rng: resample_poly(x, ratio.denominator, ratio.numerator).astype(np.float32)
 
@@ -106,31 +106,7 @@ def _codec(codec: str, kbps: int) -> Attack:
 
 
 def _vorbis(x: np.ndarray, _rng: np.random.Generator) -> np.ndarray:
-    ogg = subprocess.run(
-        [
-            ffmpeg_exe(),
-            "-v",
-            "error",
-            "-f",
-            "f32le",
-            "-ar",
-            str(RATE),
-            "-ac",
-            "1",
-            "-i",
-            "pipe:0",
-            "-c:a",
-            "libvorbis",
-            "-q:a",
-            "0",
-            "-f",
-            "ogg",
-            "pipe:1",
-        ],
-        input=np.ascontiguousarray(x, dtype=np.float32).tobytes(),
-        capture_output=True,
-        check=True,
-    ).stdout
+    ogg = _ffmpeg(x, "-c:a", "libvorbis", "-q:a", "0", "-f", "ogg", raw_out=False)
     decoded = decode_bytes(ogg)
     return np.asarray(resample(decoded.mono(), decoded.sample_rate, RATE))
 
@@ -194,36 +170,40 @@ def _score(system: str, x: np.ndarray) -> float:
     audio = Audio(np.asarray(x, np.float32)[:, None], RATE)
     if system == "perth":
         return float(_STATE["perth"].score(audio)[0])
-    return float(_STATE["detector"].detect(audio).score)
+    started = time.perf_counter()
+    score = float(_STATE["detector"].detect(audio).score)
+    _STATE["seconds"] = _STATE.get("seconds", 0.0) + time.perf_counter() - started
+    return score
+
+
+def _timed(rows: list[dict[str, float]], audio_s: float) -> list[dict[str, float]]:
+    """``rows``, the first with the detector's wall time over all and their audio length."""
+    rows[0] = {**rows[0], "_seconds": _STATE.pop("seconds", 0.0), "_audio_s": audio_s}
+    return rows
 
 
 def score_attack(group: str, name: str, marked: dict[str, list[str]]) -> list[dict[str, float]]:
-    """Each system's marked clips after one attack, with the same random draws for both."""
+    """Each system's marked clips after one attack."""
     attack = family()[group][name]
     salt = zlib.crc32(f"{group}|{name}".encode())
-    return [
-        {
-            system: _score(
-                system, attack(np.load(paths[i]), np.random.default_rng([SEED, salt, i]))
-            )
-            for system, paths in marked.items()
-        }
-        for i in range(len(marked["guardian"]))
-    ]
+    rows, audio_s = [], 0.0
+    for i in range(len(marked["guardian"])):
+        seed = [SEED, salt, i]  # the same draws for every system
+        xs = {s: attack(np.load(p[i]), np.random.default_rng(seed)) for s, p in marked.items()}
+        rows.append({s: _score(s, x) for s, x in xs.items()})
+        audio_s += len(xs["guardian"]) / RATE
+    return _timed(rows, audio_s)
 
 
 def score_negatives(
     corpus: str, segments: list[list[Any]], systems: list[str]
 ) -> list[dict[str, float]]:
-    """The watermark benchmark's clean negative segments, unattacked."""
+    """The watermark benchmark's clean negative segments."""
     rows = []
     for key, start, stop in segments:
         x = np.asarray(sf.read(Path(corpus) / "neg" / f"{key}.wav", dtype="float32")[0])
         rows.append({s: _score(s, x[start:stop]) for s in systems})
-    return rows
-
-
-# --- orchestration ---------------------------------------------------------------------
+    return _timed(rows, sum(stop - start for _key, start, stop in segments) / RATE)
 
 
 def _marked(out: Path, clips: int, perth: bool) -> dict[str, list[str]]:
@@ -319,6 +299,17 @@ def main() -> None:
         "minutes": round((time.time() - started) / 60, 1),
         "families": {},
     }
+
+    def cost(*groups: str) -> float:  # the speed search's cost; x1.00 needs no search
+        rows = [r[0] for t, r in results.items() if t.split("|")[0] in groups and t != "speed|1.00"]
+        return round(sum(r["_audio_s"] for r in rows) / sum(r["_seconds"] for r in rows), 1)
+
+    report["x_real_time_one_core"] = {
+        "clean negatives": cost("neg"),
+        "speed x0.80-x1.25 but x1.00": cost("speed"),
+        "tempo": cost("tempo"),
+        "codecs, room, loudness, quiet": cost("codec", "room", "loudness", "quiet_noisy"),
+    }
     for group, attacks in family().items():
         rows: dict[str, Any] = {}
         for name in attacks:
@@ -365,6 +356,10 @@ def markdown(r: dict[str, Any], systems: list[str]) -> str:
         "Range of the factor where TPR ≥ 0.95 (none: not even at x1.00's neighbours):",
         "",
     ]
+    cost = r.get("x_real_time_one_core")
+    if cost:  # the speed search's cost: detection speed per process, 2 side by side
+        speeds = ", ".join(f"{k} {v}x" for k, v in cost.items())
+        lines[-2:-2] = [f"Detection speed, x real time on one core (two processes): {speeds}.", ""]
     for group in ("speed", "tempo"):
         ranges = r["families"][group]["tpr_ge_0.95"]
         text = ", ".join(

@@ -70,6 +70,8 @@ class WatermarkInfo:
     """Watermarked stretches as ``[start_s, end_s]`` pairs (localization)."""
     model_id: str | None = None
     note: str | None = None
+    speed: float = 1.0
+    """The playback speed change undone to find the watermark (1.0: none)."""
 
     @classmethod
     def from_detection(cls, d: Detection, model_id: str) -> WatermarkInfo:
@@ -81,6 +83,7 @@ class WatermarkInfo:
             segments=[[round(s.start_s, 2), round(s.end_s, 2)] for s in d.segments],
             model_id=model_id,
             note=d.note,
+            speed=round(d.speed, 3),
         )
 
 
@@ -417,6 +420,8 @@ def _lookup(
             whose = f"a watermark whose payload names this deployment ({wm.payload})"
         else:
             whose = f"a watermark whose payload names another deployment ({wm.payload})"
+        if detection.speed != 1.0:
+            whose += f", found once a speed change of x{detection.speed:.3f} is undone,"
         reasons = [
             *prefix,
             f"{whose} is present (score {detection.score:.2f}), but no registered clip "

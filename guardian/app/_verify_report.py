@@ -30,6 +30,7 @@ class WatermarkReport(BaseModel):
     )
     model_id: str | None = None
     note: str | None = None
+    speed: float = Field(default=1.0, description="Speed change undone to find it (1: none)")
 
 
 class ManifestReport(BaseModel):
@@ -61,6 +62,7 @@ class VerifyReport(BaseModel):
                         "segments": [[0.0, 10.0]],
                         "model_id": "guardian-wm-v13",
                         "note": None,
+                        "speed": 1.0,
                     },
                     "manifest": {
                         "present": True,

@@ -125,6 +125,11 @@ class EmbedConfig:
     code_mask_power: float = 0.4
     """``spectral_mask_power`` for the tone code."""
 
+    speed_lines_hz: tuple[float, ...] | None = None
+    """Narrow spectral lines of the generator's presence watermark, in Hz. Set,
+    detection also searches the clip's playback speed by where these lines lie
+    (``_scoring.speed_candidates``); a model's card measures them."""
+
     def __post_init__(self) -> None:
         if self.band_hz is not None:
             lo, hi = (float(f) for f in self.band_hz)
@@ -146,6 +151,11 @@ class EmbedConfig:
             object.__setattr__(self, "payload_tones", pairs)
         if self.code_snr_db is not None and self.payload_tones is None:
             raise ValueError("code_snr_db needs payload_tones: the code to add")
+        if self.speed_lines_hz is not None:
+            lines = tuple(float(f) for f in self.speed_lines_hz)
+            if not lines or any(not 0 < f < SAMPLE_RATE / 2 for f in lines):
+                raise ValueError("speed_lines_hz must be frequencies inside 0-8000 Hz")
+            object.__setattr__(self, "speed_lines_hz", lines)
         if not 0 < self.code_mask_power <= 2:
             raise ValueError(f"code_mask_power must be in (0, 2], got {self.code_mask_power}")
         if not 1.0 <= self.detect_chunk_s <= 60.0:
@@ -161,6 +171,8 @@ class EmbedConfig:
             d["band_hz"] = list(self.band_hz)
         if self.payload_tones is not None:
             d["payload_tones"] = [list(pair) for pair in self.payload_tones]
+        if self.speed_lines_hz is not None:
+            d["speed_lines_hz"] = list(self.speed_lines_hz)
         return d
 
 

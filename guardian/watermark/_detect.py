@@ -24,6 +24,7 @@ from guardian.watermark._scoring import (
     Detection,
     Look,
     Segment,
+    counted,
     look_with,
     mono16k,
     presence,
@@ -173,8 +174,9 @@ def detect(model: WatermarkModel, audio: Audio) -> Detection:
     return read_payload(look(model, audio), model.embed, model.threshold)
 
 
-def look(model: WatermarkModel, audio: Audio) -> Look:
-    """The detector's look at ``audio`` on the torch runtime (``_scoring.look_with``)."""
+def look(model: WatermarkModel, audio: Audio, *, search_all: bool = False) -> Look:
+    """The detector's look at ``audio`` on the torch runtime (``_scoring.look_with``);
+    ``search_all`` searches the speed of every clip, however it scores at x1.00."""
     with torch.inference_mode(), no_compile():
         head = _folded_head(model)
 
@@ -182,7 +184,7 @@ def look(model: WatermarkModel, audio: Audio) -> Look:
             p, out = _run_detector(model, torch.from_numpy(x)[:, None, :], head, bits=bits)
             return p.numpy(), out.numpy() if out is not None else None
 
-        return look_with(run, audio, model.embed)
+        return look_with(run, audio, model.embed, threshold=None if search_all else model.threshold)
 
 
 @dataclass(frozen=True)
@@ -230,15 +232,15 @@ def calibrate(model: WatermarkModel, negatives: list[Audio], *, fpr: float = 1e-
 
     It is the empirical ``1 - fpr`` quantile plus :data:`CALIBRATION_MARGIN`. With
     fewer than ``1/fpr`` negatives the quantile cannot resolve the target, so the
-    maximum observed score is used instead.
+    maximum observed score is used instead. Each score is the one detection ends
+    with: the best over the clip's speed search, which runs on every negative.
     """
     if not negatives:
         raise ValueError("calibration needs unwatermarked audio")
     scores = []
     for audio in negatives:
-        mono = mono16k(audio)
-        prob, _ = _presence(model, mono - float(mono.mean()), bits=False)
-        scores.append(window_score(prob))
+        prob = counted(look(model, audio, search_all=True), model.embed, None).prob
+        scores.append(0.0 if prob is None else window_score(prob))
     arr = np.sort(np.asarray(scores))
     base = arr[-1] if len(arr) * fpr < 1 else np.quantile(arr, 1 - fpr)
     return float(min(1.0, base + CALIBRATION_MARGIN))

@@ -84,7 +84,14 @@ class OnnxDetector:
         return self.read(self.look(audio))
 
     def look(self, audio: Audio) -> Look:
-        return look_with(self._run, audio, self.embed, batch=BATCH, workers=self.workers)
+        return look_with(
+            self._run,
+            audio,
+            self.embed,
+            threshold=self.threshold,
+            batch=BATCH,
+            workers=self.workers,
+        )
 
     def read(self, look: Look) -> Detection:
         return read_payload(look, self.embed, self.threshold)

@@ -217,3 +217,21 @@ def test_a_forger_who_knows_the_secret_bits_but_not_the_tone_code_names_nothing(
     assert g.watermark.embed.payload_tones == g.payload_key.tones != model.embed.payload_tones
     assert g.detector.runtime == "onnx", "verify reads the shipped model on ONNX Runtime"
     assert g.detector.embed.payload_tones == g.payload_key.tones
+
+
+def test_a_labeled_clip_played_slower_is_found_by_its_watermark(
+    keyed: Guardian, tmp_path: Path
+) -> None:
+    """Under the deployment's own tone layout, the speed search (``test_speed_search``)
+    finds a labeled clip played x0.95, and the JSON says at what speed."""
+    from scipy.signal import resample_poly
+
+    src, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    src.write_bytes(encode_bytes(read_audio(SPEECH), OutputFormat.WAV))
+    label_file(keyed, LabelRequest(source=src, output=out, purpose="test"))
+    labeled = decode_bytes(out.read_bytes())
+    slower = resample_poly(labeled.mono(), 20, 19).astype(np.float32)[:, None]
+    changed = encode_bytes(Audio(slower, labeled.sample_rate), OutputFormat.WAV)
+    result = verify_bytes(keyed, changed)
+    assert result.verdict is Verdict.TRACED and result.watermark.detected, result.reasons
+    assert result.to_dict()["watermark"]["speed"] == pytest.approx(0.95, abs=1e-3)
