@@ -376,15 +376,14 @@ def speed_candidates(mono: np.ndarray, lines_hz: tuple[float, ...]) -> list[floa
     score :data:`SPEED_MIN_STRENGTH` or more in :func:`speed_strength` and are not within
     :data:`SPEED_NEAR_ONE` of x1.00."""
     speeds, strength = speed_strength(mono, lines_hz)
+    strong = np.flatnonzero(strength >= SPEED_MIN_STRENGTH)
     out: list[float] = []
-    if strength.max() < SPEED_MIN_STRENGTH:
-        return out
-    for i in np.argsort(strength)[::-1]:
-        if strength[i] < SPEED_MIN_STRENGTH or len(out) == SPEED_CANDIDATES:
-            break
+    for i in strong[np.argsort(strength[strong])[::-1]]:
         f = float(speeds[i])
         if all(abs(f / g - 1) > 3e-3 for g in out):
             out.append(f)
+            if len(out) == SPEED_CANDIDATES:
+                break
     return [f for f in out if abs(f - 1) > SPEED_NEAR_ONE]
 
 
@@ -485,7 +484,7 @@ def read_payload(look: Look, cfg: EmbedConfig, threshold: float) -> Detection:
         bits=bits,
         bit_confidence=conf,
         segments=[
-            s if look.speed == 1.0 else Segment(s.start_s / look.speed, s.end_s / look.speed)
+            Segment(s.start_s / look.speed, s.end_s / look.speed)  # in the clip's own time
             for s in segments(prob, threshold)
         ]
         if detected
