@@ -22,6 +22,7 @@ from guardian.app import (
     Guardian,
     LabelRequest,
     cosign_consent,
+    create_challenge,
     enroll,
     label_file,
     make_subject_key,
@@ -34,7 +35,7 @@ from guardian.app import (
 from guardian.app._consent_voice import in_room, spliced_consent, spoken_consent
 from guardian.app._enroll import MAX_LOGGED_REFUSALS
 from guardian.audio import Audio, OutputFormat, decode_bytes, encode_bytes, resample
-from guardian.consent import CODE_WORDS, SignedRecord
+from guardian.consent import CODE_LENGTH, CODE_WORDS, SignedRecord
 from guardian.errors import (
     ChallengeError,
     DocumentError,
@@ -45,7 +46,17 @@ from guardian.errors import (
 )
 from guardian.store import AuditEntry, Challenge, Subject, VaultBlob, Voice, VoiceStatus
 from guardian.vault import new_id
-from tests.app.conftest import KAL, NAME, ORG, SLT, Attempt, needles, tree_files, write_wav
+from tests.app.conftest import (
+    KAL,
+    NAME,
+    ORG,
+    SLT,
+    Attempt,
+    needles,
+    slt_samples,
+    tree_files,
+    write_wav,
+)
 
 pytestmark = pytest.mark.slow  # every test enrolls through the speaker and speech models
 
@@ -435,18 +446,24 @@ def test_stereo_consent_with_one_dead_channel_is_not_a_second_take() -> None:
 
 
 def test_a_consent_statement_spliced_from_other_recordings_is_refused(
-    g: Guardian, attempt: Attempt, tmp_path: Path
+    g: Guardian, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The attack: the subject's reading of an earlier challenge with its code cut off,
     then this challenge's code words cut from other recordings of the subject. The
     recogniser hears the right statement and code; only the joins give it away.
 
-    The code is random, so now and then a cut code word is misheard as well and a
-    ``statement`` finding joins the refusal. The splice finding must be there anyway."""
-    earlier = _wrong(attempt.challenge.code)
-    attack = spliced_consent(SLT, earlier, attempt.challenge.code, np.random.default_rng(0))
+    The splice check misses a few percent of such attacks, depending on the code words
+    and rooms drawn (its rate is measured in ``benchmarks/consent_splice.py``), so the
+    code and the rooms are drawn from fixed seeds here and the test is repeatable."""
+    rng = np.random.default_rng(0)
+    code = tuple(str(w) for w in rng.choice(CODE_WORDS, size=CODE_LENGTH))
+    monkeypatch.setattr("guardian.app._consent.new_code", lambda: code)
+    challenge = create_challenge(g, name=NAME, organization=ORG)
+    assert challenge.code == code
+    attack = spliced_consent(SLT, _wrong(code), code, rng)
     spliced = write_wav(tmp_path / "spliced.wav", attack)
-    error = _rejected(g, attempt.request(consent=spliced))
+    attempt = Attempt(challenge, spliced, slt_samples())
+    error = _rejected(g, attempt.request())
     findings = dict(zip(error.kinds, error.problems, strict=True))
     assert "one take" in findings.get("splice", ""), error.problems
     assert set(findings) <= {"splice", "statement"}, error.problems
