@@ -335,6 +335,8 @@ def wm_train(
 
 
 def _train_note(losses: dict[str, float]) -> str:
+    if "agree" in losses:  # distill: how often the student says what its teacher says
+        return f"det {losses['det_acc']:.2f} agree {losses['agree']:.2f}"
     return f"det {losses['det_acc']:.2f} bits {losses['bit_acc']:.2f}"
 
 

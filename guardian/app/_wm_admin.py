@@ -270,6 +270,7 @@ def watermark_info(g: Guardian) -> dict[str, Any]:
         "weights_sha256": m.weights_sha256,
         "threshold": m.threshold,
         "arch": m.arch.to_dict(),
+        **({"detector_arch": m.detector_arch.to_dict()} if m.detector_arch else {}),
         "embed": m.embed.to_dict(),
         "can_embed": m.generator is not None,
         **m.extra,

@@ -14,7 +14,13 @@ import torch
 
 from guardian.audio import Audio, resample
 from guardian.errors import WatermarkError
-from guardian.watermark._model import SAMPLE_RATE, EmbedConfig, WatermarkModel, no_compile
+from guardian.watermark._model import (
+    SAMPLE_RATE,
+    AudioSealWM,
+    EmbedConfig,
+    WatermarkModel,
+    no_compile,
+)
 from guardian.watermark._payload import NBITS, Payload
 from guardian.watermark._scoring import (
     FRAME,
@@ -45,6 +51,7 @@ __all__ = [
     "calibrate",
     "detect",
     "embed",
+    "watermark_of",
     "window_score",
 ]
 
@@ -64,22 +71,12 @@ def embed(model: WatermarkModel, audio: Audio, payload: Payload) -> Audio:
     msg = torch.tensor([payload.bits()])
     wm = np.zeros_like(mono)
     chunk = int(CHUNK_S * SAMPLE_RATE)
-    cfg = model.embed
-    code_cfg = dataclasses.replace(cfg, spectral_mask_power=cfg.code_mask_power)
     with torch.inference_mode(), no_compile():
         for start in range(0, len(mono), chunk):
             seg = torch.from_numpy(mono[start : start + chunk])[None, None, :]
             if seg.shape[-1] < SAMPLE_RATE // 10:  # a tail too short for the encoder
                 break
-            raw = model.generator.get_watermark(seg, message=msg)
-            mark = shape_watermark(raw, seg, cfg)
-            if cfg.code_snr_db is not None and cfg.payload_tones is not None:
-                # whole-hertz tones run a whole number of cycles per chunk: no seam
-                tones = code_waveform(
-                    cfg.payload_tones, payload.bits(), seg.shape[-1], phase_seed=CODE_PHASE
-                )
-                code = torch.from_numpy(tones)[None, None, :]
-                mark = mark + shape_watermark(code, seg, code_cfg, snr_db=cfg.code_snr_db)
+            mark = watermark_of(model.generator, seg, msg, model.embed)
             wm[start : start + seg.shape[-1]] = mark[0, 0].numpy()
     wm_native = resample(wm, SAMPLE_RATE, audio.sample_rate)[: audio.frames]
     marked = audio.samples + wm_native[:, None]
@@ -87,6 +84,27 @@ def embed(model: WatermarkModel, audio: Audio, payload: Payload) -> Audio:
     if peak > 1.0:  # never clip: scale the whole clip down a little instead
         marked = marked / peak * 0.999
     return Audio(marked.astype(np.float32), audio.sample_rate, audio.container)
+
+
+def watermark_of(
+    generator: AudioSealWM, x: torch.Tensor, bits: torch.Tensor, cfg: EmbedConfig
+) -> torch.Tensor:
+    """What embedding adds to ``x`` (B, 1, T; 16 kHz) for the messages ``bits`` (B, NBITS):
+    the generator's watermark shaped to the speech and, where the embedding has one, the
+    tone code beside it. Training a detector on this sees what ``verify`` will see."""
+    mark: torch.Tensor = shape_watermark(generator.get_watermark(x, message=bits), x, cfg)
+    if cfg.code_snr_db is None or cfg.payload_tones is None:
+        return mark
+    # whole-hertz tones run a whole number of cycles per chunk: no seam
+    tones = np.stack(
+        [
+            code_waveform(cfg.payload_tones, row, x.shape[-1], phase_seed=CODE_PHASE)
+            for row in bits.tolist()
+        ]
+    )
+    code = torch.from_numpy(tones)[:, None, :].to(x.device)
+    code_cfg = dataclasses.replace(cfg, spectral_mask_power=cfg.code_mask_power)
+    return mark + shape_watermark(code, x, code_cfg, snr_db=cfg.code_snr_db)
 
 
 @dataclass(frozen=True)

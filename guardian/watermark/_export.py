@@ -37,10 +37,19 @@ def export(
     names that file instead of writing a copy.
     """
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    gen, det = build_generator(config.arch), build_detector(config.arch)
+    gen = build_generator(config.arch)
+    det = build_detector(config.detector_arch or config.arch)
     gen.load_state_dict(state["generator"])
     det.load_state_dict(state["detector"])
-    model = WatermarkModel(model_id, config.arch, config.embed, gen, det, weights_sha256="")
+    model = WatermarkModel(
+        model_id,
+        config.arch,
+        config.embed,
+        gen,
+        det,
+        weights_sha256="",
+        detector_arch=config.detector_arch,
+    )
     threshold = calibrate(model, negatives)
     card.parent.mkdir(parents=True, exist_ok=True)
     data = state_bytes(gen, det)
@@ -62,5 +71,6 @@ def export(
         weights_file=weights,
         threshold=threshold,
         extra=info,
+        detector_arch=config.detector_arch,
     )
     return card

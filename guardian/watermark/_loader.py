@@ -88,13 +88,15 @@ def load_card(card: Path) -> WatermarkModel:
         weights = card.parent / str(meta["weights"])
         sha = str(meta["sha256"])
         arch = ArchConfig.from_dict(meta["arch"])
+        student = meta.get("detector_arch")
+        detector_arch = ArchConfig.from_dict(student) if student else None
     except (KeyError, TypeError) as e:
         raise WatermarkModelError(f"watermark model card {card} lacks {e}") from e
     if not weights.exists():
         raise WatermarkModelError(f"weights {weights} named by {card.name} are missing")
     state = load_state(weights, expected_sha256=sha)
     gen = build_generator(arch) if state.get("generator") else None
-    det = build_detector(arch)
+    det = build_detector(detector_arch or arch)
     try:
         if gen is not None:
             gen.load_state_dict(state["generator"])
@@ -113,6 +115,7 @@ def load_card(card: Path) -> WatermarkModel:
         threshold=float(meta.get("threshold", 0.5)),
         source="guardian",
         extra={k: meta[k] for k in ("metrics", "training") if k in meta},
+        detector_arch=detector_arch,
     )
 
 
@@ -125,6 +128,7 @@ def write_card(
     weights_file: Path,
     threshold: float,
     extra: dict[str, Any] | None = None,
+    detector_arch: ArchConfig | None = None,
 ) -> None:
     """Write a model card that pins ``weights_file`` by SHA-256."""
     meta: dict[str, Any] = {
@@ -133,6 +137,7 @@ def write_card(
         "weights": weights_file.name,
         "sha256": sha256_file(weights_file),
         "arch": arch.to_dict(),
+        **({"detector_arch": detector_arch.to_dict()} if detector_arch is not None else {}),
         "embed": embed.to_dict(),
         "threshold": threshold,
         **(extra or {}),

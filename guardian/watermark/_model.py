@@ -120,6 +120,10 @@ class WatermarkModel:
     """Clip-level detection threshold, calibrated for FPR <= 1e-3 on clean audio."""
     source: str = "guardian"
     extra: dict[str, Any] = field(default_factory=dict)
+    detector_arch: ArchConfig | None = None
+    """The detector's architecture where it is not ``arch``: a narrower detector
+    distilled from the generator's partner (``guardian watermark train``, mode
+    ``distill``)."""
 
     def __post_init__(self) -> None:
         for m in (self.generator, self.detector):

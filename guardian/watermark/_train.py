@@ -19,6 +19,7 @@ Follows the AudioSeal paper's ingredients, adapted to a small CPU budget:
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -48,7 +49,12 @@ from guardian.watermark._model import (
 )
 from guardian.watermark._signal import detector_input, shape_watermark
 
-MODES = ("joint", "detector")
+MODES = ("joint", "detector", "distill")
+DISTILL_MSE_WEIGHT = 0.1
+"""Weight of the squared logit difference beside the cross-entropy on the teacher's
+presence (``distill``): it keeps the student's confidence where the teacher is sure."""
+LOGIT_CLIP = 12.0
+"""Presence logits are compared up to this size: past it both say the same."""
 
 
 @dataclass
@@ -90,7 +96,12 @@ class TrainConfig:
     mode: str = "joint"
     """What a run trains. ``joint``: generator and detector together (the recipe above).
     ``detector``: the detector alone, the generator frozen.
+    ``distill``: a narrower detector (``detector_arch``) taught by ``init_from``'s
+    detector to give its presence on watermarked, attacked and unmarked audio, the
+    generator frozen. Detection speed scales with the detector's width.
     """
+    detector_arch: ArchConfig | None = None
+    """The detector's architecture where it is not ``arch`` (a ``distill`` run's student)."""
     augment_weights: dict[str, float] = field(default_factory=dict)
     """Overrides of the attack mix (``_augment.TRAINING_AUGMENTATIONS``), by name."""
     init_from: str | None = None
@@ -104,10 +115,14 @@ class TrainConfig:
         _augment.weights(self.augment_weights)  # refuse unknown names early
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode == "distill" and self.detector_arch is None:
+            raise ValueError("a distill run needs detector_arch, the student's architecture")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["arch"] = self.arch.to_dict()
+        if self.detector_arch is not None:
+            d["detector_arch"] = self.detector_arch.to_dict()
         return d
 
     @classmethod
@@ -115,7 +130,9 @@ class TrainConfig:
         data = dict(data)
         arch = ArchConfig.from_dict(data.pop("arch", {}))
         embed = EmbedConfig(**data.pop("embed", {}))
-        return cls(arch=arch, embed=embed, **data)
+        student = data.pop("detector_arch", None)
+        detector_arch = ArchConfig.from_dict(student) if student else None
+        return cls(arch=arch, embed=embed, detector_arch=detector_arch, **data)
 
 
 @dataclass(frozen=True)
@@ -273,15 +290,26 @@ def train(
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     gen = build_generator(config.arch).to(device)
-    det = build_detector(config.arch).to(device)
-    if config.mode == "detector":
+    det = build_detector(config.detector_arch or config.arch).to(device)
+    teacher = None
+    if config.mode == "distill":
+        if not config.init_from:  # a staged recipe sets it to the previous stage
+            raise WatermarkModelError("a distill run needs init_from: its teacher's weights")
+        gen_state, teacher_state, student_state = _distill_start(config)
+        teacher = build_detector(config.arch).to(device)
+        teacher.load_state_dict(teacher_state)
+        teacher.eval().requires_grad_(False)
+    if config.mode != "joint":
         gen.requires_grad_(False)
     opt_g = torch.optim.Adam(
         [p for p in gen.parameters() if p.requires_grad] or [torch.zeros(1)],
         lr=config.lr,
         betas=(0.5, 0.9),
     )
-    opt_d = torch.optim.Adam(det.parameters(), lr=config.lr, betas=(0.5, 0.9))
+    # the joint recipe's betas suit two networks that chase each other; a student
+    # follows a fixed teacher
+    betas = (0.9, 0.999) if teacher is not None else (0.5, 0.9)
+    opt_d = torch.optim.Adam(det.parameters(), lr=config.lr, betas=betas)
     perceptual = PerceptualLoss().to(device)
     ckpt = out_dir / "checkpoint.pt"
     step = 0
@@ -293,12 +321,19 @@ def train(
         opt_d.load_state_dict(state["opt_d"])
         step = int(state["step"])
         rng.seed(config.seed + step)
+    elif teacher is not None:
+        gen.load_state_dict(gen_state)
+        if student_state is not None:
+            det.load_state_dict(student_state)
     elif config.init_from:
         gen_state, det_state = _init_weights(config)
         gen.load_state_dict(gen_state)
         det.load_state_dict(det_state)
     (out_dir / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
     data = TrainingAudio(files, seed=config.seed + step)
+    if teacher is not None and step == 0 and student_state is None:
+        with no_compile():
+            det.load_state_dict(narrowed(teacher, det, _seen_by_teacher(gen, data, config)))
     attack_mix = _augment.weights(config.augment_weights)
     latent: dict[str, torch.Tensor] = {}
     gen.encoder.register_forward_hook(lambda _m, _i, out: latent.__setitem__("h", out))
@@ -311,9 +346,26 @@ def train(
                 break
             x = data.batch(config.batch_size, n, config.nonspeech_prob).to(device)
             msg = torch.randint(0, 2, (config.batch_size, config.arch.nbits), device=device)
-            aug_name, snr, losses = _joint_step(
-                gen, det, opt_g, opt_d, perceptual, x, msg, latent, step, rng, attack_mix, config
-            )
+            if teacher is not None:
+                snr = config.embed.snr_db
+                aug_name, losses = _distill_step(
+                    gen, teacher, det, opt_d, x, msg, rng, attack_mix, config
+                )
+            else:
+                aug_name, snr, losses = _joint_step(
+                    gen,
+                    det,
+                    opt_g,
+                    opt_d,
+                    perceptual,
+                    x,
+                    msg,
+                    latent,
+                    step,
+                    rng,
+                    attack_mix,
+                    config,
+                )
             step += 1
             now = time.perf_counter()
             status = TrainStatus(
@@ -329,8 +381,8 @@ def train(
             with open(log_path, "a") as f:
                 f.write(json.dumps({"step": step, "aug": aug_name, "snr": snr, **losses}) + "\n")
             if step % config.checkpoint_every == 0 or step == config.steps:
-                _save(ckpt, gen, det, opt_g, opt_d, step)
-    _save(ckpt, gen, det, opt_g, opt_d, step)
+                _save(ckpt, gen, det, opt_g, opt_d, step, teacher)
+    _save(ckpt, gen, det, opt_g, opt_d, step, teacher)
     return ckpt
 
 
@@ -431,6 +483,148 @@ def _joint_step(
     )
 
 
+def _presence_logit(out: torch.Tensor) -> torch.Tensor:
+    """Presence as one logit per sample (softmax over two is the sigmoid of this)."""
+    return out[:, 1, :] - out[:, 0, :]
+
+
+def _distill_step(
+    gen: AudioSealWM,
+    teacher: AudioSealDetector,
+    det: AudioSealDetector,
+    opt_d: torch.optim.Optimizer,
+    x: torch.Tensor,
+    msg: torch.Tensor,
+    rng: random.Random,
+    attack_mix: dict[str, float],
+    config: TrainConfig,
+) -> tuple[str, dict[str, float]]:
+    """One step of ``distill``: the audio is marked as embedding marks it (tone code
+    included), on random segments or not at all, attacked, and the student learns the
+    teacher's presence on it sample by sample."""
+    from guardian.watermark._detect import watermark_of
+
+    b, _, n = x.shape
+    with torch.no_grad():
+        mark = watermark_of(gen, x, msg, config.embed)
+        labels = _masks(b, n, config, rng).to(x.device)
+        aug_name, aug = _augment.choose(rng, attack_mix)
+        attacked, att_labels = aug(x + mark * labels, labels, rng)
+        if rng.random() < config.misalign_prob:
+            attacked, att_labels = _augment.misalign(
+                attacked, att_labels, rng, max_shift=math.prod(config.arch.ratios)
+            )
+        view = detector_input(attacked, config.embed)
+        target = _presence_logit(teacher.detector(view))
+    got = _presence_logit(det.detector(view))
+    loss_ce = F.binary_cross_entropy_with_logits(got, torch.sigmoid(target))
+    loss_mse = F.mse_loss(got.clamp(-LOGIT_CLIP, LOGIT_CLIP), target.clamp(-LOGIT_CLIP, LOGIT_CLIP))
+    loss = loss_ce + DISTILL_MSE_WEIGHT * loss_mse
+    opt_d.zero_grad(set_to_none=True)
+    torch.autograd.backward(loss)
+    torch.nn.utils.clip_grad_norm_(det.parameters(), 5.0)
+    opt_d.step()
+    with torch.no_grad():
+        truth = att_labels[:, 0, :].round()
+        agree = ((got > 0) == (target > 0)).float().mean().item()
+        acc = ((got > 0).float() == truth).float().mean().item()
+    return aug_name, {
+        "total": loss.item(),
+        "det": loss_ce.item(),
+        "logit_mse": loss_mse.item(),
+        "agree": agree,
+        "det_acc": acc,
+    }
+
+
+def _seen_by_teacher(gen: AudioSealWM, data: TrainingAudio, config: TrainConfig) -> torch.Tensor:
+    """Watermarked training audio in the detector's view: what a student's channels are
+    chosen on (:func:`narrowed`)."""
+    from guardian.watermark._detect import watermark_of
+
+    n = int(config.segment_s * SAMPLE_RATE)
+    device = next(gen.parameters()).device
+    x = data.batch(4 * config.batch_size, n, config.nonspeech_prob).to(device)
+    msg = torch.randint(0, 2, (len(x), config.arch.nbits), device=device)
+    with torch.no_grad():
+        return detector_input(x + watermark_of(gen, x, msg, config.embed), config.embed)
+
+
+def _strongest(rms: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices (ascending) of the ``k`` channels with the largest RMS."""
+    return torch.sort(torch.argsort(rms, descending=True)[:k]).values
+
+
+def narrowed(
+    teacher: AudioSealDetector, student: AudioSealDetector, x: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """A state dict for ``student`` (a narrower SEANet detector of the same depth) cut
+    from ``teacher``: at each width, the teacher's channels most active on ``x`` (B, 1, T,
+    the detector's view), with every weight between kept channels copied. A start near
+    the teacher, from which distillation has less to learn than from random weights.
+
+    The residual blocks add to their input, and the LSTM to its input, so the channels
+    kept where a convolution widens the signal are kept through its block and the LSTM.
+    """
+    rms: dict[torch.nn.Module, torch.Tensor] = {}
+
+    def record(wrapper: torch.nn.Module) -> Callable[..., None]:
+        conv = getattr(wrapper, "inner_conv")  # noqa: B009
+        return lambda _m, _i, out: rms.__setitem__(conv, out.detach().pow(2).mean(dim=(0, 2)))
+
+    # audioseal's wrappers call their convolution's forward directly, past its hooks
+    hooks = [
+        m.register_forward_hook(record(m))
+        for m in teacher.modules()
+        if isinstance(getattr(m, "inner_conv", None), torch.nn.Conv1d)
+    ]
+    try:
+        with torch.no_grad():
+            teacher.detector(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    student = copy.deepcopy(student)
+
+    def inner(m: torch.nn.Module) -> list[torch.nn.Conv1d]:
+        return [c for c in m.modules() if isinstance(c, torch.nn.Conv1d)]
+
+    def cut(t: torch.nn.Conv1d, s: torch.nn.Conv1d, out: torch.Tensor, inp: torch.Tensor) -> None:
+        s.weight.copy_(t.weight[out][:, inp])
+        if s.bias is not None and t.bias is not None:
+            s.bias.copy_(t.bias[out])
+
+    t_enc: Any = teacher.detector[0]
+    s_enc: Any = student.detector[0]
+    stream = torch.arange(1)  # the audio's one channel
+    with torch.no_grad():
+        for t_layer, s_layer in zip(t_enc.model, s_enc.model, strict=True):
+            lstm = getattr(t_layer, "lstm", None)
+            if isinstance(lstm, torch.nn.LSTM):
+                width = lstm.hidden_size
+                rows = torch.cat([gate * width + stream for gate in range(4)])
+                for name, value in s_layer.lstm.named_parameters():
+                    source = getattr(lstm, name)[rows]
+                    value.copy_(source[:, stream] if source.dim() == 2 else source)
+            elif hasattr(t_layer, "block"):  # residual: back to the stream's channels
+                pairs = list(zip(inner(t_layer), inner(s_layer), strict=True))
+                inp = stream
+                for i, (t, s) in enumerate(pairs):
+                    out = stream if i == len(pairs) - 1 else _strongest(rms[t], s.out_channels)
+                    cut(t, s, out, inp)
+                    inp = out
+            else:
+                for t, s in zip(inner(t_layer), inner(s_layer), strict=True):
+                    out = _strongest(rms[t], s.out_channels)
+                    cut(t, s, out, stream)
+                    stream = out
+        rev_t, rev_s = t_enc.reverse_convolution, s_enc.reverse_convolution
+        rev_s.weight.copy_(rev_t.weight[stream])
+        rev_s.bias.copy_(rev_t.bias)
+        student.detector[1].load_state_dict(teacher.detector[1].state_dict())
+    return student.state_dict()
+
+
 def _init_weights(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """The weights a fine-tuning run starts from: a training checkpoint (``.pt``, the
     previous stage of a staged recipe), or a model card (a path, or the name of a card
@@ -444,12 +638,31 @@ def _init_weights(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         return state["generator"], state["detector"]
     shipped = WEIGHTS_DIR / f"{spec}.yaml"
     model = load_model(str(shipped) if not Path(spec).exists() and shipped.exists() else spec)
-    if model.generator is None or model.arch != config.arch:
+    # a distill run's teacher is the generator's own partner, of the same width
+    detector_arch = None if config.mode == "distill" else config.detector_arch
+    if model.generator is None or (model.arch, model.detector_arch) != (
+        config.arch,
+        detector_arch,
+    ):
         raise WatermarkModelError(
-            f"init_from {spec!r}: needs a generator with the run's architecture "
+            f"init_from {spec!r}: needs a generator and detector with the run's architecture "
             f"({config.arch.to_dict()}), got {model.arch.to_dict()}"
         )
     return model.generator.state_dict(), model.detector.state_dict()
+
+
+def _distill_start(config: TrainConfig) -> tuple[Any, Any, Any | None]:
+    """The generator, teacher and student states a ``distill`` run starts from. After a
+    distill stage (its checkpoint holds a teacher) the student goes on with the same
+    teacher; from any other weights, those are the teacher, and the student (None here)
+    is cut from it by :func:`narrowed`."""
+    spec = str(config.init_from)
+    if spec.endswith(".pt"):
+        state = torch.load(spec, map_location="cpu", weights_only=True)
+        if "teacher" in state:
+            return state["generator"], state["teacher"], state["detector"]
+    gen_state, det_state = _init_weights(config)
+    return gen_state, det_state, None
 
 
 def _save(
@@ -459,19 +672,21 @@ def _save(
     opt_g: torch.optim.Optimizer,
     opt_d: torch.optim.Optimizer,
     step: int,
+    teacher: torch.nn.Module | None = None,
 ) -> None:
-    """Atomic: a crash mid-save leaves the previous checkpoint intact."""
+    """Atomic: a crash mid-save leaves the previous checkpoint intact. A distill run's
+    checkpoint carries its teacher, for a distill stage that goes on from it."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    torch.save(
-        {
-            "generator": gen.state_dict(),
-            "detector": det.state_dict(),
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
-            "step": step,
-        },
-        tmp,
-    )
+    state = {
+        "generator": gen.state_dict(),
+        "detector": det.state_dict(),
+        "opt_g": opt_g.state_dict(),
+        "opt_d": opt_d.state_dict(),
+        "step": step,
+    }
+    if teacher is not None:
+        state["teacher"] = teacher.state_dict()
+    torch.save(state, tmp)
     os.replace(tmp, path)
 
 
@@ -485,4 +700,11 @@ def iter_audio_files(roots: list[Path]) -> Iterator[Path]:
                 yield p
 
 
-__all__ = ["TrainConfig", "TrainStatus", "TrainingAudio", "iter_audio_files", "train"]
+__all__ = [
+    "TrainConfig",
+    "TrainStatus",
+    "TrainingAudio",
+    "iter_audio_files",
+    "narrowed",
+    "train",
+]

@@ -216,3 +216,142 @@ def test_detector_mode_trains_only_the_detector(tmp_path: Path) -> None:
 def test_unknown_modes_are_refused() -> None:
     with pytest.raises(ValueError, match="mode must be one of"):
         TrainConfig(mode="code")
+
+
+def _silence_half(detector: torch.nn.Module, rng: np.random.Generator) -> None:
+    """Silence a random half of every channel group but the detector's output: no weight
+    or bias feeds those channels, so they stay exactly zero."""
+
+    def convs(m: torch.nn.Module) -> list[torch.nn.Conv1d]:
+        return [c for c in m.modules() if isinstance(c, torch.nn.Conv1d)]
+
+    def silence(conv: torch.nn.Conv1d, channels: np.ndarray) -> None:
+        conv.weight[channels] = 0
+        conv.bias[channels] = 0
+
+    def half(n: int) -> np.ndarray:
+        return rng.permutation(n)[: n // 2]
+
+    layers = list(detector.detector[0].model)  # type: ignore[index]
+    stream = np.array([], dtype=int)
+    with torch.no_grad():
+        for layer in layers[:-1]:  # the last convolution makes the output: kept whole
+            lstm = getattr(layer, "lstm", None)
+            if isinstance(lstm, torch.nn.LSTM):
+                width = lstm.hidden_size
+                for _name, value in lstm.named_parameters():
+                    for gate in range(4):
+                        value[gate * width + stream] = 0
+            elif hasattr(layer, "block"):
+                *inner, last = convs(layer)
+                for conv in inner:
+                    silence(conv, half(conv.out_channels))
+                silence(last, stream)
+            else:
+                for conv in convs(layer):
+                    stream = half(conv.out_channels)
+                    silence(conv, stream)
+
+
+def test_a_narrowed_detector_keeps_the_channels_that_carry_the_signal() -> None:
+    """A teacher with half of its channels silent computes nothing with them, so the
+    student cut down to the active half must give exactly the teacher's output."""
+    from guardian.watermark._model import build_detector, no_compile
+    from guardian.watermark._train import narrowed
+
+    torch.manual_seed(0)
+    wide, half = (
+        ArchConfig(n_filters=4, dimension=8, lstm=1),
+        ArchConfig(n_filters=2, dimension=8, lstm=1),
+    )
+    teacher, student = build_detector(wide), build_detector(half)
+    _silence_half(teacher, np.random.default_rng(1))
+    x = torch.from_numpy(np.stack([speechlike(0.5, seed=s) for s in range(3)]))[:, None, :]
+    with no_compile():
+        student.load_state_dict(narrowed(teacher, student, x))
+        with torch.no_grad():
+            assert torch.allclose(student.detector(x), teacher.detector(x), atol=1e-5)
+            # a student as wide as its teacher is the teacher, channel for channel
+            same = build_detector(wide)
+            same.load_state_dict(narrowed(teacher, same, x))
+            assert all(
+                torch.equal(a, b)
+                for a, b in zip(same.state_dict().values(), teacher.state_dict().values())
+            )
+
+
+@pytest.mark.slow  # trains
+def test_distill_mode_teaches_a_narrower_detector_and_exports_it(tmp_path: Path) -> None:
+    files = _data(tmp_path / "data")
+    common = {"arch": ArchConfig(n_filters=4, dimension=8, lstm=1), "segment_s": 0.4}
+    base = train(files, tmp_path / "base", config=TrainConfig(steps=1, batch_size=2, **common))
+    student_arch = ArchConfig(n_filters=2, dimension=8, lstm=1)
+    config = TrainConfig(
+        mode="distill",
+        init_from=str(base),
+        detector_arch=student_arch,
+        steps=2,
+        batch_size=2,
+        **common,
+    )
+    ckpt = train(files, tmp_path / "student", config=config)
+    before, after = (torch.load(p, weights_only=True) for p in (base, ckpt))
+    assert all(torch.equal(before["generator"][k], v) for k, v in after["generator"].items())
+    first = "detector.0.model.0.conv.conv.inner_conv.weight"
+    assert before["detector"][first].shape[0] == 4 and after["detector"][first].shape[0] == 2
+    log = [json.loads(line) for line in (tmp_path / "student" / "train_log.jsonl").open()]
+    assert [row["step"] for row in log] == [1, 2] and all(0 <= row["agree"] <= 1 for row in log)
+    assert all(torch.equal(before["detector"][k], v) for k, v in after["teacher"].items())
+    # a distill run from a distill checkpoint goes on with the same student and teacher
+    more = TrainConfig.from_dict({**config.to_dict(), "init_from": str(ckpt), "steps": 0})
+    again = torch.load(train(files, tmp_path / "more", config=more), weights_only=True)
+    for part in ("detector", "teacher", "generator"):
+        assert all(torch.equal(after[part][k], v) for k, v in again[part].items()), part
+    negatives = [Audio(speechlike(2.0, seed=s)[:, None], 16000) for s in (40, 41)]
+    card = export(ckpt, tmp_path / "s.yaml", model_id="s", config=config, negatives=negatives)
+    model = load_card(card)
+    assert model.detector_arch == student_arch and model.arch == common["arch"]
+    assert model.detector.state_dict()[first].shape[0] == 2
+    # the exported card cannot seed a run that expects a full-width detector
+    tuned = TrainConfig(mode="detector", init_from=str(card), steps=0, **common)  # type: ignore[arg-type]
+    with pytest.raises(WatermarkModelError, match="architecture"):
+        train(files, tmp_path / "tuned", config=tuned)
+    with pytest.raises(ValueError, match="needs detector_arch"):
+        TrainConfig(mode="distill", init_from=str(base))
+    with pytest.raises(WatermarkModelError, match="needs init_from"):
+        train(
+            files,
+            tmp_path / "orphan",
+            config=TrainConfig(mode="distill", detector_arch=student_arch),
+        )
+
+
+@pytest.mark.slow  # trains
+def test_a_staged_recipe_can_end_with_a_distilled_detector(tmp_path: Path) -> None:
+    from guardian.app import train_watermark
+
+    _data(tmp_path / "data")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "arch: {n_filters: 4, dimension: 8, lstm: 1}\n"
+        "batch_size: 2\nsegment_s: 0.5\nsteps: 1\n"
+        "stages:\n"
+        "  - name: base\n"
+        "  - name: distill\n"
+        "    mode: distill\n"
+        "    detector_arch: {n_filters: 2, dimension: 8, lstm: 1}\n"
+    )
+    last = train_watermark(
+        config_path=recipe,
+        data=[tmp_path / "data"],
+        out=tmp_path / "run",
+        device="cpu",
+        steps=None,
+        resume=True,
+        progress=None,
+    )
+    first = torch.load(tmp_path / "run" / "1-base" / "checkpoint.pt", weights_only=True)
+    student = torch.load(last, weights_only=True)
+    assert all(torch.equal(first["generator"][k], v) for k, v in student["generator"].items())
+    conv = "detector.0.model.0.conv.conv.inner_conv.weight"
+    assert first["detector"][conv].shape[0] == 4 and student["detector"][conv].shape[0] == 2
