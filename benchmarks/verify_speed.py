@@ -83,23 +83,36 @@ def _git_show(rev: str, path: Path) -> bytes:
     ).stdout
 
 
+def _shipped_card_at(rev: str) -> Path:
+    """The shipped card's path at git revision ``rev`` (its name changes with the model)."""
+    names = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-tree", "--name-only", f"{rev}:guardian/watermark/weights"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    (card,) = (n for n in names if n.endswith(".yaml") and not n.endswith(".recipe.yaml"))
+    return SHIPPED_CARD.with_name(card)
+
+
 def _cards(work: Path, before: str) -> dict[str, Path]:
     """The shipped card as it is (ONNX fp32), without its ONNX entry (torch), with an
-    int8 ONNX detector built here, and as it was at git revision ``before`` (its ONNX
-    file, the same weights)."""
+    int8 ONNX detector built here, and the card shipped at git revision ``before`` (its
+    ONNX file)."""
     out = {}
     folder = work / "card-before"
     folder.mkdir()
-    (folder / "guardian-wm-v13.pt").symlink_to(SHIPPED_CARD.with_suffix(".pt"))
-    old = yaml.safe_load(_git_show(before, SHIPPED_CARD))
+    card = _shipped_card_at(before)
+    old = yaml.safe_load(_git_show(before, card))
     onnx_name = old["detector_onnx"]["file"]
-    (folder / onnx_name).write_bytes(_git_show(before, SHIPPED_CARD.with_name(onnx_name)))
-    (folder / SHIPPED_CARD.name).write_text(yaml.safe_dump(old, sort_keys=False))
-    out["before"] = folder / SHIPPED_CARD.name
+    (folder / onnx_name).write_bytes(_git_show(before, card.with_name(onnx_name)))
+    (folder / card.name).write_text(yaml.safe_dump(old, sort_keys=False))
+    out["before"] = folder / card.name
+    weights = SHIPPED_CARD.with_suffix(".pt")
     for name in ("torch", "int8"):
         folder = work / f"card-{name}"
         folder.mkdir()
-        (folder / "guardian-wm-v13.pt").symlink_to(SHIPPED_CARD.with_suffix(".pt"))
+        (folder / weights.name).symlink_to(weights)
         meta = yaml.safe_load(SHIPPED_CARD.read_text())
         meta.pop("detector_onnx")
         (folder / SHIPPED_CARD.name).write_text(yaml.safe_dump(meta, sort_keys=False))
@@ -303,6 +316,7 @@ def sizes(cards: dict[str, Path]) -> dict[str, float]:
         "torch_weights_mb": round(SHIPPED_CARD.with_suffix(".pt").stat().st_size / 1e6, 2),
         "onnx_fp32_mb": round(onnx_file(cards["onnx"]).stat().st_size / 1e6, 2),
         "onnx_int8_mb": round(onnx_file(cards["int8"]).stat().st_size / 1e6, 2),
+        "onnx_before_mb": round(onnx_file(cards["before"]).stat().st_size / 1e6, 2),
     }
 
 
@@ -330,7 +344,7 @@ def markdown(r: dict[str, Any]) -> str:
         "onnx": "ONNX fp32 (shipped)",
         "onnx_serial": "ONNX fp32, one batch at a time",
         "int8": "ONNX int8",
-        "before": f"ONNX fp32 at `{r['cold_verify']['before_rev'][:10]}`",
+        "before": f"ONNX fp32 at `{cold['before_rev'][:10]}` ({r['models']['before']})",
     }
     for name, label in labels.items():
         d = det[name]
@@ -345,7 +359,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Detector files: torch weights {size['torch_weights_mb']} MB (generator and "
         f"detector, for embedding), ONNX fp32 {size['onnx_fp32_mb']} MB (weights stored as "
-        f"float16), ONNX int8 {size['onnx_int8_mb']} MB.",
+        f"float16), ONNX int8 {size['onnx_int8_mb']} MB; the ONNX fp32 file at the earlier "
+        f"revision {size['onnx_before_mb']} MB. Shipped model: {r['models']['onnx']}.",
         "",
         f"## Warm `verify_file`, 10 s clip, {warm['calls']} calls",
         "",
@@ -435,6 +450,10 @@ def main() -> None:
             "loadavg_start": started,
             "detection": detection(detectors, positives, negatives, args.repeats),
             "sizes": sizes(cards),
+            "models": {
+                name: yaml.safe_load(cards[name].read_text())["model_id"]
+                for name in ("onnx", "before")
+            },
         }
         warm = warm_verify(work, cards, speech, args.warm)
         home, clips = warm.pop("home"), warm.pop("clips")

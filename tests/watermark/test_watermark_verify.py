@@ -43,7 +43,7 @@ def _speech(seconds: float, seed: int) -> Audio:
 
 
 def test_shipped_model_loads_offline_with_pinned_hash(model) -> None:  # type: ignore[no-untyped-def]
-    assert model.model_id == "guardian-wm-v13" and model.generator is not None
+    assert model.model_id == "guardian-wm-v14" and model.generator is not None
     assert len(model.weights_sha256) == 64 and 0 < model.threshold <= 1
 
 
