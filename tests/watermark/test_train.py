@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from guardian.watermark import _augment, load_card
 from guardian.watermark._export import export
 from guardian.watermark._model import ArchConfig, EmbedConfig
 from guardian.watermark._synthetic import KINDS, random_nonspeech
-from guardian.watermark._train import TrainConfig, train
+from guardian.watermark._train import TrainConfig, TrainStatus, train
 
 
 def _data(root: Path) -> list[Path]:
@@ -29,6 +30,27 @@ def _data(root: Path) -> list[Path]:
         )
         files.append(path)
     return files
+
+
+def _train_recipe(
+    tmp_path: Path,
+    recipe: Path,
+    *,
+    steps: int | None = None,
+    progress: Callable[[TrainStatus], None] | None = None,
+) -> Path:
+    """``guardian watermark train`` of ``recipe`` on ``_data``'s clips into ``run``."""
+    from guardian.app import train_watermark
+
+    return train_watermark(
+        config_path=recipe,
+        data=[tmp_path / "data"],
+        out=tmp_path / "run",
+        device="cpu",
+        steps=steps,
+        resume=True,
+        progress=progress,
+    )
 
 
 @pytest.mark.slow  # trains
@@ -114,7 +136,7 @@ def test_attack_mix_overrides_are_checked() -> None:
 
 @pytest.mark.slow  # trains
 def test_staged_recipe_chains_weights_and_resumes(tmp_path: Path) -> None:
-    from guardian.app import load_recipe, recipe_steps, train_watermark
+    from guardian.app import load_recipe, recipe_steps
 
     _data(tmp_path / "data")
     recipe = tmp_path / "recipe.yaml"
@@ -133,15 +155,7 @@ def test_staged_recipe_chains_weights_and_resumes(tmp_path: Path) -> None:
     assert stages[1][1].augment_weights == {"identity": 1.0, "echo": 0.0}  # merged
     assert recipe_steps(recipe) == 2 and recipe_steps(recipe, 5) == 7
     seen: list[tuple[int, int]] = []
-    last = train_watermark(
-        config_path=recipe,
-        data=[tmp_path / "data"],
-        out=tmp_path / "run",
-        device="cpu",
-        steps=None,
-        resume=True,
-        progress=lambda s: seen.append((s.step, s.steps)),
-    )
+    last = _train_recipe(tmp_path, recipe, progress=lambda s: seen.append((s.step, s.steps)))
     assert last == tmp_path / "run" / "2-tune" / "checkpoint.pt"
     assert seen == [(1, 2), (2, 2)]
     first = torch.load(tmp_path / "run" / "1-base" / "checkpoint.pt", weights_only=True)
@@ -151,15 +165,7 @@ def test_staged_recipe_chains_weights_and_resumes(tmp_path: Path) -> None:
             assert torch.equal(tuned[part][name], value), name
     # A rerun skips the finished stages; --steps extends the last one.
     seen.clear()
-    train_watermark(
-        config_path=recipe,
-        data=[tmp_path / "data"],
-        out=tmp_path / "run",
-        device="cpu",
-        steps=1,
-        resume=True,
-        progress=lambda s: seen.append((s.step, s.steps)),
-    )
+    _train_recipe(tmp_path, recipe, steps=1, progress=lambda s: seen.append((s.step, s.steps)))
     assert seen == [(3, 3)]
 
 
@@ -328,8 +334,6 @@ def test_distill_mode_teaches_a_narrower_detector_and_exports_it(tmp_path: Path)
 
 @pytest.mark.slow  # trains
 def test_a_staged_recipe_can_end_with_a_distilled_detector(tmp_path: Path) -> None:
-    from guardian.app import train_watermark
-
     _data(tmp_path / "data")
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
@@ -341,15 +345,7 @@ def test_a_staged_recipe_can_end_with_a_distilled_detector(tmp_path: Path) -> No
         "    mode: distill\n"
         "    detector_arch: {n_filters: 2, dimension: 8, lstm: 1}\n"
     )
-    last = train_watermark(
-        config_path=recipe,
-        data=[tmp_path / "data"],
-        out=tmp_path / "run",
-        device="cpu",
-        steps=None,
-        resume=True,
-        progress=None,
-    )
+    last = _train_recipe(tmp_path, recipe)
     first = torch.load(tmp_path / "run" / "1-base" / "checkpoint.pt", weights_only=True)
     student = torch.load(last, weights_only=True)
     assert all(torch.equal(first["generator"][k], v) for k, v in student["generator"].items())
