@@ -91,6 +91,90 @@ def speed(factor: float) -> Aug:
     return run
 
 
+def speed_between(lo: float, hi: float) -> Aug:
+    """:func:`speed` at a factor drawn uniformly from ``lo``-``hi`` at each call."""
+    return lambda x, y, r: speed(r.uniform(lo, hi))(x, y, r)
+
+
+WSOLA_FRAME = 512
+"""Samples per frame of :func:`tempo` (32 ms at 16 kHz), overlapped by half."""
+WSOLA_SEARCH = 128
+"""How far (samples) a frame may move to continue the previous one's waveform."""
+
+
+def _wsola_starts(x: np.ndarray, factor: float) -> np.ndarray:
+    """Where each output frame of a ``factor`` times faster ``x`` is read from: near its
+    nominal place, moved to continue the waveform of the frame before (WSOLA)."""
+    n, hop = WSOLA_FRAME, WSOLA_FRAME // 2
+    count = max(1, int((len(x) / factor - n) // hop) + 1)
+    starts = np.zeros(count, dtype=np.int64)
+    for k in range(1, count):
+        natural = starts[k - 1] + hop  # what would follow the last frame seamlessly
+        nominal = round(k * hop * factor)
+        lo = max(0, nominal - WSOLA_SEARCH)
+        hi = min(len(x) - n, nominal + WSOLA_SEARCH)
+        if hi < lo or natural + n > len(x):
+            starts[k] = min(max(0, nominal), max(0, len(x) - n))
+            continue
+        template = x[natural : natural + n]
+        corr = np.correlate(x[lo : hi + n], template, mode="valid")
+        starts[k] = lo + int(np.argmax(corr))
+    return starts
+
+
+def tempo(factor: float) -> Aug:
+    """Play ``factor`` times faster with the pitch kept (WSOLA: half-overlapping 32 ms
+    frames, each moved within +-8 ms to continue the last one's waveform), labels alike.
+
+    Frame positions are chosen on the audio's values; the overlap-add is done in torch,
+    so gradients reach the audio.
+    """
+
+    def run(
+        x: torch.Tensor, y: torch.Tensor, _r: random.Random
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        b, c, n = x.shape
+        frame, hop = WSOLA_FRAME, WSOLA_FRAME // 2
+        if n < frame + 2 * WSOLA_SEARCH:
+            return x, y
+        flat = x.detach().reshape(b * c, n).float().cpu().numpy()
+        starts = torch.from_numpy(np.stack([_wsola_starts(row, factor) for row in flat]))
+        count = starts.shape[1]
+        at = (starts[:, :, None] + torch.arange(frame)).to(x.device)  # (BC, K, frame)
+        window = torch.hann_window(frame, periodic=True, device=x.device, dtype=x.dtype)
+        frames = torch.gather(x.reshape(b * c, 1, n).expand(-1, count, -1), 2, at) * window
+        out_n = (count - 1) * hop + frame
+        out = F.fold(
+            frames.transpose(1, 2), (1, out_n), kernel_size=(1, frame), stride=(1, hop)
+        ).reshape(b, c, out_n)
+        labels = y.reshape(b * c, 1, n).expand(-1, count, -1)
+        centre = torch.gather(labels, 2, (starts + frame // 2)[:, :, None].to(y.device))
+        ys = centre.expand(-1, -1, hop).reshape(b * c, 1, count * hop)[..., :out_n]
+        ys = F.pad(ys, (0, out_n - ys.shape[-1]), mode="replicate").reshape(b, y.shape[1], out_n)
+        return out, ys
+
+    return run
+
+
+def tempo_between(lo: float, hi: float) -> Aug:
+    """:func:`tempo` at a factor drawn uniformly from ``lo``-``hi`` at each call."""
+    return lambda x, y, r: tempo(r.uniform(lo, hi))(x, y, r)
+
+
+def pitch_between(semitones: float) -> Aug:
+    """Pitch moved by up to ``semitones`` either way, duration kept: a speed change, then
+    the tempo change that undoes its length."""
+
+    def run(
+        x: torch.Tensor, y: torch.Tensor, r: random.Random
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ratio = 2 ** (r.uniform(-semitones, semitones) / 12)
+        xs, ys = speed(ratio)(x, y, r)
+        return tempo(1 / ratio)(xs, ys, r)
+
+    return run
+
+
 def resample_through(rate: int) -> Aug:
     """Down to ``rate`` and back: band-limits to ``rate / 2`` and aliases nothing."""
     return lowpass(rate / 2 * 0.95) if rate < SAMPLE_RATE else (lambda x, y, _r: (x, y))
@@ -200,6 +284,10 @@ TRAINING_AUGMENTATIONS: list[tuple[str, Aug, float]] = [
     ("mp3_64k", codec("mp3", 64), 0.7),
     ("aac_64k", codec("aac", 64), 0.5),
     ("opus_16k", codec("opus", 16), 0.5),
+    # Continuous time-scale changes; recipes opt in.
+    ("speed_0.8_1.25", speed_between(0.8, 1.25), 0.0),
+    ("tempo_0.8_1.25", tempo_between(0.8, 1.25), 0.0),
+    ("pitch_2.5", pitch_between(2.5), 0.0),
 ]
 
 

@@ -77,6 +77,10 @@ class TrainConfig:
     unmarked_prob: float = 0.25
     partial_prob: float = 0.5
     nonspeech_prob: float = 0.15
+    on_lines_prob: float = 0.0
+    """Share of non-speech items played at the speed that moves their strongest tones
+    onto the model's lines (``embed.speed_lines_hz``), as verify's speed search shows
+    them to the detector: it must not take a tone on a line for the watermark."""
     misalign_prob: float = 0.0
     """Share of steps whose detector input is shifted off the generator's frame grid."""
     latent_rms_max: float | None = None
@@ -95,7 +99,8 @@ class TrainConfig:
     """
     mode: str = "joint"
     """What a run trains. ``joint``: generator and detector together (the recipe above).
-    ``detector``: the detector alone, the generator frozen.
+    ``detector``: the detector alone, the generator frozen, on audio marked as embedding
+    marks it (tone code included).
     ``distill``: a narrower detector (``detector_arch``) taught by ``init_from``'s
     detector to give its presence on watermarked, attacked and unmarked audio, the
     generator frozen. Detection speed scales with the detector's width.
@@ -185,11 +190,35 @@ class TrainingAudio:
 
         return random_nonspeech(self._rng, n, SAMPLE_RATE)
 
-    def batch(self, size: int, n: int, nonspeech_prob: float) -> torch.Tensor:
-        items = [
-            self.nonspeech(n) if self._rng.random() < nonspeech_prob else self.crop(n)
-            for _ in range(size)
-        ]
+    def on_lines(self, n: int, lines_hz: tuple[float, ...]) -> np.ndarray:
+        """Non-speech played at the speed change the speed search would undo first: a
+        tone of it on one of ``lines_hz``, like the looks that search takes."""
+        from guardian.watermark._scoring import slowed, speed_candidates
+
+        for _ in range(10):
+            sound = self.nonspeech(int(n * 1.35))
+            found = speed_candidates(sound, lines_hz)
+            if found:
+                return slowed(sound, found[0])[:n]
+        return self.nonspeech(n)
+
+    def batch(
+        self,
+        size: int,
+        n: int,
+        nonspeech_prob: float,
+        *,
+        on_lines_prob: float = 0.0,
+        lines_hz: tuple[float, ...] | None = None,
+    ) -> torch.Tensor:
+        def item() -> np.ndarray:
+            if self._rng.random() >= nonspeech_prob:
+                return self.crop(n)
+            if lines_hz and self._rng.random() < on_lines_prob:
+                return self.on_lines(n, lines_hz)
+            return self.nonspeech(n)
+
+        items = [item() for _ in range(size)]
         x = np.stack(items)[:, None, :]
         peak = np.abs(x).max(axis=-1, keepdims=True).clip(1e-6, None)
         return torch.from_numpy(np.where(peak > 0.99, x * 0.99 / peak, x).astype(np.float32))
@@ -344,7 +373,13 @@ def train(
         while step < config.steps:
             if should_stop is not None and should_stop():
                 break
-            x = data.batch(config.batch_size, n, config.nonspeech_prob).to(device)
+            x = data.batch(
+                config.batch_size,
+                n,
+                config.nonspeech_prob,
+                on_lines_prob=config.on_lines_prob,
+                lines_hz=config.embed.speed_lines_hz,
+            ).to(device)
             msg = torch.randint(0, 2, (config.batch_size, config.arch.nbits), device=device)
             if teacher is not None:
                 snr = config.embed.snr_db
@@ -408,9 +443,13 @@ def _joint_step(
     snr = config.snr_start_db + (config.embed.snr_db - config.snr_start_db) * _ramp(
         joint, 0, config.snr_ramp_steps
     )
-    with torch.set_grad_enabled(train_gen):
-        raw = gen.get_watermark(x, message=msg)
-        wm = shape_watermark(raw, x, config.embed, snr_db=snr)
+    if train_gen:
+        wm = shape_watermark(gen.get_watermark(x, message=msg), x, config.embed, snr_db=snr)
+    else:  # the generator is frozen: mark as embedding marks, tone code included
+        from guardian.watermark._detect import watermark_of
+
+        with torch.no_grad():
+            wm = watermark_of(gen, x, msg, config.embed)
     labels = (torch.ones(b, 1, n) if warm else _masks(b, n, config, rng)).to(device)
     marked = x + wm * labels
     aug_name, aug = ("warmup", _augment.identity()) if warm else _augment.choose(rng, attack_mix)

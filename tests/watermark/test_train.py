@@ -15,9 +15,10 @@ from guardian.audio import Audio, OutputFormat, encode_bytes, speechlike
 from guardian.errors import WatermarkModelError
 from guardian.watermark import _augment, load_card
 from guardian.watermark._export import export
-from guardian.watermark._model import ArchConfig, EmbedConfig
+from guardian.watermark._model import SAMPLE_RATE, ArchConfig, EmbedConfig
+from guardian.watermark._scoring import SPEED_MIN_STRENGTH, speed_strength
 from guardian.watermark._synthetic import KINDS, random_nonspeech
-from guardian.watermark._train import TrainConfig, TrainStatus, train
+from guardian.watermark._train import TrainConfig, TrainingAudio, TrainStatus, train
 
 
 def _data(root: Path) -> list[Path]:
@@ -199,6 +200,24 @@ def test_every_kind_of_nonspeech_fills_the_segment(sr: int) -> None:
         assert np.abs(x[-sr // 10 :]).max() > 0
     peaks = [float(np.abs(random_nonspeech(rng, n, sr)).max()) for _ in range(40)]
     assert min(peaks) >= 10 ** (-20 / 20) - 1e-6 and max(peaks) <= 10 ** (-3 / 20) + 1e-6
+
+
+def test_on_lines_items_show_a_tone_where_the_speed_search_would_put_it(tmp_path: Path) -> None:
+    # What the speed search shows the detector of music: a tone moved onto the lines.
+    lines = (1600.0, 1650.0, 1700.0)
+    data = TrainingAudio(_data(tmp_path / "data"), seed=3)
+    n = int(1.5 * SAMPLE_RATE)
+
+    def strength_at_one(x: np.ndarray) -> float:
+        speeds, strength = speed_strength(x, lines)
+        return float(strength[np.abs(speeds - 1).argmin()])
+
+    moved = [strength_at_one(data.on_lines(n, lines)) for _ in range(12)]
+    plain = [strength_at_one(data.nonspeech(n)) for _ in range(12)]
+    assert np.median(moved) >= SPEED_MIN_STRENGTH > np.median(plain)
+    batch = data.batch(4, n, 1.0, on_lines_prob=1.0, lines_hz=lines)
+    assert batch.shape == (4, 1, n)
+    assert np.median([strength_at_one(row) for row in batch[:, 0].numpy()]) >= SPEED_MIN_STRENGTH
 
 
 @pytest.mark.slow  # trains
