@@ -275,7 +275,7 @@ def _assertion_json(label_id: str, rng: random.Random) -> str:
             "voice_id": None,
             "consent_id": None,
             "created": "2026-12-06T00:00:00+00:00",
-            "extra": {"watermark": {"embedded": True, "model_id": "guardian-wm-v14"}},
+            "extra": {"watermark": {"embedded": True, "model_id": "guardian-wm-v15"}},
         },
         sort_keys=True,
     )
@@ -420,7 +420,7 @@ def _label(label_id: str, audio: Audio, fp: fpm.Fingerprint, i: int) -> Label:
         assertion_json=_assertion_json(label_id, random.Random(i)),
         wm_payload=(0x5 << 12) | tag,
         wm_tag=tag,
-        wm_model="guardian-wm-v14",
+        wm_model="guardian-wm-v15",
     )
 
 
@@ -461,7 +461,7 @@ def _synthetic_rows(
                 _assertion_json(label_id, prng),
                 (0x5 << 12) | tag,
                 tag,
-                "guardian-wm-v14",
+                "guardian-wm-v15",
             )
         )
         h, f = index_rows(hashes)

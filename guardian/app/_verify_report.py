@@ -60,7 +60,7 @@ class VerifyReport(BaseModel):
                         "payload": "a41c",
                         "payload_confident": True,
                         "segments": [[0.0, 10.0]],
-                        "model_id": "guardian-wm-v14",
+                        "model_id": "guardian-wm-v15",
                         "note": None,
                         "speed": 1.0,
                     },

@@ -17,9 +17,9 @@ from guardian.watermark._payload import NBITS
 
 SAMPLE_RATE = 16000
 WEIGHTS_DIR = Path(__file__).with_name("weights")
-SHIPPED_CARD = WEIGHTS_DIR / "guardian-wm-v14.yaml"
+SHIPPED_CARD = WEIGHTS_DIR / "guardian-wm-v15.yaml"
 """The one model the package ships."""
-SHIPPED_RECIPE = WEIGHTS_DIR / "guardian-wm-v14.recipe.yaml"
+SHIPPED_RECIPE = WEIGHTS_DIR / "guardian-wm-v15.recipe.yaml"
 """The staged training recipe that rebuilds the shipped model from scratch."""
 DETECTOR_RMS = 0.1
 """The detector sees every chunk scaled to this RMS (gain changes do not matter)."""

@@ -6,7 +6,7 @@ beside its torch weights:
 .. code-block:: yaml
 
     detector_onnx:
-      file: guardian-wm-v14.detector.onnx
+      file: guardian-wm-v15.detector.onnx
       sha256: …            # checked before the file is loaded
       from_weights: …      # the torch weights it was exported from (the card's sha256)
       precision: fp32

@@ -36,18 +36,18 @@ def test_the_wheel_holds_one_weights_file_one_detector_and_is_small(wheel: Path)
     weights = [
         n for n in names if n.startswith("guardian/watermark/weights/") and n.endswith(".pt")
     ]
-    assert weights == ["guardian/watermark/weights/guardian-wm-v14.pt"]
+    assert weights == ["guardian/watermark/weights/guardian-wm-v15.pt"]
     detectors = [
         n for n in names if n.startswith("guardian/watermark/weights/") and n.endswith(".onnx")
     ]
-    pinned = yaml.safe_load((REPO / "guardian/watermark/weights/guardian-wm-v14.yaml").read_text())
+    pinned = yaml.safe_load((REPO / "guardian/watermark/weights/guardian-wm-v15.yaml").read_text())
     assert detectors == [f"guardian/watermark/weights/{pinned['detector_onnx']['file']}"]
     cards = [
         n for n in names if n.startswith("guardian/watermark/weights/") and n.endswith(".yaml")
     ]
     assert sorted(cards) == [
-        "guardian/watermark/weights/guardian-wm-v14.recipe.yaml",
-        "guardian/watermark/weights/guardian-wm-v14.yaml",
+        "guardian/watermark/weights/guardian-wm-v15.recipe.yaml",
+        "guardian/watermark/weights/guardian-wm-v15.yaml",
     ]
     assert wheel.stat().st_size <= MAX_WHEEL_BYTES
 
