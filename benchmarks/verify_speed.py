@@ -96,14 +96,10 @@ def _shipped_card_at(rev: str) -> Path:
     return SHIPPED_CARD.with_name(card)
 
 
-INT8_REFUSED: list[str] = []
-"""Why ``export --precision int8`` refused the shipped detector, if it did."""
-
-
-def _cards(work: Path, before: str) -> dict[str, Path]:
+def _cards(work: Path, before: str) -> tuple[dict[str, Path], str | None]:
     """The shipped card as it is (ONNX fp32), without its ONNX entry (torch), with an
     int8 ONNX detector built here, and the card shipped at git revision ``before`` (its
-    ONNX file)."""
+    ONNX file); and why export refused the int8 build, if it did (no ``int8`` card)."""
     out = {}
     folder = work / "card-before"
     folder.mkdir()
@@ -122,13 +118,14 @@ def _cards(work: Path, before: str) -> dict[str, Path]:
         meta.pop("detector_onnx")
         (folder / SHIPPED_CARD.name).write_text(yaml.safe_dump(meta, sort_keys=False))
         out[name] = folder / SHIPPED_CARD.name
+    refused = None
     try:
         export_onnx(out["int8"], precision=Precision.INT8)
     except WatermarkModelError as e:  # export's own check refused it: report, don't time
-        INT8_REFUSED.append(str(e))
+        refused = str(e)
         del out["int8"]
     out["onnx"] = SHIPPED_CARD
-    return out
+    return out, refused
 
 
 def _corpus(out: Path, kind: str, n: int) -> list[Audio]:
@@ -445,7 +442,7 @@ def main() -> None:
     started = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        cards = _cards(work, before)
+        cards, int8_refused = _cards(work, before)
         model = load_card(SHIPPED_CARD)
         speech = _corpus(args.out, "pos", max(args.clips, 12))
         rng = np.random.default_rng(0)
@@ -469,7 +466,7 @@ def main() -> None:
             "python": platform.python_version(),
             "onnxruntime": onnxruntime.__version__,
             "loadavg_start": started,
-            "int8_refused": INT8_REFUSED[0] if INT8_REFUSED else None,
+            "int8_refused": int8_refused,
             "detection": detection(detectors, positives, negatives, args.repeats),
             "sizes": sizes(cards),
             "models": {

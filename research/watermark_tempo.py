@@ -31,8 +31,7 @@ from guardian.app._wm_admin import _negatives
 from guardian.audio import Audio, resample
 from guardian.watermark import Payload, detect, embed, load_card
 from guardian.watermark._detect import look
-from guardian.watermark._scoring import MIN_TONE_CONFIDENCE, SPEED_CONFIRM_BITS, window_score
-from guardian.watermark._tones import read_bits
+from guardian.watermark._scoring import _confirmed, window_score
 
 SR = 16_000
 
@@ -68,11 +67,6 @@ ATTACKS |= {
 ATTACKS |= {f"speed x{f}": by_speed(f) for f in (0.93, 1.07)}
 
 
-def confident_bits(model, other):
-    _bits, conf = read_bits(other.mono, other.prob > 0.5, model.embed.payload_tones)
-    return sum(c >= MIN_TONE_CONFIDENCE for c in conf)
-
-
 def dev_clips():
     rng = np.random.default_rng(5)
     for path in sorted(Path("data/wm-dev").glob("*.wav"))[:32]:
@@ -100,7 +94,7 @@ def music_on_lines(model):
         others = look(model, audio, search_all=True).others
         up = [o for o in others if window_score(o.prob) >= model.threshold]
         high += bool(up)
-        confirmed += any(confident_bits(model, o) >= SPEED_CONFIRM_BITS for o in up)
+        confirmed += any(_confirmed(o, model.embed) for o in up)  # verify's own rule
     return {"negatives": 1500, "restored look >= threshold": high, "and confirmed": confirmed}
 
 
