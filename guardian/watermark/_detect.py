@@ -38,7 +38,7 @@ from guardian.watermark._scoring import (
     window_score,
 )
 from guardian.watermark._signal import shape_watermark
-from guardian.watermark._tones import code_waveform
+from guardian.watermark._tones import CODE_PHASE, code_waveform
 
 __all__ = [
     "FRAME",
@@ -55,8 +55,6 @@ __all__ = [
     "window_score",
 ]
 
-CODE_PHASE = 7
-"""Phase seed of the tone code that embedding adds (``embed.code_snr_db``)."""
 CHUNK_S = 10.0
 """Embedding chunk; detection chunks are the model's ``embed.detect_chunk_s``."""
 

@@ -11,7 +11,7 @@ import pytest
 from scipy.signal import resample_poly
 
 from guardian.audio import Audio, read_audio, resample
-from guardian.watermark import SHIPPED_CARD, Payload, embed, load_card, load_detector
+from guardian.watermark import SHIPPED_CARD, Payload, _scoring, embed, load_card, load_detector
 from guardian.watermark._scoring import slowed, speed_candidates, window_score
 
 SPEECH = Path(__file__).parents[1] / "data" / "voices" / "kal" / "sample-01.flac"
@@ -39,6 +39,24 @@ def test_a_clip_played_faster_or_slower_is_found_with_its_payload(
     assert found.segments and found.segments[-1].end_s <= changed.duration + 0.1
     blind = dataclasses.replace(detector.embed, speed_lines_hz=None)
     assert not dataclasses.replace(detector, embed=blind).detect(changed).detected
+
+
+@pytest.mark.parametrize(("up", "down"), [(20, 19), (20, 21)])
+def test_a_short_clip_is_confirmed_by_its_codes_phases(
+    monkeypatch: pytest.MonkeyPatch, up: int, down: int
+) -> None:
+    """2 s of speech at x0.95 or x1.05 reads only 5-9 of its 16 bits with confidence, too
+    few to confirm the look; the phases of its tones still fit the code's own."""
+    audio = read_audio(SPEECH.with_name("sample-02.flac"))
+    speech = np.asarray(resample(audio.mono(), audio.sample_rate, 16000), np.float32)[:32000]
+    detector = load_detector()
+    marked = embed(load_card(SHIPPED_CARD), Audio(speech[:, None], 16000), Payload(0x1234))
+    changed = Audio(resample_poly(marked.mono(), up, down).astype(np.float32)[:, None], 16000)
+    found = detector.detect(changed)
+    assert found.detected and abs(found.speed / (down / up) - 1) < 1e-3, found
+    assert sum(c >= 0.95 for c in found.bit_confidence) < _scoring.SPEED_CONFIRM_BITS
+    monkeypatch.setattr(_scoring, "SPEED_CONFIRM_ALIGNMENT", 17.0)  # bits alone: unconfirmed
+    assert not detector.detect(changed).detected
 
 
 def test_a_tone_moved_onto_the_detectors_lines_does_not_count(speech: np.ndarray) -> None:
