@@ -35,11 +35,11 @@ from guardian.watermark._scoring import (
     SPEED_DRIFT,
     window_score,
 )
-from guardian.watermark._tones import CODE_PHASE, START_STEP, _alignment, read_code
+from guardian.watermark._tones import START_STEP, _alignment, read_code, start_phases
 
 SR = 16_000
 RESULTS = Path(__file__).parent / "results" / "watermark_alignment.json"
-PHASES = np.random.default_rng(CODE_PHASE).uniform(0, 2 * np.pi, (16, 2))
+PHASES = start_phases((16, 2))
 RULES = (
     "12 bits",
     "12 bits, drift",

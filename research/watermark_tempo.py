@@ -94,7 +94,7 @@ def music_on_lines(model):
         others = look(model, audio, search_all=True).others
         up = [o for o in others if window_score(o.prob) >= model.threshold]
         high += bool(up)
-        confirmed += any(_confirmed(o, model.embed) for o in up)  # verify's own rule
+        confirmed += any(_confirmed(o, model.embed) is not None for o in up)  # verify's rule
     return {"negatives": 1500, "restored look >= threshold": high, "and confirmed": confirmed}
 
 

@@ -10,6 +10,7 @@ path (``_onnx``) cannot drift apart. The look needs no key and the read does, wh
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -100,6 +101,9 @@ class Look:
     back down by this factor (:func:`speed_candidates`)."""
     others: tuple[Look, ...] = ()
     """Looks at the clip with a candidate speed change undone, for :func:`counted`."""
+    code: ToneCode | None = None
+    """The tone code that confirmed this look at an undone speed change (:func:`counted`),
+    so that the payload is not read from it a second time."""
 
 
 class Detector(Protocol):
@@ -439,27 +443,20 @@ def look_with(
     return Look(mono, prob, logits, others=tuple(others))
 
 
-def _tone_code(look: Look, tones: tuple[tuple[float, float], ...]) -> ToneCode:
-    """The tone code of ``look``: a look at an undone speed change is read at that speed
-    alone, trying the drifts its estimate may still have (:data:`SPEED_DRIFT`)."""
-    assert look.mono is not None and look.prob is not None
-    if look.speed == 1.0:
-        return read_code(look.mono, look.prob > 0.5, tones)
-    return read_code(look.mono, look.prob > 0.5, tones, speeds=(1.0,), drift=SPEED_DRIFT)
-
-
-def _confirmed(look: Look, cfg: EmbedConfig) -> bool:
-    """Whether ``look`` (at an undone speed change) reads :data:`SPEED_CONFIRM_BITS`
-    tone-code bits with confidence, or tones whose phases agree with the code's
-    (:data:`SPEED_CONFIRM_ALIGNMENT`): read as it is, or with the drift search, which
-    picks its drift by how tonal the code looks and can lose a short clip's phases."""
+def _confirmed(look: Look, cfg: EmbedConfig) -> ToneCode | None:
+    """The tone code of ``look`` (at an undone speed change) read with the drift search,
+    if it reads :data:`SPEED_CONFIRM_BITS` bits with confidence or tones whose phases
+    agree with the code's (:data:`SPEED_CONFIRM_ALIGNMENT`): read as it is, or with the
+    drift search, which picks its drift by how tonal the code looks and can lose a short
+    clip's phases. None when neither read confirms it."""
     if cfg.payload_tones is None or look.mono is None or look.prob is None:
-        return False
-    for code in read_drifted(look.mono, look.prob > 0.5, cfg.payload_tones, SPEED_DRIFT):
+        return None
+    reads = read_drifted(look.mono, look.prob > 0.5, cfg.payload_tones, SPEED_DRIFT)
+    for code in reads:
         confident = sum(c >= MIN_TONE_CONFIDENCE for c in code.confidence)
         if confident >= SPEED_CONFIRM_BITS or code.alignment >= SPEED_CONFIRM_ALIGNMENT:
-            return True
-    return False
+            return reads[1]
+    return None
 
 
 def counted(look: Look, cfg: EmbedConfig, threshold: float | None) -> Look:
@@ -475,8 +472,8 @@ def counted(look: Look, cfg: EmbedConfig, threshold: float | None) -> Look:
     for other in look.others:
         score = window_score(other.prob) if other.prob is not None else 0.0
         high = threshold is None or score >= threshold
-        if score > best_score and high and _confirmed(other, cfg):
-            best, best_score = other, score
+        if score > best_score and high and (code := _confirmed(other, cfg)) is not None:
+            best, best_score = dataclasses.replace(other, code=code), score
     return best
 
 
@@ -492,7 +489,7 @@ def read_payload(look: Look, cfg: EmbedConfig, threshold: float) -> Detection:
     region = prob > 0.5
     tones = cfg.payload_tones  # set: the payload is a tone code
     if tones is not None:
-        code = _tone_code(look, tones)
+        code = look.code if look.code is not None else read_code(mono, region, tones)
         bits, conf = code.bits, code.confidence
         floor = MIN_TONE_CONFIDENCE
     else:

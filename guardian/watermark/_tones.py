@@ -66,6 +66,12 @@ DRIFT_STEPS_PER_TURN = 4
 over the clip: a slip of an eighth of a turn at most costs under 8 % of its power."""
 
 
+def start_phases(shape: tuple[int, ...], seed: int = CODE_PHASE) -> np.ndarray:
+    """Each tone's phase (radians) where the code begins: what :func:`code_waveform`
+    writes and :attr:`ToneCode.alignment` expects."""
+    return np.random.default_rng(seed).uniform(0, 2 * math.pi, shape)
+
+
 def code_waveform(
     tones: Sequence[tuple[float, float]], bits: Sequence[int], n: int, *, phase_seed: int
 ) -> np.ndarray:
@@ -78,7 +84,7 @@ def code_waveform(
     what lets :func:`read_bits` sum it coherently.
     """
     freqs = np.asarray(tones, dtype=np.float64)  # nbits x 2
-    phase = np.random.default_rng(phase_seed).uniform(0, 2 * math.pi, freqs.shape)
+    phase = start_phases(freqs.shape, phase_seed)
     # cycles elapsed, wrapped exactly (in float64) so the waveform repeats to the sample
     cycles = np.mod(freqs[..., None] * np.arange(n), SAMPLE_RATE) / SAMPLE_RATE
     waves = np.cos(2 * math.pi * cycles + phase[..., None]).astype(np.float32)
@@ -196,7 +202,7 @@ def _alignment(sums: np.ndarray, bits: list[int], pairs: np.ndarray) -> float:
     chose. A code that began at ``t0`` reads tone ``f`` at phase ``phi + 2 pi f t0``."""
     rows = np.arange(len(pairs))
     chosen = sums[rows, bits]
-    phase = np.random.default_rng(CODE_PHASE).uniform(0, 2 * math.pi, pairs.shape)[rows, bits]
+    phase = start_phases(pairs.shape)[rows, bits]
     z = chosen / (np.abs(chosen) + 1e-300) * np.exp(-1j * phase)
     starts = np.arange(0, 0.1, START_STEP)
     turned = np.exp(-2j * math.pi * np.outer(starts, pairs[rows, bits])) @ z
@@ -264,4 +270,5 @@ __all__ = [
     "read_bits",
     "read_code",
     "read_drifted",
+    "start_phases",
 ]
