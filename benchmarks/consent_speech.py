@@ -5,12 +5,13 @@
 For each voice (festival slt, kal, ked; Piper joe; espeak-ng with a random accent and
 variant per recording) ``--n`` consent recordings are synthesised in one utterance each:
 the whole statement, for one of several made-up subjects and organisations, ending in
-a random code. Each recording is checked with its own code (should pass), with one word
-of the code substituted and with an entirely different code (both should fail). A
-second recording per trial reads a different sentence and then the right code (should
-fail). For the voices whose clips ship (slt, kal) the same is done on the joined form
-that the demo and the tests use (:func:`guardian.app._consent_voice.spoken_consent`),
-plus the statement with no code.
+a random phrase and code. Each recording is checked with its own phrase and code
+(should pass), with one word of the code substituted, with an entirely different code
+and with another challenge's phrase, as a replayed earlier reading would say it (all
+should fail). A second recording per trial reads a different sentence and then the
+right phrase and code (should fail). For the voices whose clips ship (slt, kal) the
+same is done on the joined form that the demo and the tests use
+(:func:`guardian.app._consent_voice.spoken_consent`), plus the first sentence alone.
 
 ``--vocab-n`` more recordings per voice compare code vocabularies under the same
 grammar: 6 digits (19.9 bits) against 5 NATO spelling words (23.5 bits).
@@ -19,7 +20,8 @@ Writes ``docs/benchmarks/consent_speech.{json,md}`` (``--out`` to move them). Au
 in memory; festival and espeak-ng are deterministic, Piper is seeded.
 
 ``--false-reject N`` only reads N challenges per voice exactly as shown and counts the
-refusals (``consent_false_reject.{json,md}``). ``--splice N`` only measures the splice
+refusals, beside readings of the same codes in the statement without a phrase
+(``consent_false_reject.{json,md}``). ``--splice N`` only measures the splice
 check: N spliced attacks per shipped voice, and N genuine one-take readings per voice,
 clean and in a simulated room (``consent_splice.{json,md}``).
 """
@@ -42,7 +44,6 @@ from typing import Any
 import numpy as np
 
 from guardian.app._consent_voice import (
-    PAUSE_BETWEEN_WORDS_S,
     ROOM_DBFS,
     in_room,
     spliced_consent,
@@ -53,12 +54,15 @@ from guardian.consent import splice_problem
 from guardian.consent._speech import (
     CODE_LENGTH,
     CODE_WORDS,
+    PHRASE_ADJECTIVES,
+    PHRASE_NOUNS,
     STATEMENT_THRESHOLD,
+    _closing,
     _grammar,
+    _grammar_tokens,
     _is_word,
     _lead,
     _pcm16,
-    _phrase,
     _recogniser,
     _statement_tokens,
     check_consent_speech,
@@ -128,6 +132,16 @@ def _code(
     return tuple(rng.choice(words) for _ in range(n))
 
 
+def _phrase(rng: random.Random) -> tuple[str, ...]:
+    return tuple(rng.choice(w) for _ in range(2) for w in (PHRASE_ADJECTIVES, PHRASE_NOUNS))
+
+
+def _phrase_substituted(phrase: Sequence[str], rng: random.Random) -> tuple[str, ...]:
+    i = rng.randrange(len(phrase))
+    words = PHRASE_NOUNS if i % 2 else PHRASE_ADJECTIVES
+    return (*phrase[:i], rng.choice([w for w in words if w != phrase[i]]), *phrase[i + 1 :])
+
+
 def _substituted(code: Sequence[str], rng: random.Random) -> tuple[str, ...]:
     i = rng.randrange(len(code))
     other = rng.choice([w for w in CODE_WORDS if w != code[i]])
@@ -148,6 +162,8 @@ class Tally:
     accepted: list[bool] = field(default_factory=list)
     rejected_substituted: list[bool] = field(default_factory=list)
     rejected_different: list[bool] = field(default_factory=list)
+    rejected_earlier_phrase: list[bool] = field(default_factory=list)
+    rejected_phrase_word: list[bool] = field(default_factory=list)
     rejected_other_statement: list[bool] = field(default_factory=list)
     rejected_missing_code: list[bool] = field(default_factory=list)
     genuine_scores: list[float] = field(default_factory=list)
@@ -157,25 +173,41 @@ class Tally:
     failures: list[str] = field(default_factory=list)
 
     def genuine(
-        self, audio: Audio, subject: tuple[str, str], code: Sequence[str], rng: random.Random
+        self,
+        audio: Audio,
+        subject: tuple[str, str],
+        phrase: Sequence[str],
+        code: Sequence[str],
+        rng: random.Random,
     ) -> None:
         name, org = subject
         start = time.perf_counter()
-        result = check_consent_speech(audio, name=name, org=org, code=code)
+        result = check_consent_speech(audio, name=name, org=org, code=code, phrase=phrase)
         self.seconds.append(time.perf_counter() - start)
         self.audio_seconds.append(audio.duration)
         self.accepted.append(result.ok)
         self.genuine_scores.append(result.statement_score)
         if not result.ok:
-            self.failures.append(f"{' '.join(code)}: {result.reason}")
+            self.failures.append(f"{' '.join(phrase)} / {' '.join(code)}: {result.reason}")
         for wrong, into in (
             (_substituted(code, rng), self.rejected_substituted),
             (_different(code, rng), self.rejected_different),
         ):
-            into.append(not check_consent_speech(audio, name=name, org=org, code=wrong))
+            check = check_consent_speech(audio, name=name, org=org, code=wrong, phrase=phrase)
+            into.append(not check)
+        # The same reading replayed for a later challenge: its phrase is not the new one.
+        for later, into in (
+            (_phrase(rng), self.rejected_earlier_phrase),
+            (_phrase_substituted(phrase, rng), self.rejected_phrase_word),
+        ):
+            check = check_consent_speech(audio, name=name, org=org, code=code, phrase=later)
+            into.append(not check)
 
-    def other(self, audio: Audio, subject: tuple[str, str], code: Sequence[str]) -> None:
-        result = check_consent_speech(audio, name=subject[0], org=subject[1], code=code)
+    def other(
+        self, audio: Audio, subject: tuple[str, str], phrase: Sequence[str], code: Sequence[str]
+    ) -> None:
+        name, org = subject
+        result = check_consent_speech(audio, name=name, org=org, code=code, phrase=phrase)
         self.rejected_other_statement.append(not result.ok)
         self.other_scores.append(result.statement_score)
 
@@ -188,6 +220,8 @@ class Tally:
             "accept_correct": rate(self.accepted),
             "reject_substituted": rate(self.rejected_substituted),
             "reject_different": rate(self.rejected_different),
+            "reject_earlier_phrase": rate(self.rejected_earlier_phrase),
+            "reject_phrase_word": rate(self.rejected_phrase_word),
             "reject_other_statement": rate(self.rejected_other_statement),
             "reject_missing_code": rate(self.rejected_missing_code),
             "mean_check_s": round(statistics.fmean(self.seconds), 3),
@@ -205,39 +239,33 @@ def natural(speak: Speak, n: int, rng: random.Random) -> Tally:
     tally = Tally()
     for i in range(n):
         subject = SUBJECTS[i % len(SUBJECTS)]
-        code = _code(rng)
+        code, phrase = _code(rng), _phrase(rng)
         # Exactly the text the subject is shown (an earlier version read `_said`, which
         # hid that the shown "xray" is misread).
-        text = render_statement(name=subject[0], org=subject[1], code=code)
-        tally.genuine(_audio(*speak(text, rng)), subject, code, rng)
-        text = f"{sentence(rng, 2)} My code is {_said(code)}"
-        tally.other(_audio(*speak(text, rng)), subject, code)
+        text = render_statement(name=subject[0], org=subject[1], code=code, phrase=phrase)
+        tally.genuine(_audio(*speak(text, rng)), subject, phrase, code, rng)
+        text = f"{sentence(rng, 2)} {_closing(phrase)} {_said(code)}"
+        tally.other(_audio(*speak(text, rng)), subject, phrase, code)
     return tally
 
 
-def _code_clips(folder: Path, code: Sequence[str], rate: int) -> np.ndarray:
-    gap = np.zeros(int(PAUSE_BETWEEN_WORDS_S * rate), np.float32)
-    parts: list[np.ndarray] = []
-    for word in code:
-        clip = read_audio(folder / f"code-{word}.flac")
-        parts += [gap, resample(clip.mono(), clip.sample_rate, rate)]
-    return np.concatenate(parts)
-
-
 def joined(folder: Path, n: int, rng: random.Random) -> Tally:
-    """The shipped clips joined: statement + code, a sample + code, statement alone."""
+    """The shipped clips joined: the whole statement, a sample in place of its first
+    sentence, the first sentence alone."""
     tally = Tally()
     samples = sorted(folder.glob("sample-*.flac"))
     statement = read_audio(folder / "statement.flac")
     for i in range(n):
-        code = _code(rng)
-        tally.genuine(spoken_consent(folder, code), JOINED_SUBJECT, code, rng)
+        code, phrase = _code(rng), _phrase(rng)
+        reading = spoken_consent(folder, phrase, code)
+        tally.genuine(reading, JOINED_SUBJECT, phrase, code, rng)
         sample = read_audio(samples[i % len(samples)])
         rate = sample.sample_rate
-        other = np.concatenate([sample.mono(), _code_clips(folder, code, rate)])
-        tally.other(_audio(other, rate), JOINED_SUBJECT, code)
+        closing = resample(reading.mono(), reading.sample_rate, rate)[statement.frames :]
+        other = np.concatenate([sample.mono(), closing])
+        tally.other(_audio(other, rate), JOINED_SUBJECT, phrase, code)
         name, org = JOINED_SUBJECT
-        missing = check_consent_speech(statement, name=name, org=org, code=code)
+        missing = check_consent_speech(statement, name=name, org=org, code=code, phrase=phrase)
         tally.rejected_missing_code.append(not missing.ok)
     return tally
 
@@ -250,14 +278,14 @@ def _heard(
 ) -> tuple[str, ...] | None:
     """The code a vocabulary's grammar decodes, or None when nothing aligns."""
     recogniser = _recogniser()
-    phrase = _phrase(recogniser, _statement_tokens(name=subject[0], org=subject[1]))
+    statement = _grammar_tokens(recogniser, _statement_tokens(name=subject[0], org=subject[1]))
     pcm = _pcm16(audio)
     if pcm is None:
         return None
-    aligned = recogniser.align(pcm, _grammar(phrase, words=words, length=length))
+    aligned = recogniser.align(pcm, _grammar(statement, words=words, length=length))
     if aligned is None:
         return None
-    return tuple(w.text for w in aligned[sum(1 for t in phrase if _is_word(t)) :])
+    return tuple(w.text for w in aligned[sum(1 for t in statement if _is_word(t)) :])
 
 
 def vocabularies(speak: Speak, n: int, rng: random.Random) -> dict[str, dict[str, float]]:
@@ -325,6 +353,11 @@ DESIGN_NOTES = (
     "organisation scores -3.3 to -3.7 and is rejected; a different subject name alone "
     "is not reliably rejected (it is one or two words of sixty), which is why the code "
     "is bound to the challenge and the voice to the enrollment samples.",
+    '- **Phrase.** With the phrase and its closing ("My words are ..., and my code is") '
+    "scored inside the statement's thirds, the last third grew by 13 words, and the "
+    "joined slt statement checked as if it named Acme Voice Labs scored -2.78 and "
+    "passed. The score now takes the first sentence's thirds, the closing and the "
+    "phrase alone as separate parts; the same check now scores -3.73 (slt) and -3.54 (kal).",
 )
 
 
@@ -336,6 +369,7 @@ def markdown(result: dict[str, Any], command: str) -> str:
     rows = [
         f"| {r['voice']} | {r['form']} | {r['n']} | {_pct(r['accept_correct'])} | "
         f"{_pct(r['reject_substituted'])} | {_pct(r['reject_different'])} | "
+        f"{_pct(r['reject_earlier_phrase'])} | {_pct(r['reject_phrase_word'])} | "
         f"{_pct(r['reject_other_statement'])} | {_pct(r['reject_missing_code'])} | "
         f"{r['genuine_score_min']:.2f} / {r['genuine_score_median']:.2f} | "
         f"{'—' if r['other_score_max'] is None else format(r['other_score_max'], '.2f')} | "
@@ -364,18 +398,22 @@ def markdown(result: dict[str, Any], command: str) -> str:
             "of the statement and a slot of code words (`guardian/consent/_speech.py`).",
             "",
             "Per voice, *natural* recordings are one synthesised utterance of the whole "
-            "statement with a random code, for five made-up subjects (two with names or "
-            "organisations missing from the dictionary). *Joined* recordings are the "
-            "shipped clips put together by `spoken_consent`, as in the demo and the tests. "
-            "Each recording is checked with its code (accept), with one word substituted "
-            "and with an entirely different code (reject). *Other statement* reads a "
-            "different sentence followed by the right code; *missing code* is the "
-            "statement alone.",
+            "statement with a random phrase and code, for five made-up subjects (two with "
+            "names or organisations missing from the dictionary). *Joined* recordings are "
+            "the shipped clips put together by `spoken_consent`, as in the demo and the "
+            "tests. Each recording is checked with its phrase and code (accept), with one "
+            "code word substituted, with an entirely different code, with another random "
+            "phrase, as when a reading is replayed for a later challenge, and with one "
+            "phrase word substituted (reject). "
+            "*Other statement* reads a different sentence followed by the right phrase and "
+            "code; *missing code* is the first sentence alone.",
             "",
-            "| voice | form | n | accept correct | reject 1 word wrong | reject other code "
-            "| reject other statement | reject missing code | genuine score min / median "
-            "| other-statement score max | s per check mean (p95) | audio s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| voice | form | n | accept correct | reject 1 code word wrong | reject other "
+            "code | reject earlier phrase | reject 1 phrase word wrong | reject other "
+            "statement | reject missing code "
+            "| genuine score min / median | other-statement score max "
+            "| s per check mean (p95) | audio s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             f"Scores are nats per frame (statement threshold {STATEMENT_THRESHOLD:g}); "
@@ -404,34 +442,29 @@ def markdown(result: dict[str, Any], command: str) -> str:
 
 def false_rejects(n: int, rng: random.Random) -> dict[str, Any]:
     """Genuine readings of the statement exactly as shown, ``n`` challenges per voice:
-    how many are refused, and how many were refused when "xray" was shown as such."""
+    how many are refused, beside readings of the same code in the statement as it was
+    shown before challenges had a phrase."""
     out: dict[str, Any] = {}
     for voice, speak in _installed_voices(rng):
         now, before, reasons = [], [], []
         for i in range(n):
             name, org = SUBJECTS[i % len(SUBJECTS)]
-            code = _code(rng)
-            shown = render_statement(name=name, org=org, code=code)
-            ok = bool(
-                check_consent_speech(_audio(*speak(shown, rng)), name=name, org=org, code=code)
-            )
-            now.append(ok)
-            if not ok:
-                reasons.append(" ".join(code))
-            if "xray" in code:
-                old = f"{_lead(name=name, org=org)} {' '.join(code)}."
-                audio = _audio(*speak(old, rng))
-                before.append(bool(check_consent_speech(audio, name=name, org=org, code=code)))
-            else:
-                before.append(ok)
+            code, phrase = _code(rng), _phrase(rng)
+            shown = render_statement(name=name, org=org, code=code, phrase=phrase)
+            audio = _audio(*speak(shown, rng))
+            result = check_consent_speech(audio, name=name, org=org, code=code, phrase=phrase)
+            now.append(result.ok)
+            if not result.ok:
+                reasons.append(f"{' '.join(phrase)} / {' '.join(code)}: {result.reason}")
+            audio = _audio(*speak(render_statement(name=name, org=org, code=code), rng))
+            before.append(bool(check_consent_speech(audio, name=name, org=org, code=code)))
         out[voice] = {
             "n": n,
             "false_reject": round(1 - sum(now) / n, 4),
-            "false_reject_before": round(1 - sum(before) / n, 4),
-            "with_xray": sum(1 for c in reasons if "xray" in c),
-            "refused_codes": reasons,
+            "false_reject_without_phrase": round(1 - sum(before) / n, 4),
+            "refused": reasons,
         }
-        print(json.dumps({voice: {k: v for k, v in out[voice].items() if k != "refused_codes"}}))
+        print(json.dumps({voice: {k: v for k, v in out[voice].items() if k != "refused"}}))
     return out
 
 
@@ -442,31 +475,30 @@ def false_reject_markdown(result: dict[str, Any], command: str) -> str:
         f"`{command}`",
         "",
         "Each challenge is read exactly as the statement is shown to the subject, in one "
-        "utterance, by one voice; a refusal of such a reading is a false reject. *Before* "
-        "reads the statement as it was shown until this fix, with the code word `xray` "
-        "written as such, which festival slt says as something else; it differs only "
-        "for codes that hold an xray (1 - (25/26)^5 = 18 % of codes). Voices whose "
-        "synthesiser is not installed are left out.",
+        "utterance, by one voice; a refusal of such a reading is a false reject. *Without "
+        "phrase* reads the same code in the statement as it was shown before challenges "
+        'had a phrase ("... of my voice. My code is ..."), by the same voice. Voices '
+        "whose synthesiser is not installed are left out.",
         "",
-        "| voice | challenges | false reject | false reject before |",
+        "| voice | challenges | false reject | false reject without phrase |",
         "|---|---|---|---|",
     ]
     total = before = count = 0.0
     for voice, r in result["voices"].items():
         lines.append(
-            f"| {voice} | {r['n']} | {_pct(r['false_reject'])} | {_pct(r['false_reject_before'])} |"
+            f"| {voice} | {r['n']} | {_pct(r['false_reject'])} "
+            f"| {_pct(r['false_reject_without_phrase'])} |"
         )
         count += r["n"]
         total += r["false_reject"] * r["n"]
-        before += r["false_reject_before"] * r["n"]
+        before += r["false_reject_without_phrase"] * r["n"]
     lines.append(f"| all | {int(count)} | {_pct(total / count)} | {_pct(before / count)} |")
     lines += [
         "",
         "espeak-ng's formant voices are barely recognised by pocketsphinx's model, so most "
         "of their genuine readings are refused whatever the code (see `consent_speech.md`). "
-        "The remaining festival and Piper refusals are mishearings of single code words "
-        '(Piper\'s "alpha" right after "is" heard as "papa"); they are listed per '
-        "voice in the JSON.",
+        "The festival and Piper refusals are listed per voice in the JSON, each with its "
+        "phrase, code and reason.",
         "",
     ]
     return "\n".join(lines)
@@ -487,7 +519,8 @@ def splice_genuine(n: int, rng: random.Random, noise: np.random.Generator) -> di
         clean, room = [], []
         for i in range(n):
             name, org = SUBJECTS[i % len(SUBJECTS)]
-            reading = _audio(*speak(render_statement(name=name, org=org, code=_code(rng)), rng))
+            shown = render_statement(name=name, org=org, code=_code(rng), phrase=_phrase(rng))
+            reading = _audio(*speak(shown, rng))
             clean.append(_refused(reading))
             room.append(_refused(in_room(reading, noise, level_dbfs=noise.uniform(*ROOM_DBFS))))
         out[voice] = {
@@ -507,11 +540,13 @@ def splice_attacks(n: int, rng: random.Random, noise: np.random.Generator) -> di
         name, org = JOINED_SUBJECT
         butt, gaps, heard = [], [], []
         for _ in range(n):
-            code = _code(rng)
-            attack = spliced_consent(folder, _code(rng), code, noise)
+            code, phrase = _code(rng), _phrase(rng)
+            attack = spliced_consent(folder, (_phrase(rng), _code(rng)), phrase, code, noise)
             butt.append(_refused(attack))
-            heard.append(bool(check_consent_speech(attack, name=name, org=org, code=code)))
-            gapped = spliced_consent(folder, _code(rng), code, noise, gap_s=SPLICE_GAP_S)
+            check = check_consent_speech(attack, name=name, org=org, code=code, phrase=phrase)
+            heard.append(bool(check))
+            earlier = (_phrase(rng), _code(rng))
+            gapped = spliced_consent(folder, earlier, phrase, code, noise, gap_s=SPLICE_GAP_S)
             gaps.append(_refused(gapped))
         out[f"festival {voice}"] = {
             "n": n,
@@ -529,9 +564,10 @@ def splice_markdown(result: dict[str, Any], command: str) -> str:
         "",
         f"`{command}`",
         "",
-        "**Attacks.** For each of the shipped voices, the statement is cut from a reading "
-        "of an earlier challenge, and each word of the new code is cut, with 0.12 s of "
-        "its pause, from a recording of its own "
+        '**Attacks.** For each of the shipped voices, the statement up to "My words '
+        'are" is cut from a reading of an earlier challenge, and each later word (the '
+        "new phrase, its joining words and the new code) is cut, with 0.12 s of its "
+        "pause, from a recording of its own "
         "(`guardian.app._consent_voice.spliced_consent`). Every recording has its own "
         f"room: coloured noise at {ROOM_DBFS[0]:g} to {ROOM_DBFS[1]:g} dBFS. The pieces "
         f"are butted together, or joined with {SPLICE_GAP_S:g} s of digital silence. "
@@ -562,6 +598,12 @@ def splice_markdown(result: dict[str, Any], command: str) -> str:
             f"| {_pct(r['false_reject_room'])} |"
         )
     lines += [
+        "",
+        "The clean refusals of festival's diphone voices (kal, ked) come from the exact "
+        "digital zeros these voices write in the pause between the statement's "
+        'sentences ("the recording drops to digital silence at 9.8 s"), which no '
+        "microphone does; recorded in a room, none is refused. The statement as shown "
+        "before it had a phrase has the same pause, read with the same zeros.",
         "",
         "espeak-ng's refusals were not examined one by one (its pauses are digital "
         "silence, and quiet stretches of its formant speech can pass for background); "

@@ -11,11 +11,12 @@ Writes, for the demo subject "Alex Morgan" at "Guardian Demo Studio":
 Both are stored at 16 kHz: slt's native 32 kHz would make its folder 1.7 MB, and the
 recogniser, the speaker encoder and the quality gate all work at 16 kHz.
 
-Each folder holds ``statement.flac`` (the statement up to "My code is"), one
-``code-<word>.flac`` per code word, enrollment sentences ``sample-01.flac`` ... of 4-6 s
-each (slt: SLT_SAMPLES, kal: six), and a ``README.md``. At run time
-:func:`guardian.app._consent_voice.spoken_consent` joins the statement and the clips of
-a fresh code into one consent recording.
+Each folder holds ``statement.flac`` (the statement's first sentence), ``words.flac``
+("My words are"), ``and.flac``, ``code.flac`` ("and my code is"), one
+``phrase-<word>.flac`` per phrase word, one ``code-<word>.flac`` per code word,
+enrollment sentences ``sample-01.flac`` ... of 4-6 s each (slt: SLT_SAMPLES, kal: six),
+and a ``README.md``. At run time :func:`guardian.app._consent_voice.spoken_consent`
+joins them into one consent recording for a fresh phrase and code.
 
 slt, the demo speaker, also gets held-out recordings that are never enrolled:
 ``heldout-01.flac`` ... (the next seeded sentences of 4-6 s) and ``heldout-demo.flac``
@@ -35,9 +36,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from guardian.app._consent_voice import JOINS
 from guardian.app.demo import DEMO_TEXT
 from guardian.audio import resample
-from guardian.consent._speech import CODE_WORDS, _lead
+from guardian.consent._speech import CODE_WORDS, PHRASE_ADJECTIVES, PHRASE_NOUNS, _opening
 from guardian.corpus import festival, sentence
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,13 +140,16 @@ def make_voice(voice: Voice) -> list[str]:
     voice.folder.mkdir(parents=True, exist_ok=True)
     for old in voice.folder.glob("*.flac"):
         old.unlink()
-    lead = _lead(name=NAME, org=ORG)
-    x, rate = festival(lead, voice.festival_voice)
-    _write(voice.folder / "statement.flac", _trimmed(x, rate, CLIP_EDGE_S))
-    for word in CODE_WORDS:
-        spoken = "x-ray" if word == "xray" else word
-        x, rate = festival(spoken + ".", voice.festival_voice)
-        _write(voice.folder / f"code-{word}.flac", _trimmed(x, rate, CLIP_EDGE_S))
+    lead = _opening(name=NAME, org=ORG)
+    clips = {
+        "statement": lead,
+        **JOINS,
+        **{f"phrase-{w}": f"{w}." for w in PHRASE_ADJECTIVES + PHRASE_NOUNS},
+        **{f"code-{w}": ("x-ray" if w == "xray" else w) + "." for w in CODE_WORDS},
+    }
+    for stem, text in clips.items():
+        x, rate = festival(text, voice.festival_voice)
+        _write(voice.folder / f"{stem}.flac", _trimmed(x, rate, CLIP_EDGE_S))
     found = _samples(voice)
     texts = []
     for i, (text, x) in enumerate(found[: voice.samples], start=1):
@@ -195,10 +200,13 @@ Made with:
   from the Debian package `{voice.package}`; licence: {voice.licence}.
 - Format: FLAC, mono, 16-bit, {RATE} Hz; each clip peaks at {PEAK_DBFS:g} dBFS.
 - `statement.flac`: "{lead}"
-- `code-<word>.flac`: each one-time code word
-  (`guardian.consent.CODE_WORDS`) spoken on its own. `guardian.app._consent_voice.
-  spoken_consent` joins the statement and a code's words, with short pauses, into one
-  consent recording for any fresh code.
+- `words.flac`, `and.flac`, `code.flac`: "{JOINS["words"]}", "{JOINS["and"]}",
+  "{JOINS["code"]}".
+- `phrase-<word>.flac`: each phrase word (`PHRASE_ADJECTIVES`, `PHRASE_NOUNS` in
+  `guardian/consent/_speech.py`) spoken on its own.
+- `code-<word>.flac`: each one-time code word (`guardian.consent.CODE_WORDS`) spoken on
+  its own. `guardian.app._consent_voice.spoken_consent` joins these clips, with short
+  pauses, into one consent recording for any fresh phrase and code.
 - Enrollment samples (seeded sentences from `guardian.corpus.sentence`, 4-6 s each):
 
 | file | text |

@@ -23,6 +23,7 @@ from guardian.consent import (
     SignedRecord,
     check_record,
     new_code,
+    new_phrase,
     public_key_b64,
     render_statement,
     sign_as_subject,
@@ -70,6 +71,7 @@ class ChallengeResult:
     subject_id: str
     statement: str
     code: tuple[str, ...]
+    phrase: tuple[str, ...]
     expires_at: dt.datetime
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +80,7 @@ class ChallengeResult:
             "subject_id": self.subject_id,
             "statement": self.statement,
             "code": " ".join(self.code),
+            "phrase": " ".join(self.phrase),
             "expires_at": _iso(self.expires_at),
         }
 
@@ -93,12 +96,16 @@ class ChallengeSecret:
     invitation: dict[str, Any] | None = None
     """For a challenge sent as a web link: the MAC of the link's secret and the terms
     the operator asks for (``guardian.app._invite``)."""
+    phrase: tuple[str, ...] = ()
+    """The challenge's words read before the code; empty in challenges issued before
+    statements had them."""
 
     def to_bytes(self) -> bytes:
         obj: dict[str, Any] = {
             "name": self.name,
             "organization": self.organization,
             "code": list(self.code),
+            "phrase": list(self.phrase),
             "statement": self.statement,
         }
         if self.invitation is not None:
@@ -114,6 +121,7 @@ class ChallengeSecret:
             tuple(obj["code"]),
             obj["statement"],
             obj.get("invitation"),
+            tuple(obj.get("phrase", ())),
         )
 
 
@@ -138,9 +146,9 @@ def create_challenge(
     if ttl <= dt.timedelta(0):
         raise UsageError("the challenge lifetime must be positive")
     g.ensure_keys()
-    code = new_code()
-    statement = render_statement(name=name, org=org, code=code)
-    secret = ChallengeSecret(name, org, code, statement, invitation)
+    code, phrase = new_code(), new_phrase()
+    statement = render_statement(name=name, org=org, code=code, phrase=phrase)
+    secret = ChallengeSecret(name, org, code, statement, invitation, phrase)
     now = utcnow()
     with g.transaction() as s:
         subject = g.vault.new_subject(s)
@@ -161,7 +169,9 @@ def create_challenge(
             target=challenge.id,
             details={"subject_id": subject.id, "expires_at": _iso(challenge.expires_at)},
         )
-    return ChallengeResult(challenge.id, subject.id, secret.statement, code, challenge.expires_at)
+    return ChallengeResult(
+        challenge.id, subject.id, secret.statement, code, phrase, challenge.expires_at
+    )
 
 
 # --- records -----------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Consent recordings in a shipped synthetic voice, for the demo and the tests.
 
 A voice folder (see ``benchmarks/make_consent_assets.py``) holds ``statement.flac``
-(the statement up to "My code is"), one ``code-<word>.flac`` per code word and the
-enrollment samples ``sample-NN.flac``. Joining the statement with the clips of a fresh
-code gives a consent recording for any challenge, without a synthesiser at run time.
+(the statement's first sentence), the joining words of ``JOINS``, one
+``phrase-<word>.flac`` per phrase word, one ``code-<word>.flac`` per code word and the
+enrollment samples ``sample-NN.flac``. Joining them for a fresh phrase and code gives a
+consent recording for any challenge, without a synthesiser at run time.
 Those clips are clean, with no background, which is why the splice check cannot see the
 joins (``guardian/consent/_splice.py``); ``spliced_consent`` performs the splicing attack
 with recordings that each keep their own room, as real ones do.
@@ -20,40 +21,50 @@ from guardian.audio import Audio, read_audio, resample
 from guardian.errors import UsageError
 
 PAUSE_AFTER_STATEMENT_S = 0.3
-"""Silence between "My code is" and the first code word."""
+"""Silence after a sentence, and between "my code is" and the first code word."""
 PAUSE_BETWEEN_WORDS_S = 0.2
-"""Silence between code words: a reader's short break, not a sentence boundary."""
+"""Silence between words: a reader's short break, not a sentence boundary."""
+JOINS = {"words": "My words are", "and": "and", "code": "and my code is"}
+"""The clips, by file stem, that join the statement, the phrase and the code."""
 
 
 def _mono_at(audio: Audio, rate: int) -> np.ndarray:
     return resample(audio.mono(), audio.sample_rate, rate)
 
 
-def _clip(voice_dir: Path, word: str) -> Audio:
-    path = voice_dir / f"code-{word}.flac"
+def _clip(voice_dir: Path, stem: str) -> Audio:
+    path = voice_dir / f"{stem}.flac"
     if not path.is_file():
-        raise UsageError(f"{voice_dir.name}: no recording of the code word {word!r}")
+        raise UsageError(f"{voice_dir.name}: no recording {path.name}")
     return read_audio(path)
 
 
-def spoken_consent(voice_dir: Path, code: Sequence[str]) -> Audio:
-    """The voice reading the consent statement followed by ``code``, in memory.
+def _closing(phrase: Sequence[str], code: Sequence[str]) -> list[str]:
+    """The clips of "My words are A1 N1 and A2 N2, and my code is W1 ... W5", in order."""
+    said = ["words"]
+    for i in range(0, len(phrase), 2):
+        said += [*(["and"] if i else []), f"phrase-{phrase[i]}", f"phrase-{phrase[i + 1]}"]
+    return [*said, "code", *(f"code-{w}" for w in code)]
+
+
+def spoken_consent(voice_dir: Path, phrase: Sequence[str], code: Sequence[str]) -> Audio:
+    """The voice reading the consent statement with ``phrase`` and ``code``, in memory.
 
     Every clip is brought to the statement's sample rate and joined with short
     silences, so the result is one recording of the whole statement.
 
     Raises:
-        UsageError: the folder has no clip for one of the code's words.
-        UnreadableAudioError: a clip is missing or cannot be decoded.
+        UsageError: the folder has no clip for one of the words.
+        UnreadableAudioError: a clip cannot be decoded.
     """
-    statement = read_audio(voice_dir / "statement.flac")
+    statement = _clip(voice_dir, "statement")
     rate = statement.sample_rate
     parts = [statement.mono(), np.zeros(int(PAUSE_AFTER_STATEMENT_S * rate), np.float32)]
     gap = np.zeros(int(PAUSE_BETWEEN_WORDS_S * rate), np.float32)
-    for i, word in enumerate(code):
+    for i, stem in enumerate(_closing(phrase, code)):
         if i:
             parts.append(gap)
-        parts.append(_mono_at(_clip(voice_dir, word), rate))
+        parts.append(_mono_at(_clip(voice_dir, stem), rate))
     return Audio(np.concatenate(parts)[:, None], rate)
 
 
@@ -77,28 +88,30 @@ def in_room(audio: Audio, rng: np.random.Generator, *, level_dbfs: float) -> Aud
 
 def spliced_consent(
     voice_dir: Path,
-    earlier: Sequence[str],
+    earlier: tuple[Sequence[str], Sequence[str]],
+    phrase: Sequence[str],
     code: Sequence[str],
     rng: np.random.Generator,
     *,
     gap_s: float = 0.0,
 ) -> Audio:
-    """The splicing attack on a challenge for ``code``: the statement cut from a reading
-    of an earlier challenge (code ``earlier``), then each code word cut, with a little
-    of its pause, from a recording of its own. Every recording has its own room
-    (``in_room`` at a level drawn from ``ROOM_DBFS``). ``gap_s`` > 0 joins the pieces
-    with digital silence instead of butting them together.
+    """The splicing attack on a challenge for ``phrase`` and ``code``: the statement up
+    to "My words are" cut from a reading of an earlier challenge (``earlier`` is its
+    phrase and code), then each later word cut, with a little of its pause, from a
+    recording of its own. Every recording has its own room (``in_room`` at a level
+    drawn from ``ROOM_DBFS``). ``gap_s`` > 0 joins the pieces with digital silence
+    instead of butting them together.
     """
-    reading = in_room(spoken_consent(voice_dir, earlier), rng, level_dbfs=rng.uniform(*ROOM_DBFS))
+    reading = in_room(spoken_consent(voice_dir, *earlier), rng, level_dbfs=rng.uniform(*ROOM_DBFS))
     rate = reading.sample_rate
-    statement = read_audio(voice_dir / "statement.flac")
-    cut = len(resample(statement.mono(), statement.sample_rate, rate))
+    kept = [_mono_at(_clip(voice_dir, stem), rate) for stem in ("statement", "words")]
+    cut = len(kept[0]) + int(PAUSE_AFTER_STATEMENT_S * rate) + len(kept[1])
     gap = np.zeros(int(gap_s * rate), np.float32)
     margin = np.zeros(int(_CUT_MARGIN_S * rate), np.float32)
     parts = [reading.mono()[:cut]]
-    for word in code:
+    for stem in _closing(phrase, code)[1:]:
         said = Audio(
-            np.concatenate([margin, _mono_at(_clip(voice_dir, word), rate), margin])[:, None], rate
+            np.concatenate([margin, _mono_at(_clip(voice_dir, stem), rate), margin])[:, None], rate
         )
         parts += [gap, in_room(said, rng, level_dbfs=rng.uniform(*ROOM_DBFS)).mono()]
     return Audio(np.concatenate(parts)[:, None], rate)

@@ -98,7 +98,11 @@ def inspect_inputs(g: Guardian, items: list[CheckedInput], secret: ChallengeSecr
     if total:
         found.add(None, total, kind="total-speech")
     found.speech = check_consent_speech(
-        consent.audio, name=secret.name, org=secret.organization, code=secret.code
+        consent.audio,
+        name=secret.name,
+        org=secret.organization,
+        code=secret.code,
+        phrase=secret.phrase,
     )
     if not found.speech:
         found.add(consent, found.speech.reason or "does not say the statement", kind="statement")

@@ -80,6 +80,7 @@ class InvitationView:
     consent_expires: dt.datetime | None
     max_epsilon: float
     statement: str
+    phrase: tuple[str, ...]
     code: tuple[str, ...]
     sentences: tuple[str, ...]
     expires_at: dt.datetime
@@ -191,6 +192,7 @@ def open_invitation(g: Guardian, link: str) -> InvitationView:
         consent_expires=dt.datetime.fromisoformat(expires) if expires else None,
         max_epsilon=DEFAULT_MAX_EPSILON,
         statement=sealed.statement,
+        phrase=sealed.phrase,
         code=sealed.code,
         sentences=tuple(terms["sentences"]),
         expires_at=as_utc(challenge.expires_at),

@@ -210,7 +210,7 @@ def enroll_demo_voice(g: Guardian, work: Path, index: int, *, purpose: str) -> s
     """Enroll the shipped demo voice afresh (a new challenge and voice id each call), its
     spoken consent written under ``work``. Benchmarks and the engine corpus use it."""
     c = create_challenge(g, name=DEMO_NAME, organization=DEMO_ORG)
-    consent = _write(work / f"consent{index}.wav", spoken_consent(DEMO_VOICE, c.code))
+    consent = _write(work / f"consent{index}.wav", spoken_consent(DEMO_VOICE, c.phrase, c.code))
     request = EnrollRequest(
         challenge_id=c.challenge_id,
         consent=consent,
@@ -239,7 +239,7 @@ def _consent_steps(g: Guardian, work: Path, step: Step) -> str | None:
         c = create_challenge(g, name=DEMO_NAME, organization=DEMO_ORG)
         ids["challenge"] = c.challenge_id
         consent = work / "consent.wav"
-        _write(consent, spoken_consent(DEMO_VOICE, c.code))
+        _write(consent, spoken_consent(DEMO_VOICE, c.phrase, c.code))
         ids["consent"] = str(consent)
         return "issued", f"{c.challenge_id}: {c.statement!r}"
 

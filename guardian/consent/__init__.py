@@ -20,9 +20,12 @@ from guardian.consent._speaker import THRESHOLD, SpeakerCheck, check_same_speake
 from guardian.consent._speech import (
     CODE_LENGTH,
     CODE_WORDS,
+    PHRASE_ADJECTIVES,
+    PHRASE_NOUNS,
     SpeechCheck,
     check_consent_speech,
     new_code,
+    new_phrase,
     render_statement,
 )
 from guardian.consent._splice import splice_problem
@@ -32,6 +35,8 @@ __all__ = [
     "CODE_LENGTH",
     "CODE_WORDS",
     "MIN_TOTAL_SPEECH_S",
+    "PHRASE_ADJECTIVES",
+    "PHRASE_NOUNS",
     "RECORD_TYPE",
     "THRESHOLD",
     "Quality",
@@ -48,6 +53,7 @@ __all__ = [
     "embed",
     "measure",
     "new_code",
+    "new_phrase",
     "public_key_b64",
     "render_statement",
     "sign_as_service",

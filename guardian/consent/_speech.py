@@ -1,10 +1,14 @@
 """Consent statement, one-time code and the spoken-statement check (pocketsphinx).
 
 The subject reads "I, NAME, am aware that recordings of my voice will be used by ORG
-to create and use a synthetic version of my voice. My code is W1 ... W5." The check
-decodes the recording offline with pocketsphinx's bundled English model under a JSGF
-grammar that admits exactly that statement followed by ``CODE_LENGTH`` code words, so
-the recogniser only has to tell code words apart, and then asks two questions:
+to create and use a synthetic version of my voice. My words are A1 N1 and A2 N2, and
+my code is W1 ... W5." The words A1 N1 A2 N2 (the challenge's *phrase*) and the code
+are drawn afresh for every challenge, so no earlier reading holds the end of the
+statement: a replayed take must be cut and joined mid-sentence, where the splice check
+(``_splice.py``) looks for joins. The check decodes the recording offline with
+pocketsphinx's bundled English model under a JSGF grammar that admits exactly that
+statement, phrase included, followed by ``CODE_LENGTH`` code words, so the recogniser
+only has to tell code words apart, and then asks two questions:
 
 * **Is it the statement?** Pocketsphinx reports a word's acoustic score normalised,
   frame by frame, by the best score its search holds at that frame. A phone-loop
@@ -14,7 +18,9 @@ the recogniser only has to tell code words apart, and then asks two questions:
   again) is left out. Where the recording says something else, either no path
   through the grammar survives the search beam (almost always) or the aligned words
   score far below a genuine reading. The statement score is the lowest per-frame
-  mean over the statement's three thirds, so saying only part of it fails too.
+  mean over the first sentence's three thirds, the closing ("My words are ..., and
+  my code is") and the phrase alone, so saying only part of it, another
+  organisation's name or an earlier challenge's phrase fails too.
 * **Which code does it say?** The words aligned to the code slot, compared with the
   challenge's code in constant time.
 
@@ -87,6 +93,24 @@ them. Each spoken word carries 4.7 bits instead of 3.3.
 CODE_LENGTH: int = 5
 """Words per code: 26**5 codes, 23.5 bits."""
 
+PHRASE_ADJECTIVES: tuple[str, ...] = (
+    "quiet", "bright", "heavy", "narrow", "golden", "rusty", "gentle", "silver",
+    "frozen", "hollow", "ancient", "tiny", "purple", "careful", "sleepy", "distant",
+    "muddy", "wooden", "broken", "clever", "noisy", "velvet", "bitter", "lonely",
+    "yellow", "crimson", "sudden", "humble", "windy", "sandy", "marble", "copper",
+)  # fmt: skip
+PHRASE_NOUNS: tuple[str, ...] = (
+    "lantern", "teacher", "bicycle", "orchard", "engine", "blanket", "violin", "kitten",
+    "ladder", "garden", "village", "window", "compass", "pilot", "river", "mountain",
+    "basket", "letter", "museum", "candle", "farmer", "bridge", "market", "forest",
+    "tower", "wagon", "meadow", "kettle", "sailor", "island", "pencil", "rabbit",
+)  # fmt: skip
+"""A challenge's phrase is two adjective-noun pairs from these lists (20 bits): common
+words of the pronouncing dictionary, none of them a code word or a statement word."""
+
+PHRASE_PAIRS: int = 2
+"""Adjective-noun pairs per phrase."""
+
 STATEMENT_THRESHOLD = -3.0
 """Lowest statement score accepted, in nats per frame.
 
@@ -103,8 +127,11 @@ NO_MATCH_SCORE = -100.0
 
 _STATEMENT = (
     "I, {name}, am aware that recordings of my voice will be used by {org} "
-    "to create and use a synthetic version of my voice. My code is"
+    "to create and use a synthetic version of my voice."
 )
+_CLOSING = "My words are {phrase}, and my code is"
+_CLOSING_WITHOUT_PHRASE = "My code is"
+"""How statements issued before challenges had a phrase end (their check still works)."""
 _RATE = 16_000
 _PEAK = 0.7
 """Peak level the recording is scaled to, so quiet takes keep their 16-bit detail."""
@@ -128,8 +155,31 @@ def new_code() -> tuple[str, ...]:
     return tuple(secrets.choice(CODE_WORDS) for _ in range(CODE_LENGTH))
 
 
-def _lead(*, name: str, org: str) -> str:
+def new_phrase() -> tuple[str, ...]:
+    """A fresh phrase, adjective then noun ``PHRASE_PAIRS`` times, drawn with ``secrets``."""
+    words: list[str] = []
+    for _ in range(PHRASE_PAIRS):
+        words += [secrets.choice(PHRASE_ADJECTIVES), secrets.choice(PHRASE_NOUNS)]
+    return tuple(words)
+
+
+def _said_phrase(phrase: Sequence[str]) -> str:
+    pairs = [f"{phrase[i]} {phrase[i + 1]}" for i in range(0, len(phrase), 2)]
+    return " and ".join(pairs)
+
+
+def _closing(phrase: Sequence[str]) -> str:
+    return _CLOSING.format(phrase=_said_phrase(phrase)) if phrase else _CLOSING_WITHOUT_PHRASE
+
+
+def _opening(*, name: str, org: str) -> str:
+    """The statement's first sentence, the same in every challenge for a subject."""
     return _STATEMENT.format(name=name.strip(), org=org.strip())
+
+
+def _lead(*, name: str, org: str, phrase: Sequence[str] = ()) -> str:
+    """The statement up to the code: "I, NAME, ... My words are ..., and my code is"."""
+    return f"{_opening(name=name, org=org)} {_closing(phrase)}"
 
 
 _SPOKEN_FORM = {"xray": "x-ray"}
@@ -139,10 +189,12 @@ as "zray", "ex ray" or letter by letter, so one challenge in five (the share of 
 with an xray: 1 - (25/26)^5 = 18 %) was refused although it was read as shown."""
 
 
-def render_statement(*, name: str, org: str, code: Sequence[str]) -> str:
-    """The statement the subject reads aloud, ending with the code."""
+def render_statement(
+    *, name: str, org: str, code: Sequence[str], phrase: Sequence[str] = ()
+) -> str:
+    """The statement the subject reads aloud, with the phrase, ending with the code."""
     spoken = " ".join(_SPOKEN_FORM.get(w, w) for w in code)
-    return f"{_lead(name=name, org=org)} {spoken}."
+    return f"{_lead(name=name, org=org, phrase=phrase)} {spoken}."
 
 
 @dataclass(frozen=True)
@@ -310,8 +362,9 @@ def _tokens(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+(?:'[a-z0-9]+)*", folded.lower())
 
 
-def _statement_tokens(*, name: str, org: str) -> list[str]:
-    """The statement's words; a name or organisation with none becomes one unknown slot."""
+def _statement_tokens(*, name: str, org: str, phrase: Sequence[str] = ()) -> list[str]:
+    """The statement's words up to the code; a name or organisation with none becomes
+    one unknown slot."""
     head, rest = _STATEMENT.split("{name}")
     middle, tail = rest.split("{org}")
     return [
@@ -320,10 +373,11 @@ def _statement_tokens(*, name: str, org: str) -> list[str]:
         *_tokens(middle),
         *(_tokens(org) or [_NAMELESS]),
         *_tokens(tail),
+        *_tokens(_closing(phrase)),
     ]
 
 
-def _phrase(recogniser: _Recogniser, tokens: Sequence[str]) -> list[str]:
+def _grammar_tokens(recogniser: _Recogniser, tokens: Sequence[str]) -> list[str]:
     """Grammar tokens for the statement's words.
 
     Dictionary words stand for themselves and are scored. A word the dictionary lacks
@@ -343,31 +397,43 @@ def _phrase(recogniser: _Recogniser, tokens: Sequence[str]) -> list[str]:
 
 
 def _grammar(
-    phrase: Sequence[str], *, words: Sequence[str] = CODE_WORDS, length: int = CODE_LENGTH
+    statement: Sequence[str], *, words: Sequence[str] = CODE_WORDS, length: int = CODE_LENGTH
 ) -> str:
-    """A JSGF grammar: the statement's phrase, then ``length`` code words from ``words``.
+    """A JSGF grammar: the statement, then ``length`` code words from ``words``.
 
-    The phrase comes from ``_phrase`` over ``_tokens``, so user text cannot inject
-    grammar syntax. Other vocabularies than CODE_WORDS are for the benchmark that
-    compares them.
+    The statement comes from ``_grammar_tokens`` over ``_tokens``, so user text cannot
+    inject grammar syntax. Other vocabularies than CODE_WORDS are for the benchmark
+    that compares them.
     """
     slot = " ".join(["<code>"] * length)
     return (
         "#JSGF V1.0;\ngrammar consent;\n"
-        f"public <consent> = {' '.join(phrase)} {slot};\n"
+        f"public <consent> = {' '.join(statement)} {slot};\n"
         f"<code> = {' | '.join(words)};\n"
         f"<unknown> = {_UNKNOWN};\n"
     )
 
 
-def _statement_score(words: Sequence[_Word]) -> float:
-    """The lowest per-frame mean score over the statement's thirds."""
-    n = len(words)
-    means = []
-    for i in range(_PARTS):
-        part = words[i * n // _PARTS : (i + 1) * n // _PARTS]
-        if part:
-            means.append(sum(w.score for w in part) / sum(w.frames for w in part))
+def _mean(words: Sequence[_Word]) -> float:
+    return sum(w.score for w in words) / sum(w.frames for w in words)
+
+
+def _statement_score(words: Sequence[_Word], phrase: Sequence[str] = ()) -> float:
+    """The lowest per-frame mean score over the statement's parts: the first sentence's
+    thirds, the closing ("My words are ..., and my code is") and the phrase alone.
+
+    Each part is short enough that saying a piece of it wrong shows: in a third of the
+    whole statement, another organisation's name or an earlier challenge's phrase
+    would be diluted enough to pass. The closing's words are all in the dictionary, so
+    they are the last scored words.
+    """
+    closing = _tokens(_closing(phrase))
+    opening, end = words[: len(words) - len(closing)], words[len(words) - len(closing) :]
+    start = len(_tokens(_CLOSING.split("{phrase}")[0])) if phrase else 0
+    said = end[start : start + len(_tokens(_said_phrase(phrase)))] if phrase else []
+    n = len(opening)
+    parts = [opening[i * n // _PARTS : (i + 1) * n // _PARTS] for i in range(_PARTS)]
+    means = [_mean(part) for part in [*parts, end, said] if part]
     return max(NO_MATCH_SCORE, min(means))
 
 
@@ -381,6 +447,15 @@ def _pcm16(audio: Audio) -> bytes | None:
     return scaled.astype("<i2").tobytes()
 
 
+def _check_phrase(phrase: Sequence[str]) -> None:
+    pairs = list(zip(phrase[::2], phrase[1::2], strict=False))
+    if phrase and (
+        len(phrase) != 2 * PHRASE_PAIRS
+        or any(a not in PHRASE_ADJECTIVES or n not in PHRASE_NOUNS for a, n in pairs)
+    ):
+        raise UsageError(f"a consent phrase is {PHRASE_PAIRS} adjective-noun pairs of its lists")
+
+
 def _expected(code: Sequence[str]) -> tuple[str, ...]:
     words = tuple(code)
     if len(words) != CODE_LENGTH or not set(words) <= set(CODE_WORDS):
@@ -391,31 +466,36 @@ def _expected(code: Sequence[str]) -> tuple[str, ...]:
 # --- the check -----------------------------------------------------------------------
 
 
-def check_consent_speech(audio: Audio, *, name: str, org: str, code: Sequence[str]) -> SpeechCheck:
-    """Check that ``audio`` says the statement for ``name``/``org`` ending in ``code``.
+def check_consent_speech(
+    audio: Audio, *, name: str, org: str, code: Sequence[str], phrase: Sequence[str] = ()
+) -> SpeechCheck:
+    """Check that ``audio`` says the statement for ``name``/``org`` with ``phrase``,
+    ending in ``code``. An empty ``phrase`` is a statement issued before challenges had
+    one.
 
     Raises:
         UsageError: ``code`` is not a code this module could have issued.
         ConfigError: pocketsphinx is not installed.
     """
     expected = _expected(code)
+    _check_phrase(phrase)
     pcm = _pcm16(audio)
     if pcm is None:
         return SpeechCheck(False, (), NO_MATCH_SCORE, "the consent recording is silent")
     recogniser = _recogniser()
-    phrase = _phrase(recogniser, _statement_tokens(name=name, org=org))
-    words = recogniser.align(pcm, _grammar(phrase))
+    grammar = _grammar_tokens(recogniser, _statement_tokens(name=name, org=org, phrase=phrase))
+    words = recogniser.align(pcm, _grammar(grammar))
     if words is None:
         reason = "the consent recording does not say the consent statement followed by a code"
         return SpeechCheck(False, (), NO_MATCH_SCORE, reason)
-    statement = [t for t in phrase if _is_word(t)]
+    statement = [t for t in grammar if _is_word(t)]
     if not _complete(words, statement):
         # Pocketsphinx falls back to the best partial path when no path reaches the
         # grammar's end; its "code" is whatever the search held, not what was said.
         reason = "the consent recording does not say the whole statement followed by a code"
         return SpeechCheck(False, (), NO_MATCH_SCORE, reason)
     scored = len(statement)
-    return _judge(words[:scored], words[scored:], expected)
+    return _judge(words[:scored], words[scored:], expected, phrase)
 
 
 def _complete(words: Sequence[_Word], statement: Sequence[str]) -> bool:
@@ -429,9 +509,11 @@ def _complete(words: Sequence[_Word], statement: Sequence[str]) -> bool:
     )
 
 
-def _judge(statement: list[_Word], spoken: list[_Word], expected: tuple[str, ...]) -> SpeechCheck:
+def _judge(
+    statement: list[_Word], spoken: list[_Word], expected: tuple[str, ...], phrase: Sequence[str]
+) -> SpeechCheck:
     heard = tuple(w.text for w in spoken)
-    score = _statement_score(statement)
+    score = _statement_score(statement, phrase)
     if score < STATEMENT_THRESHOLD:
         reason = (
             f"the consent recording does not clearly say the consent statement "

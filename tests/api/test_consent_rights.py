@@ -25,7 +25,8 @@ def test_enroll_explain_withdraw_export_forget(client: TestClient, g: Guardian) 
     assert r.status_code == 201, r.text
     challenge = r.json()
     assert ORG in challenge["statement"]
-    consent = encode_bytes(spoken_consent(SLT, challenge["code"].split()), OutputFormat.WAV)
+    said = spoken_consent(SLT, challenge["phrase"].split(), challenge["code"].split())
+    consent = encode_bytes(said, OutputFormat.WAV)
     samples = [p.read_bytes() for p in slt_samples()]
     r = client.post(
         "/v1/enrollments",
@@ -75,7 +76,9 @@ def test_refused_enrollment_is_422(client: TestClient, g: Guardian, tmp_path: Pa
     ).json()
     code = challenge["code"].split()
     wrong_code = [*code[:-1], next(w for w in CODE_WORDS if w != code[-1])]
-    wrong = encode_bytes(spoken_consent(SLT, wrong_code), OutputFormat.WAV)
+    wrong = encode_bytes(
+        spoken_consent(SLT, challenge["phrase"].split(), wrong_code), OutputFormat.WAV
+    )
     samples = [p.read_bytes() for p in enrollment_samples(SLT)][:3]
     r = client.post(
         "/v1/enrollments",

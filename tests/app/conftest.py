@@ -61,7 +61,7 @@ class Attempt:
 def attempt(g: Guardian, tmp_path: Path) -> Attempt:
     """A fresh challenge read correctly by the subject, with the subject's samples."""
     c = create_challenge(g, name=NAME, organization=ORG)
-    consent = write_wav(tmp_path / "consent.wav", spoken_consent(SLT, c.code))
+    consent = write_wav(tmp_path / "consent.wav", spoken_consent(SLT, c.phrase, c.code))
     return Attempt(c, consent, slt_samples())
 
 

@@ -144,7 +144,9 @@ def test_a_crash_during_enrollment_keeps_nothing(
 
     g = open_guardian(settings)
     challenge = create_challenge(g, name=NAME, organization=ORG)
-    consent = write_wav(tmp_path / "consent.wav", spoken_consent(SLT, challenge.code))
+    consent = write_wav(
+        tmp_path / "consent.wav", spoken_consent(SLT, challenge.phrase, challenge.code)
+    )
     g.engine.dispose()
     args = {
         "challenge_id": challenge.challenge_id,

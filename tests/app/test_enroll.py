@@ -137,13 +137,15 @@ def test_the_same_challenge_cannot_be_used_twice(g: Guardian, attempt: Attempt) 
 def test_a_different_speaker_reading_the_consent_is_rejected(
     g: Guardian, attempt: Attempt, tmp_path: Path
 ) -> None:
-    impostor = write_wav(tmp_path / "kal.wav", spoken_consent(KAL, attempt.challenge.code))
+    said = spoken_consent(KAL, attempt.challenge.phrase, attempt.challenge.code)
+    impostor = write_wav(tmp_path / "kal.wav", said)
     error = _rejected(g, attempt.request(consent=impostor))
     assert any("speaker" in p or "voice" in p for p in error.problems), error.problems
 
 
 def test_the_wrong_code_is_rejected(g: Guardian, attempt: Attempt, tmp_path: Path) -> None:
-    wrong = write_wav(tmp_path / "wrong.wav", spoken_consent(SLT, _wrong(attempt.challenge.code)))
+    said = spoken_consent(SLT, attempt.challenge.phrase, _wrong(attempt.challenge.code))
+    wrong = write_wav(tmp_path / "wrong.wav", said)
     error = _rejected(g, attempt.request(consent=wrong))
     assert any(p.startswith("consent recording") and "code" in p for p in error.problems)
     assert " ".join(attempt.challenge.code) not in error.diagnostics()
@@ -381,7 +383,8 @@ def test_a_refused_enrollment_never_logs_the_file_name(
     with pytest.raises(UnreadableAudioError, match="Jane_Doe"):  # the person is told
         enroll(g, attempt.request(consent=personal))
     wrong = write_wav(
-        tmp_path / "Jane_Doe_reading.wav", spoken_consent(SLT, _wrong(attempt.challenge.code))
+        tmp_path / "Jane_Doe_reading.wav",
+        spoken_consent(SLT, attempt.challenge.phrase, _wrong(attempt.challenge.code)),
     )
     _rejected(g, attempt.request(consent=wrong))
     logged = _audit_text(g)
@@ -420,7 +423,7 @@ def test_a_consent_recording_with_two_takes_on_two_channels_is_refused(
 ) -> None:
     """A second reading hidden in the other channel: the checks hear only the mix."""
     subject = decode_bytes(attempt.consent.read_bytes())
-    other = spoken_consent(KAL, attempt.challenge.code)
+    other = spoken_consent(KAL, attempt.challenge.phrase, attempt.challenge.code)
     n = min(subject.frames, other.frames)
     left = subject.samples[:n, 0]
     right = resample(other.mono(), other.sample_rate, subject.sample_rate)[:n]
@@ -435,7 +438,8 @@ def test_a_consent_recording_with_two_takes_on_two_channels_is_refused(
 def test_stereo_consent_with_one_dead_channel_is_not_a_second_take() -> None:
     from guardian.consent import channel_problem
 
-    speech = spoken_consent(SLT, ("alpha", "bravo", "charlie", "delta", "echo")).mono()
+    phrase = ("quiet", "lantern", "golden", "river")
+    speech = spoken_consent(SLT, phrase, ("alpha", "bravo", "charlie", "delta", "echo")).mono()
     dead = np.zeros_like(speech)
     assert channel_problem(Audio(np.stack([speech, dead], axis=1), 16000)) is None
     copy = np.stack([speech, 0.7 * speech], axis=1)
@@ -460,7 +464,8 @@ def test_a_consent_statement_spliced_from_other_recordings_is_refused(
     monkeypatch.setattr("guardian.app._consent.new_code", lambda: code)
     challenge = create_challenge(g, name=NAME, organization=ORG)
     assert challenge.code == code
-    attack = spliced_consent(SLT, _wrong(code), code, rng)
+    earlier = (("quiet", "lantern", "golden", "river"), _wrong(code))
+    attack = spliced_consent(SLT, earlier, challenge.phrase, code, rng)
     spliced = write_wav(tmp_path / "spliced.wav", attack)
     attempt = Attempt(challenge, spliced, slt_samples())
     error = _rejected(g, attempt.request())
@@ -473,9 +478,8 @@ def test_a_consent_reading_in_one_noisy_room_is_accepted(
     g: Guardian, attempt: Attempt, tmp_path: Path
 ) -> None:
     """A genuine reading keeps one background throughout, however loud the room."""
-    reading = in_room(
-        spoken_consent(SLT, attempt.challenge.code), np.random.default_rng(1), level_dbfs=-50.0
-    )
+    said = spoken_consent(SLT, attempt.challenge.phrase, attempt.challenge.code)
+    reading = in_room(said, np.random.default_rng(1), level_dbfs=-50.0)
     consent = write_wav(tmp_path / "room.wav", reading)
     result = enroll(g, attempt.request(consent=consent))
     assert result.voice_id.startswith("voice_")

@@ -30,15 +30,13 @@ def test_challenge_enroll_show_verify_explain_revoke(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     challenge = json.loads(r.stdout)
-    code = challenge["code"].split()
+    code, phrase = challenge["code"].split(), challenge["phrase"].split()
     # The statement shows the code as it is read aloud ("x-ray" for the word xray).
     assert challenge["statement"] == render_statement(
-        name="Alex Morgan", org="Guardian Demo Studio", code=code
+        name="Alex Morgan", org="Guardian Demo Studio", code=code, phrase=phrase
     )
     consent = tmp_path / "consent.wav"
-    consent.write_bytes(
-        encode_bytes(spoken_consent(SLT, challenge["code"].split()), OutputFormat.WAV)
-    )
+    consent.write_bytes(encode_bytes(spoken_consent(SLT, phrase, code), OutputFormat.WAV))
     samples = [str(p) for p in slt_samples()]
     r = run(
         home,

@@ -22,9 +22,12 @@ from guardian.audio import Audio, read_audio, resample
 from guardian.consent import (
     CODE_LENGTH,
     CODE_WORDS,
+    PHRASE_ADJECTIVES,
+    PHRASE_NOUNS,
     SpeechCheck,
     check_consent_speech,
     new_code,
+    new_phrase,
     render_statement,
 )
 from guardian.consent._speech import (
@@ -32,7 +35,7 @@ from guardian.consent._speech import (
     STATEMENT_THRESHOLD,
     _compound,
     _grammar,
-    _phrase,
+    _grammar_tokens,
     _recogniser,
     _spell,
     _statement_tokens,
@@ -45,15 +48,19 @@ SLT = ROOT / "guardian" / "app" / "assets" / "consent" / "slt"
 KAL = ROOT / "tests" / "data" / "voices" / "kal"
 NAME, ORG = "Alex Morgan", "Guardian Demo Studio"
 CODE = ("whiskey", "alpha", "tango", "kilo", "november")
+PHRASE = ("gentle", "orchard", "copper", "kettle")
 
 
 @functools.cache
-def _consent(voice: Path, code: tuple[str, ...] = CODE) -> Audio:
-    return spoken_consent(voice, code)
+def _consent(voice: Path, code: tuple[str, ...] = CODE, phrase: tuple[str, ...] = PHRASE) -> Audio:
+    return spoken_consent(voice, phrase, code)
 
 
-def _check(audio: Audio, code: Sequence[str] = CODE, **kw: str) -> SpeechCheck:
-    return check_consent_speech(audio, name=kw.get("name", NAME), org=kw.get("org", ORG), code=code)
+def _check(
+    audio: Audio, code: Sequence[str] = CODE, *, phrase: Sequence[str] = PHRASE, **kw: str
+) -> SpeechCheck:
+    name, org = kw.get("name", NAME), kw.get("org", ORG)
+    return check_consent_speech(audio, name=name, org=org, code=code, phrase=phrase)
 
 
 def _mono(audio: Audio) -> np.ndarray:
@@ -61,7 +68,7 @@ def _mono(audio: Audio) -> np.ndarray:
 
 
 def _without_statement(voice: Path, code: tuple[str, ...]) -> np.ndarray:
-    """The code part of a joined recording: everything after the statement."""
+    """The end of a joined recording, from "My words are" to the code."""
     statement = read_audio(voice / "statement.flac")
     return _mono(_consent(voice, code))[statement.frames :]
 
@@ -69,13 +76,38 @@ def _without_statement(voice: Path, code: tuple[str, ...]) -> np.ndarray:
 # --- the statement and the code -------------------------------------------------------
 
 
-def test_render_statement_names_subject_org_and_code() -> None:
-    text = render_statement(name=NAME, org=ORG, code=CODE)
+def test_render_statement_names_subject_org_phrase_and_code() -> None:
+    text = render_statement(name=NAME, org=ORG, code=CODE, phrase=PHRASE)
     assert text == (
         "I, Alex Morgan, am aware that recordings of my voice will be used by Guardian "
-        "Demo Studio to create and use a synthetic version of my voice. My code is "
-        "whiskey alpha tango kilo november."
+        "Demo Studio to create and use a synthetic version of my voice. My words are "
+        "gentle orchard and copper kettle, and my code is whiskey alpha tango kilo november."
     )
+    # A challenge issued before statements had a phrase keeps its wording.
+    assert render_statement(name=NAME, org=ORG, code=CODE).endswith(
+        "version of my voice. My code is whiskey alpha tango kilo november."
+    )
+
+
+def test_phrases_are_unpredictable_dictionary_words_apart_from_the_code() -> None:
+    phrases = [new_phrase() for _ in range(1000)]
+    assert all(len(p) == 4 for p in phrases)
+    assert all(p[0] in PHRASE_ADJECTIVES and p[2] in PHRASE_ADJECTIVES for p in phrases)
+    assert all(p[1] in PHRASE_NOUNS and p[3] in PHRASE_NOUNS for p in phrases)
+    assert len(set(phrases)) >= 995  # 2**20 phrases
+    assert {w for p in phrases for w in p} == set(PHRASE_ADJECTIVES + PHRASE_NOUNS)
+    words = set(PHRASE_ADJECTIVES + PHRASE_NOUNS)
+    assert len(words) == 64 and not words & set(CODE_WORDS)
+    assert not words & set(_statement_tokens(name=NAME, org=ORG, phrase=()))
+    assert all(_recogniser().knows(w) for w in words)  # scored, never guessed
+
+
+@pytest.mark.parametrize(
+    "phrase", [("gentle", "orchard"), ("orchard", "gentle", "copper", "kettle"), ("a",) * 4]
+)
+def test_a_phrase_that_cannot_have_been_issued_is_a_usage_error(phrase: tuple[str, ...]) -> None:
+    with pytest.raises(UsageError):
+        _check(_consent(SLT), phrase=phrase)
 
 
 def test_codes_have_the_promised_length_vocabulary_and_entropy() -> None:
@@ -87,9 +119,13 @@ def test_codes_have_the_promised_length_vocabulary_and_entropy() -> None:
     assert CODE_LENGTH * np.log2(len(set(CODE_WORDS))) >= 20.0
 
 
-def test_every_code_word_has_a_clip_in_both_voices() -> None:
+def test_every_code_and_phrase_word_has_a_clip_in_both_voices() -> None:
     for voice in (SLT, KAL):
         assert {p.name for p in voice.glob("code-*.flac")} == {f"code-{w}.flac" for w in CODE_WORDS}
+        phrase_words = PHRASE_ADJECTIVES + PHRASE_NOUNS
+        assert {p.name for p in voice.glob("phrase-*.flac")} == {
+            f"phrase-{w}.flac" for w in phrase_words
+        }
         # One transcript per enrollment sample (the demo speaker ships more than six).
         texts = (voice / "transcripts.txt").read_text().splitlines()
         assert len(enrollment_samples(voice)) == len(texts) >= 6
@@ -172,6 +208,17 @@ def test_a_different_sentence_followed_by_the_right_code_fails(voice: Path) -> N
     assert result.statement_score < STATEMENT_THRESHOLD
 
 
+@pytest.mark.parametrize("voice", [SLT, KAL], ids=["slt", "kal"])
+def test_an_earlier_challenges_phrase_with_this_code_fails(voice: Path) -> None:
+    """The splice finding's replay: a reading kept from an earlier challenge, now with
+    this challenge's code, and no seam to hear (the clips share one clean background).
+    Every phrase word differs, as almost every earlier phrase's do."""
+    for earlier in [("quiet", "lantern", "golden", "river"), ("noisy", "wagon", "tiny", "pilot")]:
+        result = _check(_consent(voice, CODE, earlier))
+        assert not result, earlier
+        assert "consent statement" in (result.reason or ""), result.reason
+
+
 def test_the_statement_for_another_organisation_fails() -> None:
     result = _check(_consent(SLT), org="Acme Voice Labs")
     assert not result
@@ -202,9 +249,9 @@ def test_the_code_alone_fails() -> None:
 def test_words_missing_from_the_dictionary_are_guessed_and_not_scored() -> None:
     tokens = _tokens("I, Zyxqa O'Brien-Smith of 3M Northwind, am")
     assert tokens == ["i", "zyxqa", "o'brien", "smith", "of", "3m", "northwind", "am"]
-    phrase = _phrase(_recogniser(), tokens)
-    assert phrase[0] == "i" and phrase[2] == "o'brien"
-    assert phrase[1] == "( guardian_guess_zyxqa | <unknown>+ )"
+    grammar = _grammar_tokens(_recogniser(), tokens)
+    assert grammar[0] == "i" and grammar[2] == "o'brien"
+    assert grammar[1] == "( guardian_guess_zyxqa | <unknown>+ )"
     assert _recogniser().knows("guardian_guess_zyxqa")
     assert not _recogniser().knows("zyxqa")  # the guess never passes for the word
     assert _spell("zyxqa") == ["Z", "IY", "K", "S", "K", "AE"]
@@ -216,7 +263,7 @@ def test_accents_fold_and_unwritable_names_become_an_unknown_slot() -> None:
     assert _tokens("José Müller") == ["jose", "muller"]
     tokens = _statement_tokens(name="李雷", org="Acme")
     assert tokens[:3] == ["i", "", "am"]
-    assert _grammar(_phrase(_recogniser(), tokens)).startswith(
+    assert _grammar(_grammar_tokens(_recogniser(), tokens)).startswith(
         "#JSGF V1.0;\ngrammar consent;\npublic <consent> = i <unknown>+ am aware"
     )
 
@@ -291,11 +338,11 @@ def test_a_code_with_xray_read_as_shown_is_accepted(code: tuple[str, ...]) -> No
     if shutil.which("text2wave") is None:
         pytest.skip("festival is not installed")
     name, org = "Alex Morgan", "Guardian Demo Studio"
-    text = render_statement(name=name, org=org, code=code)
+    text = render_statement(name=name, org=org, code=code, phrase=PHRASE)
     assert "x-ray" in text and "xray" not in text
     samples, rate = festival(text, "cmu_us_slt_arctic_hts")
     audio = Audio(np.asarray(samples, dtype=np.float32).reshape(-1, 1), rate)
-    result = check_consent_speech(audio, name=name, org=org, code=code)
+    result = check_consent_speech(audio, name=name, org=org, code=code, phrase=PHRASE)
     assert result, (result.reason, result.heard_code)
 
 

@@ -29,18 +29,28 @@ CODES = (
     ("zulu", "xray", "mike", "golf", "papa"),
     ("kilo", "oscar", "tango", "romeo", "india"),
 )
-EARLIER = ("hotel", "lima", "sierra", "uniform", "victor")
+PHRASES = (
+    ("quiet", "lantern", "golden", "river"),
+    ("purple", "kettle", "windy", "market"),
+    ("copper", "wagon", "sleepy", "violin"),
+)
+EARLIER = (
+    ("sandy", "museum", "bitter", "compass"),
+    ("hotel", "lima", "sierra", "uniform", "victor"),
+)
 
 
 @pytest.mark.parametrize("voice", [SLT, KAL], ids=["slt", "kal"])
 def test_statements_spliced_from_other_recordings_are_refused(voice: Path) -> None:
-    """The finding's attack: an earlier challenge's reading, its code cut off, followed by
-    the new code's words cut from other recordings. Where two adjacent recordings have
-    nearly the same background the join does not show, so this asks for the rate that
-    ``docs/benchmarks/consent_splice.md`` measures, not for every attack."""
+    """The finding's attack: an earlier challenge's reading, cut after "My words are",
+    followed by the new phrase's and code's words cut from other recordings. Where two
+    adjacent recordings have nearly the same background the join does not show, so this
+    asks for the rate that ``docs/benchmarks/consent_splice.md`` measures, not for
+    every attack."""
     refused = 0
     for seed in range(10):
-        attack = spliced_consent(voice, EARLIER, CODES[seed % 3], np.random.default_rng(seed))
+        i = seed % 3
+        attack = spliced_consent(voice, EARLIER, PHRASES[i], CODES[i], np.random.default_rng(seed))
         problem = splice_problem(attack)
         refused += problem is not None and "one take" in problem
     assert refused >= 9
@@ -49,7 +59,7 @@ def test_statements_spliced_from_other_recordings_are_refused(voice: Path) -> No
 @pytest.mark.parametrize("voice", [SLT, KAL], ids=["slt", "kal"])
 def test_pieces_joined_with_digital_silence_are_refused(voice: Path) -> None:
     rng = np.random.default_rng(7)
-    attack = spliced_consent(voice, EARLIER, CODES[0], rng, gap_s=0.2)
+    attack = spliced_consent(voice, EARLIER, PHRASES[0], CODES[0], rng, gap_s=0.2)
     problem = splice_problem(attack)
     assert problem is not None and "digital silence" in problem
 
@@ -58,10 +68,10 @@ def test_a_piece_from_a_louder_room_is_refused() -> None:
     """One piece from a room 14 dB louder is enough: the background steps where it
     begins. Misses come from rooms whose noise is a strong low rumble, too uneven in
     20 ms frames to count as steady background (19 of 20 seeds caught)."""
-    reading = spoken_consent(SLT, CODES[0])
+    reading = spoken_consent(SLT, PHRASES[0], CODES[0])
     rate, x = reading.sample_rate, reading.mono()
     statement = read_audio(SLT / "statement.flac")
-    pause = statement.frames + int(0.15 * rate)  # in the pause after "My code is"
+    pause = statement.frames + int(0.15 * rate)  # in the pause after the first sentence
     assert not np.any(x[pause - rate // 20 : pause + rate // 20])
     refused = 0
     for seed in range(10):
@@ -74,7 +84,7 @@ def test_a_piece_from_a_louder_room_is_refused() -> None:
 
 def test_a_mid_take_drop_to_digital_silence_is_refused() -> None:
     rng = np.random.default_rng(4)
-    take = in_room(spoken_consent(SLT, CODES[1]), rng, level_dbfs=-55.0).mono()
+    take = in_room(spoken_consent(SLT, PHRASES[1], CODES[1]), rng, level_dbfs=-55.0).mono()
     rate = 16_000
     take[5 * rate : 5 * rate + rate // 10] = 0.0
     assert "digital silence" in (splice_problem(Audio(take[:, None], rate)) or "")
@@ -101,12 +111,13 @@ VOICES: dict[str, tuple[str, Callable[[str], tuple[np.ndarray, int]]]] = {
 
 
 @pytest.mark.parametrize("voice", sorted(VOICES))
-@pytest.mark.parametrize("code", CODES, ids=["code1", "code2", "code3"])
-def test_a_genuine_reading_in_one_take_is_accepted(voice: str, code: tuple[str, ...]) -> None:
+@pytest.mark.parametrize("i", range(len(CODES)), ids=["code1", "code2", "code3"])
+def test_a_genuine_reading_in_one_take_is_accepted(voice: str, i: int) -> None:
     program, speak = VOICES[voice]
     if shutil.which(program) is None:
         pytest.skip(f"{program} is not installed")
-    samples, rate = speak(render_statement(name=NAME, org=ORG, code=code))
+    code = CODES[i]
+    samples, rate = speak(render_statement(name=NAME, org=ORG, code=code, phrase=PHRASES[i]))
     reading = Audio((0.5 * samples / np.abs(samples).max()).astype(np.float32)[:, None], rate)
     assert splice_problem(reading) is None
     rng = np.random.default_rng(sum(map(len, code)))

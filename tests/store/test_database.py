@@ -74,7 +74,9 @@ def test_label_verify_audit_on_postgresql(tmp_path: Path) -> None:
         assert verify_file(g, out).verdict is Verdict.VERIFIED
         # Consent, vault, policy and erasure on the same server.
         challenge = create_challenge(g, name=NAME, organization=ORG)
-        consent = write_wav(tmp_path / "consent.wav", spoken_consent(SLT, challenge.code))
+        consent = write_wav(
+            tmp_path / "consent.wav", spoken_consent(SLT, challenge.phrase, challenge.code)
+        )
         request = EnrollRequest(
             challenge_id=challenge.challenge_id,
             consent=consent,

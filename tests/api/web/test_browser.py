@@ -142,13 +142,13 @@ def _mono(path: Path) -> np.ndarray:
 
 
 def _microphone(
-    path: Path, code: tuple[str, ...], sentences: list[Path]
+    path: Path, invite: dict[str, Any], sentences: list[Path]
 ) -> list[tuple[float, float]]:
     """Write the fake microphone's file; returns each part's (start, end) in seconds."""
     parts = [np.zeros(int(LEAD_S * RATE), np.float32)]
     spans = []
     at = LEAD_S
-    statement = spoken_consent(SLT, code)
+    statement = spoken_consent(SLT, invite["phrase"].split(), invite["code"].split())
     clips = [resample(statement.mono(), statement.sample_rate, RATE)]
     clips += [_mono(p) for p in sentences]
     for i, clip in enumerate(clips):
@@ -205,7 +205,7 @@ def enrolled(server: Server, pw: Any, tmp_path_factory: pytest.TempPathFactory) 
     invite = _invite(server)
     slt = sorted(SLT.glob("sample-*.flac"))[:N_SENTENCES]
     mic = tmp / "mic.wav"
-    spans = _microphone(mic, tuple(invite["code"].split()), slt)
+    spans = _microphone(mic, invite, slt)
     browser = _browser(pw, tmp, mic)
     page = browser.new_page()
     urls: list[str] = []
@@ -264,7 +264,7 @@ def test_another_voice_reading_the_sentences_is_refused(
     invite = _invite(server)
     kal = sorted(KAL.glob("sample-*.flac"))[:N_SENTENCES]
     mic = tmp_path / "mic.wav"
-    spans = _microphone(mic, tuple(invite["code"].split()), kal)
+    spans = _microphone(mic, invite, kal)
     browser = _browser(pw, tmp_path, mic)
     try:
         page = browser.new_page()
