@@ -95,6 +95,8 @@ def test_an_invitation_link_opens_the_consent_page(client: TestClient, g: Guardi
     assert "Acme Studio" in page.text and "Alex Morgan" in page.text
     assert "<li>audiobook</li>" in page.text and "31 January 2099" in page.text
     assert body["code"] in page.text  # the code words, as the speaker reads them
+    a1, n1, a2, n2 = body["phrase"].split()  # the phrase, in the statement and the hint
+    assert page.text.count(f"{a1} {n1} and {a2} {n2}") == 2
     # The secret part is checked, not only the challenge id.
     forged = body["path"][:-3] + ("aaa" if not body["path"].endswith("aaa") else "bbb")
     assert client.get(forged).status_code == 404
