@@ -21,7 +21,7 @@ from guardian.audio import Audio, read_audio, resample
 from guardian.errors import UsageError
 
 PAUSE_AFTER_STATEMENT_S = 0.3
-"""Silence after a sentence, and between "my code is" and the first code word."""
+"""Silence after the statement's first sentence."""
 PAUSE_BETWEEN_WORDS_S = 0.2
 """Silence between words: a reader's short break, not a sentence boundary."""
 JOINS = {"words": "My words are", "and": "and", "code": "and my code is"}
