@@ -262,7 +262,7 @@ def _consent_steps(g: Guardian, work: Path, step: Step) -> str | None:
         )
         return "enrolled", detail
 
-    step("issue a consent challenge (statement + one-time code)", "issued", challenge)
+    step("issue a consent challenge (statement, phrase and code)", "issued", challenge)
     step(f"enroll: spoken consent + {len(samples)} samples, all checks", "enrolled", do_enroll)
     step("enroll again with the same (used) challenge", "rejected", do_enroll)
     voice = ids.get("voice")
