@@ -10,6 +10,7 @@ and in one room. Those need the synthesisers and skip without them.
 from __future__ import annotations
 
 import io
+import random
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -21,7 +22,14 @@ import soundfile as sf
 
 from guardian.app._consent_voice import in_room, spliced_consent, spoken_consent
 from guardian.audio import Audio, read_audio
-from guardian.consent import render_statement, splice_problem
+from guardian.consent import (
+    CODE_LENGTH,
+    CODE_WORDS,
+    PHRASE_ADJECTIVES,
+    PHRASE_NOUNS,
+    render_statement,
+    splice_problem,
+)
 from tests.app.conftest import KAL, NAME, ORG, SLT
 
 CODES = (
@@ -57,6 +65,18 @@ def test_statements_spliced_from_other_recordings_are_refused(voice: Path) -> No
 
 
 @pytest.mark.parametrize("voice", [SLT, KAL], ids=["slt", "kal"])
+def test_the_shipped_voices_joined_readings_are_never_refused(voice: Path) -> None:
+    """The demo's and the tests' consent recordings: with digital silence in their pauses,
+    3 % (slt) and 5 % (kal) of them were refused, and the demo with them, whenever the
+    phrase's words gave the recording a background to follow."""
+    rng = random.Random(0)
+    for _ in range(100):
+        phrase = [rng.choice(w) for _ in range(2) for w in (PHRASE_ADJECTIVES, PHRASE_NOUNS)]
+        code = [rng.choice(CODE_WORDS) for _ in range(CODE_LENGTH)]
+        assert splice_problem(spoken_consent(voice, phrase, code)) is None, (phrase, code)
+
+
+@pytest.mark.parametrize("voice", [SLT, KAL], ids=["slt", "kal"])
 def test_pieces_joined_with_digital_silence_are_refused(voice: Path) -> None:
     rng = np.random.default_rng(7)
     attack = spliced_consent(voice, EARLIER, PHRASES[0], CODES[0], rng, gap_s=0.2)
@@ -72,7 +92,7 @@ def test_a_piece_from_a_louder_room_is_refused() -> None:
     rate, x = reading.sample_rate, reading.mono()
     statement = read_audio(SLT / "statement.flac")
     pause = statement.frames + int(0.15 * rate)  # in the pause after the first sentence
-    assert not np.any(x[pause - rate // 20 : pause + rate // 20])
+    assert np.max(np.abs(x[pause - rate // 20 : pause + rate // 20])) < 10 ** (-75 / 20)
     refused = 0
     for seed in range(10):
         rng = np.random.default_rng(seed)
