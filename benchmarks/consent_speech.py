@@ -66,6 +66,7 @@ from guardian.consent._speech import (
     _recogniser,
     _statement_tokens,
     check_consent_speech,
+    new_phrase,
     render_statement,
 )
 from guardian.corpus import Synth, festival, sentence
@@ -132,10 +133,6 @@ def _code(
     return tuple(rng.choice(words) for _ in range(n))
 
 
-def _phrase(rng: random.Random) -> tuple[str, ...]:
-    return tuple(rng.choice(w) for _ in range(2) for w in (PHRASE_ADJECTIVES, PHRASE_NOUNS))
-
-
 def _phrase_substituted(phrase: Sequence[str], rng: random.Random) -> tuple[str, ...]:
     i = rng.randrange(len(phrase))
     words = PHRASE_NOUNS if i % 2 else PHRASE_ADJECTIVES
@@ -197,7 +194,7 @@ class Tally:
             into.append(not check)
         # The same reading replayed for a later challenge: its phrase is not the new one.
         for later, into in (
-            (_phrase(rng), self.rejected_earlier_phrase),
+            (new_phrase(rng.choice), self.rejected_earlier_phrase),
             (_phrase_substituted(phrase, rng), self.rejected_phrase_word),
         ):
             check = check_consent_speech(audio, name=name, org=org, code=code, phrase=later)
@@ -239,7 +236,7 @@ def natural(speak: Speak, n: int, rng: random.Random) -> Tally:
     tally = Tally()
     for i in range(n):
         subject = SUBJECTS[i % len(SUBJECTS)]
-        code, phrase = _code(rng), _phrase(rng)
+        code, phrase = _code(rng), new_phrase(rng.choice)
         # Exactly the text the subject is shown (an earlier version read `_said`, which
         # hid that the shown "xray" is misread).
         text = render_statement(name=subject[0], org=subject[1], code=code, phrase=phrase)
@@ -256,7 +253,7 @@ def joined(folder: Path, n: int, rng: random.Random) -> Tally:
     samples = sorted(folder.glob("sample-*.flac"))
     statement = read_audio(folder / "statement.flac")
     for i in range(n):
-        code, phrase = _code(rng), _phrase(rng)
+        code, phrase = _code(rng), new_phrase(rng.choice)
         reading = spoken_consent(folder, phrase, code)
         tally.genuine(reading, JOINED_SUBJECT, phrase, code, rng)
         sample = read_audio(samples[i % len(samples)])
@@ -449,7 +446,7 @@ def false_rejects(n: int, rng: random.Random) -> dict[str, Any]:
         now, before, reasons = [], [], []
         for i in range(n):
             name, org = SUBJECTS[i % len(SUBJECTS)]
-            code, phrase = _code(rng), _phrase(rng)
+            code, phrase = _code(rng), new_phrase(rng.choice)
             shown = render_statement(name=name, org=org, code=code, phrase=phrase)
             audio = _audio(*speak(shown, rng))
             result = check_consent_speech(audio, name=name, org=org, code=code, phrase=phrase)
@@ -519,7 +516,9 @@ def splice_genuine(n: int, rng: random.Random, noise: np.random.Generator) -> di
         clean, room = [], []
         for i in range(n):
             name, org = SUBJECTS[i % len(SUBJECTS)]
-            shown = render_statement(name=name, org=org, code=_code(rng), phrase=_phrase(rng))
+            shown = render_statement(
+                name=name, org=org, code=_code(rng), phrase=new_phrase(rng.choice)
+            )
             reading = _audio(*speak(shown, rng))
             clean.append(_refused(reading))
             room.append(_refused(in_room(reading, noise, level_dbfs=noise.uniform(*ROOM_DBFS))))
@@ -540,12 +539,14 @@ def splice_attacks(n: int, rng: random.Random, noise: np.random.Generator) -> di
         name, org = JOINED_SUBJECT
         butt, gaps, heard = [], [], []
         for _ in range(n):
-            code, phrase = _code(rng), _phrase(rng)
-            attack = spliced_consent(folder, (_phrase(rng), _code(rng)), phrase, code, noise)
+            code, phrase = _code(rng), new_phrase(rng.choice)
+            attack = spliced_consent(
+                folder, (new_phrase(rng.choice), _code(rng)), phrase, code, noise
+            )
             butt.append(_refused(attack))
             check = check_consent_speech(attack, name=name, org=org, code=code, phrase=phrase)
             heard.append(bool(check))
-            earlier = (_phrase(rng), _code(rng))
+            earlier = (new_phrase(rng.choice), _code(rng))
             gapped = spliced_consent(folder, earlier, phrase, code, noise, gap_s=SPLICE_GAP_S)
             gaps.append(_refused(gapped))
         out[f"festival {voice}"] = {

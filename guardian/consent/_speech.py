@@ -155,11 +155,16 @@ def new_code() -> tuple[str, ...]:
     return tuple(secrets.choice(CODE_WORDS) for _ in range(CODE_LENGTH))
 
 
-def new_phrase() -> tuple[str, ...]:
-    """A fresh phrase, adjective then noun ``PHRASE_PAIRS`` times, drawn with ``secrets``."""
+def new_phrase(
+    choice: Callable[[Sequence[str]], str] = secrets.choice,
+) -> tuple[str, ...]:
+    """A fresh phrase, adjective then noun ``PHRASE_PAIRS`` times, drawn with ``secrets``.
+
+    Tests and benchmarks pass a seeded generator's ``choice`` to draw repeatable ones.
+    """
     words: list[str] = []
     for _ in range(PHRASE_PAIRS):
-        words += [secrets.choice(PHRASE_ADJECTIVES), secrets.choice(PHRASE_NOUNS)]
+        words += [choice(PHRASE_ADJECTIVES), choice(PHRASE_NOUNS)]
     return tuple(words)
 
 

@@ -25,8 +25,7 @@ from guardian.audio import Audio, read_audio
 from guardian.consent import (
     CODE_LENGTH,
     CODE_WORDS,
-    PHRASE_ADJECTIVES,
-    PHRASE_NOUNS,
+    new_phrase,
     render_statement,
     splice_problem,
 )
@@ -71,7 +70,7 @@ def test_the_shipped_voices_joined_readings_are_never_refused(voice: Path) -> No
     phrase's words gave the recording a background to follow."""
     rng = random.Random(0)
     for _ in range(100):
-        phrase = [rng.choice(w) for _ in range(2) for w in (PHRASE_ADJECTIVES, PHRASE_NOUNS)]
+        phrase = new_phrase(rng.choice)
         code = [rng.choice(CODE_WORDS) for _ in range(CODE_LENGTH)]
         assert splice_problem(spoken_consent(voice, phrase, code)) is None, (phrase, code)
 
