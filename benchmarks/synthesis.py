@@ -104,7 +104,7 @@ def main() -> None:
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory(prefix="guardian-bench-") as tmp:
         work = Path(tmp)
-        g = open_guardian(Settings(home=work / "home"))
+        g = open_guardian(Settings(home=work / "home", allow_synthetic_consent=True))
         runs = [_measure(g, work, i, args.repeats) for i in range(args.voices)]
     result = {
         "runs": runs,

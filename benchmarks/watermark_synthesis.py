@@ -126,7 +126,7 @@ def main() -> None:
     rng = random.Random(SEED)
     with tempfile.TemporaryDirectory(prefix="guardian-wmsyn-") as tmp:
         work = Path(tmp)
-        g = open_guardian(Settings(home=work / "home"))
+        g = open_guardian(Settings(home=work / "home", allow_synthetic_consent=True))
         voices = []
         for i in range(args.voices):
             voices.append(voice_clips(g, work, i, args.sentences, rng))

@@ -248,6 +248,12 @@ def enroll(
         f"speaker score {result.speaker.consent_score:.2f} (threshold {result.speaker.threshold})",
         err=True,
     )
+    if result.synthetic_allowed:
+        typer.echo(
+            f"  warning: the reading sounds like a speech synthesiser (score "
+            f"{result.synthetic.score:.2f}); enrolled only because allow_synthetic_consent is on",
+            err=True,
+        )
     typer.echo(
         f"  give the subject their withdrawal token (shown only now): {result.withdraw_token}",
         err=True,

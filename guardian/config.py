@@ -49,6 +49,11 @@ class Settings(BaseModel):
     """Watermark model: unset for the shipped model, a model card path, or an official
     AudioSeal card name (see ``guardian.watermark.load_model``)."""
 
+    allow_synthetic_consent: bool = False
+    """Enroll a consent reading that sounds like a speech synthesiser. For demos and
+    tests, whose subjects are synthetic voices; never in production. The signed record
+    and ``/readyz`` say when it is on."""
+
     organization: str = "Guardian"
     """Organisation name written into certificates and manifests."""
 

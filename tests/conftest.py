@@ -61,8 +61,13 @@ def tiny_watermark_card(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _isolated_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_watermark_card: Path
 ) -> Iterator[None]:
-    """No test may touch the real ~/.guardian or inherit a master key."""
+    """No test may touch the real ~/.guardian or inherit a master key.
+
+    Every consent subject of the tests is a synthetic voice (festival's slt and kal), so
+    the deployment setting that lets synthetic consent through is on; the tests of the
+    synthetic-speech check turn it off."""
     monkeypatch.setenv("GUARDIAN_WATERMARK_MODEL", str(tiny_watermark_card))
+    monkeypatch.setenv("GUARDIAN_ALLOW_SYNTHETIC_CONSENT", "true")
     monkeypatch.setenv("GUARDIAN_HOME", str(tmp_path / "env-home"))
     monkeypatch.delenv("GUARDIAN_MASTER_KEY", raising=False)
     monkeypatch.delenv("GUARDIAN_DATABASE_URL", raising=False)

@@ -46,6 +46,7 @@ from guardian.consent import (
     RECORD_TYPE,
     SignedRecord,
     SpeakerCheck,
+    SyntheticCheck,
     public_key_b64,
     sign_as_service,
     sign_as_subject,
@@ -105,6 +106,9 @@ class EnrollResult:
     max_epsilon: float
     speaker: SpeakerCheck
     statement_score: float
+    synthetic: SyntheticCheck
+    synthetic_allowed: bool
+    """The reading sounded synthetic and ``allow_synthetic_consent`` let it through."""
     speech_s: float
     subject_signed: bool
     withdraw_token: str = field(repr=False)
@@ -125,6 +129,7 @@ class EnrollResult:
                 "sample_scores": [round(x, 4) for x in self.speaker.sample_scores],
             },
             "statement_score": round(self.statement_score, 4),
+            "synthetic_speech": _synthetic_evidence(self.synthetic, self.synthetic_allowed),
             "speech_s": round(self.speech_s, 1),
             "subject_signed": self.subject_signed,
             "withdraw_token": self.withdraw_token,
@@ -297,7 +302,7 @@ def _record_body(
     subject_public: str | None,
     now: dt.datetime,
 ) -> dict[str, Any]:
-    speaker, speech = found.passed()
+    speaker, speech, synthetic = found.passed()
     return {
         "type": RECORD_TYPE,
         **ids,
@@ -326,6 +331,7 @@ def _record_body(
                 "recogniser": "pocketsphinx-en-us",
                 "statement_score": speech.statement_score,
             },
+            "synthetic_speech": _synthetic_evidence(synthetic, found.synthetic_allowed),
             "quality": [
                 {"snr_db": round(i.quality.snr_db, 1), "speech_s": round(i.quality.speech_s, 2)}
                 for i in items
@@ -425,7 +431,7 @@ def _accept(
                 "record_sha256": hashlib.sha256(data).hexdigest(),
             },
         )
-    speaker, speech = found.passed()
+    speaker, speech, synthetic = found.passed()
     speech_s = sum(i.quality.speech_s for i in items[1:] if i.quality is not None)
     return EnrollResult(
         voice_id=voice_id,
@@ -437,10 +443,21 @@ def _accept(
         max_epsilon=req.max_epsilon,
         speaker=speaker,
         statement_score=speech.statement_score,
+        synthetic=synthetic,
+        synthetic_allowed=found.synthetic_allowed,
         speech_s=speech_s,
         subject_signed=record.signature("subject") is not None,
         withdraw_token=token,
     )
+
+
+def _synthetic_evidence(check: SyntheticCheck, allowed: bool) -> dict[str, Any]:
+    return {
+        "model": check.model_id,
+        "score": round(check.score, 4),
+        "threshold": round(check.threshold, 4),
+        "allowed_by_setting": allowed,
+    }
 
 
 def _json_list(values: Sequence[str]) -> str:

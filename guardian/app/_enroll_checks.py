@@ -1,7 +1,8 @@
 """The checks of an enrollment (step 4 of :mod:`guardian.app._enroll`): not a Guardian
 clip, audio quality, one take on one channel with no splice points, the spoken
-statement and code, and one speaker throughout. Each problem is recorded twice: in
-words for the person, and as a fixed class for the permanent audit log."""
+statement and code, one speaker throughout, and a person rather than a synthesiser.
+Each problem is recorded twice: in words for the person, and as a fixed class for the
+permanent audit log."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from guardian.consent import (
     Quality,
     SpeakerCheck,
     SpeechCheck,
+    SyntheticCheck,
     channel_problem,
     check_consent_speech,
     check_same_speaker,
+    check_synthetic,
     embed,
     measure,
     splice_problem,
@@ -47,12 +50,15 @@ class Findings:
     kinds: list[str] = field(default_factory=list)
     speech: SpeechCheck | None = None
     speaker: SpeakerCheck | None = None
+    synthetic: SyntheticCheck | None = None
+    synthetic_allowed: bool = False
+    """The reading sounded synthetic and the deployment's setting let it through."""
 
-    def passed(self) -> tuple[SpeakerCheck, SpeechCheck]:
-        """The two scored checks, once every check has run and passed."""
-        if self.problems or self.speaker is None or self.speech is None:
+    def passed(self) -> tuple[SpeakerCheck, SpeechCheck, SyntheticCheck]:
+        """The three scored checks, once every check has run and passed."""
+        if self.problems or self.speaker is None or self.speech is None or self.synthetic is None:
             raise RuntimeError("enrollment checks incomplete")  # a bug, not bad input
-        return self.speaker, self.speech
+        return self.speaker, self.speech, self.synthetic
 
     def add(self, item: CheckedInput | None, problem: str, *, kind: str) -> None:
         """Record a problem: the person sees ``problem``, the permanent audit log only its
@@ -115,6 +121,12 @@ def inspect_inputs(g: Guardian, items: list[CheckedInput], secret: ChallengeSecr
         found.add(
             None, found.speaker.reason or "the recordings are not of one speaker", kind="speaker"
         )
+    found.synthetic = check_synthetic(consent.audio, embedding_of(consent))
+    if found.synthetic.synthetic:
+        if g.settings.allow_synthetic_consent:
+            found.synthetic_allowed = True
+        else:
+            found.add(consent, found.synthetic.reason, kind="synthetic-speech")
     return found
 
 

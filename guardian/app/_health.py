@@ -35,6 +35,12 @@ class Readiness:
         }
 
 
+SYNTHETIC_CONSENT_WARNING = (
+    "allow_synthetic_consent is on: consent read by a speech synthesiser is enrolled "
+    "(for demos and tests only)"
+)
+
+
 def prepare(g: Guardian) -> None:
     """Create the signing identity if needed and load the watermark detector, so that the
     first request does not pay for either.
@@ -65,6 +71,8 @@ def check_readiness(g: Guardian) -> Readiness:
             model = True
         except GuardianError as e:
             problems.append(f"watermark model not loaded ({type(e).__name__})")
+    if g.settings.allow_synthetic_consent:
+        problems.append(SYNTHETIC_CONSENT_WARNING)
     return Readiness(database, keys, model, problems)
 
 

@@ -71,7 +71,7 @@ def _engine_corpus(
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="guardian-wm-engine-") as tmp:
-        g = open_guardian(Settings(home=Path(tmp) / "home"))
+        g = open_guardian(Settings(home=Path(tmp) / "home", allow_synthetic_consent=True))
         for v in range(voices):
             adapter = trained_demo_adapter(g, Path(tmp), v, purpose="watermark-corpus")
             for _ in range(count * (v + 1) // voices - len(paths)):

@@ -6,7 +6,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,9 @@ def run_demo(*, workdir: Path | None = None, progress: Progress | None = None) -
     say = progress or (lambda _msg: None)
     with _workspace(workdir) as work:
         home = work / "home"
-        g = open_guardian(Settings(home=home, database_url=None, master_key=None))
+        g = open_guardian(
+            Settings(home=home, database_url=None, master_key=None, allow_synthetic_consent=True)
+        )
         report = DemoReport(home=str(home), kept=workdir is not None)
 
         def step(name: str, expected: str, fn: Callable[[], tuple[str, str]]) -> None:
@@ -230,6 +232,19 @@ def trained_demo_adapter(g: Guardian, work: Path, index: int, *, purpose: str) -
     return _adapter(g, SynthesisRequest(voice, "x", work / "x.wav", purpose, DEMO_ORG))[1]
 
 
+def _strict_enroll(g: Guardian, work: Path, samples: list[Path]) -> tuple[str, str]:
+    """The demo subject is a festival voice: a deployment as shipped refuses it."""
+    strict = replace(g, settings=g.settings.model_copy(update={"allow_synthetic_consent": False}))
+    c = create_challenge(strict, name=DEMO_NAME, organization=DEMO_ORG)
+    consent = _write(work / "consent-strict.wav", spoken_consent(DEMO_VOICE, c.phrase, c.code))
+    request = EnrollRequest(c.challenge_id, consent, tuple(samples), ("demo",))
+    try:
+        enroll(strict, request)
+    except ConsentError as e:
+        return "rejected", e.diagnostics()
+    return "enrolled", "a speech synthesiser's reading was enrolled"
+
+
 def _consent_steps(g: Guardian, work: Path, step: Step) -> str | None:
     """Challenge, spoken consent in the demo voice, enrollment, a refused reuse, policy."""
     samples = enrollment_samples(DEMO_VOICE)
@@ -258,13 +273,21 @@ def _consent_steps(g: Guardian, work: Path, step: Step) -> str | None:
         ids["voice"] = r.voice_id
         detail = (
             f"{r.voice_id}; speaker score {r.speaker.consent_score:.2f} "
-            f"(threshold {r.speaker.threshold}); {r.speech_s:.0f} s of speech"
+            f"(threshold {r.speaker.threshold}); {r.speech_s:.0f} s of speech; "
+            f"synthetic-speech score {r.synthetic.score:.2f} (threshold "
+            f"{r.synthetic.threshold:.2f})"
+            + (": a synthesiser, let through by this demo's setting" if r.synthetic_allowed else "")
         )
         return "enrolled", detail
 
     step("issue a consent challenge (statement, phrase and code)", "issued", challenge)
     step(f"enroll: spoken consent + {len(samples)} samples, all checks", "enrolled", do_enroll)
     step("enroll again with the same (used) challenge", "rejected", do_enroll)
+    step(
+        "enroll where synthetic consent is off, as in production",
+        "rejected",
+        lambda: _strict_enroll(g, work, samples),
+    )
     voice = ids.get("voice")
     if voice:
         _policy_step(

@@ -1,5 +1,5 @@
-"""Consent: the spoken statement and its one-time code, speaker verification, audio
-quality gates and signed consent records."""
+"""Consent: the spoken statement and its one-time code, speaker verification, the
+synthetic-speech check, audio quality gates and signed consent records."""
 
 from guardian.consent._quality import (
     MIN_TOTAL_SPEECH_S,
@@ -29,6 +29,7 @@ from guardian.consent._speech import (
     render_statement,
 )
 from guardian.consent._splice import splice_problem
+from guardian.consent._synthetic import SyntheticCheck, check_synthetic
 from guardian.keys._documents import Signature, public_key_b64, sign_as_service, sign_as_subject
 
 __all__ = [
@@ -45,11 +46,13 @@ __all__ = [
     "SignedRecord",
     "SpeakerCheck",
     "SpeechCheck",
+    "SyntheticCheck",
     "canonical",
     "channel_problem",
     "check_consent_speech",
     "check_record",
     "check_same_speaker",
+    "check_synthetic",
     "embed",
     "measure",
     "new_code",

@@ -23,6 +23,7 @@ import numpy as np
 from guardian._thirdparty import quiet_import
 from guardian.audio import Audio, resample
 from guardian.consent._errors import NoSpeechError, SpeakerModelError
+from guardian.errors import ConfigError
 
 if TYPE_CHECKING:
     from resemblyzer import VoiceEncoder
@@ -58,17 +59,21 @@ def _weights_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
 
 
-def _read_pinned(path: Path, sha256: str) -> bytes:
-    """The file's bytes, only when they hash to ``sha256``."""
+def read_pinned(
+    path: Path,
+    sha256: str,
+    *,
+    what: str = "speaker encoder weights",
+    error: type[ConfigError] = SpeakerModelError,
+) -> bytes:
+    """The file's bytes, only when they hash to ``sha256``; else ``error`` naming ``what``."""
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise SpeakerModelError(f"speaker encoder weights unreadable: {path} ({e})") from e
+        raise error(f"{what} unreadable: {path} ({e})") from e
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256:
-        raise SpeakerModelError(
-            f"speaker encoder weights {path} have SHA-256 {digest}, expected {sha256}"
-        )
+        raise error(f"{what} {path}: SHA-256 {digest}, expected {sha256}")
     return data
 
 
@@ -120,7 +125,7 @@ def encoder() -> VoiceEncoder:
     Raises:
         SpeakerModelError: resemblyzer or its weights are missing, altered or unloadable.
     """
-    data = _read_pinned(_weights_path(), WEIGHTS_SHA256)
+    data = read_pinned(_weights_path(), WEIGHTS_SHA256)
     return _build_encoder(_load_state(data))
 
 

@@ -7,8 +7,9 @@ recordings ship with the project, so these tests need no speech synthesiser.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,13 @@ from guardian.app import (
     EnrollResult,
     Guardian,
     LabelRequest,
+    check_readiness,
     cosign_consent,
     create_challenge,
     enroll,
     label_file,
     make_subject_key,
+    open_guardian,
     revoke_consent,
     show_consent,
     verify_audit,
@@ -35,6 +38,7 @@ from guardian.app import (
 from guardian.app._consent_voice import in_room, spliced_consent, spoken_consent
 from guardian.app._enroll import MAX_LOGGED_REFUSALS
 from guardian.audio import Audio, OutputFormat, decode_bytes, encode_bytes, resample
+from guardian.config import Settings
 from guardian.consent import CODE_LENGTH, CODE_WORDS, SignedRecord
 from guardian.errors import (
     ChallengeError,
@@ -483,3 +487,56 @@ def test_a_consent_reading_in_one_noisy_room_is_accepted(
     consent = write_wav(tmp_path / "room.wav", reading)
     result = enroll(g, attempt.request(consent=consent))
     assert result.voice_id.startswith("voice_")
+
+
+# --- synthetic speech (issue 26, finding 8) ---------------------------------------------
+
+
+@pytest.fixture
+def strict(settings: Settings) -> Iterator[Guardian]:
+    """A deployment as shipped: consent read by a synthesiser is not allowed."""
+    guardian = open_guardian(settings.model_copy(update={"allow_synthetic_consent": False}))
+    yield guardian
+    guardian.engine.dispose()
+
+
+@pytest.mark.parametrize("voice", [SLT, KAL], ids=["slt", "kal"])
+def test_a_statement_read_by_a_speech_synthesiser_is_refused(
+    strict: Guardian, tmp_path: Path, voice: Path
+) -> None:
+    """The attack: a speech synthesiser (festival's slt, the demo's subject; or kal)
+    reads this challenge's statement, phrase and code in one clean take, with samples in
+    the same voice. For slt every other check passes and the synthetic-speech check
+    alone refuses it (kal's own samples also vary more than the same-speaker check
+    allows); the permanent log keeps only the check's class."""
+    c = create_challenge(strict, name=NAME, organization=ORG)
+    consent = write_wav(tmp_path / "consent.wav", spoken_consent(voice, c.phrase, c.code))
+    samples = slt_samples() if voice == SLT else tuple(sorted(KAL.glob("sample-*.flac")))
+    error = _rejected(strict, Attempt(c, consent, samples).request())
+    found = dict(zip(error.kinds, error.problems, strict=True))
+    assert "speech synthesiser" in found["synthetic-speech"], error.problems
+    assert voice == KAL or set(found) == {"synthetic-speech"}, error.problems
+    with strict.reading() as s:
+        entry = s.exec(select(AuditEntry).order_by(col(AuditEntry.seq).desc())).first()
+    assert entry is not None
+    assert "consent recording: synthetic-speech" in json.loads(entry.details_json)["problems"]
+
+
+def test_allowing_synthetic_consent_enrolls_it_and_the_signed_record_says_so(
+    g: Guardian, attempt: Attempt
+) -> None:
+    assert g.settings.allow_synthetic_consent  # the tests' setting (tests/conftest.py)
+    result = enroll(g, attempt.request())
+    assert result.synthetic.synthetic and result.synthetic_allowed
+    evidence = show_consent(g, result.voice_id).record.body["evidence"]["synthetic_speech"]
+    assert evidence["allowed_by_setting"] is True
+    assert evidence["score"] >= evidence["threshold"]
+    assert result.to_dict()["synthetic_speech"] == evidence
+    assert any("allow_synthetic_consent" in p for p in check_readiness(g).problems)
+
+
+def test_synthetic_consent_is_refused_unless_a_deployment_allows_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GUARDIAN_ALLOW_SYNTHETIC_CONSENT")
+    assert Settings().allow_synthetic_consent is False

@@ -26,6 +26,7 @@ def run(
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDIAN_")}
     env["GUARDIAN_HOME"] = str(home)
     env["GUARDIAN_WATERMARK_MODEL"] = model or os.environ["GUARDIAN_WATERMARK_MODEL"]
+    env["GUARDIAN_ALLOW_SYNTHETIC_CONSENT"] = "true"  # the consent subjects are festival voices
     return subprocess.run(
         [*GUARDIAN, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
     )

@@ -52,6 +52,7 @@ def test_challenge_enroll_show_verify_explain_revoke(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     voice = json.loads(r.stdout)["voice_id"]
+    assert json.loads(r.stdout)["synthetic_speech"]["allowed_by_setting"] is True
 
     record = tmp_path / "record.json"
     r = run(home, "consent", "show", voice, "-o", str(record), "--json")

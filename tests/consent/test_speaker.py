@@ -218,16 +218,16 @@ def test_tampered_weights_are_refused(tmp_path: Path) -> None:
     weights = tmp_path / "pretrained.pt"
     weights.write_bytes(b"not the pinned weights")
     with pytest.raises(SpeakerModelError, match="SHA-256"):
-        _speaker._read_pinned(weights, _speaker.WEIGHTS_SHA256)
+        _speaker.read_pinned(weights, _speaker.WEIGHTS_SHA256)
 
 
 def test_missing_weights_are_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SpeakerModelError, match="unreadable"):
-        _speaker._read_pinned(tmp_path / "absent.pt", _speaker.WEIGHTS_SHA256)
+        _speaker.read_pinned(tmp_path / "absent.pt", _speaker.WEIGHTS_SHA256)
 
 
 def test_pinned_hash_matches_the_installed_wheel() -> None:
-    data = _speaker._read_pinned(_speaker._weights_path(), _speaker.WEIGHTS_SHA256)
+    data = _speaker.read_pinned(_speaker._weights_path(), _speaker.WEIGHTS_SHA256)
     assert len(data) > 1_000_000
 
 

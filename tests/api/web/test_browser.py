@@ -87,6 +87,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("web")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDIAN_")}
     env.update(GUARDIAN_HOME=str(tmp / "home"), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    env["GUARDIAN_ALLOW_SYNTHETIC_CONSENT"] = "true"  # the voice owner is festival's slt
     port = free_port()
     log = tmp / "server.log"
     with log.open("w") as out:
