@@ -29,6 +29,7 @@ from guardian.app._enroll import (
     EnrollResult,
     enroll,
 )
+from guardian.consent import written_code
 from guardian.errors import NotFoundError, UsageError
 from guardian.store import Challenge, as_utc, utcnow
 from guardian.vault import BlobKind
@@ -84,6 +85,11 @@ class InvitationView:
     code: tuple[str, ...]
     sentences: tuple[str, ...]
     expires_at: dt.datetime
+
+    @property
+    def written_code(self) -> tuple[str, ...]:
+        """The code as the statement shows it, for the page's hint."""
+        return written_code(self.code)
 
 
 def _terms(

@@ -27,6 +27,7 @@ from guardian.consent._speech import (
     new_code,
     new_phrase,
     render_statement,
+    written_code,
 )
 from guardian.consent._splice import splice_problem
 from guardian.consent._synthetic import SyntheticCheck, check_synthetic
@@ -64,4 +65,5 @@ __all__ = [
     "splice_problem",
     "total_speech_problem",
     "verify_record",
+    "written_code",
 ]

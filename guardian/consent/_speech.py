@@ -198,8 +198,12 @@ def render_statement(
     *, name: str, org: str, code: Sequence[str], phrase: Sequence[str] = ()
 ) -> str:
     """The statement the subject reads aloud, with the phrase, ending with the code."""
-    spoken = " ".join(_SPOKEN_FORM.get(w, w) for w in code)
-    return f"{_lead(name=name, org=org, phrase=phrase)} {spoken}."
+    return f"{_lead(name=name, org=org, phrase=phrase)} {' '.join(written_code(code))}."
+
+
+def written_code(code: Sequence[str]) -> tuple[str, ...]:
+    """The code as shown to the person who reads it ("x-ray", not the vocabulary's "xray")."""
+    return tuple(_SPOKEN_FORM.get(w, w) for w in code)
 
 
 @dataclass(frozen=True)

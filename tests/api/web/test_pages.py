@@ -78,7 +78,11 @@ def test_verify_page_errors_are_the_api_errors_in_words(
         assert re.search(r"over the \d+ byte limit", too_large.text)
 
 
-def test_an_invitation_link_opens_the_consent_page(client: TestClient, g: Guardian) -> None:
+def test_an_invitation_link_opens_the_consent_page(
+    client: TestClient, g: Guardian, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = ("alpha", "xray", "golf", "xray", "tango")
+    monkeypatch.setattr("guardian.app._consent.new_code", lambda: code)
     key = make_key(g, "enroll", org="Acme Studio")
     r = client.post(
         "/v1/consent/invitations",
@@ -94,7 +98,9 @@ def test_an_invitation_link_opens_the_consent_page(client: TestClient, g: Guardi
     assert page.headers["cache-control"] == "no-store"
     assert "Acme Studio" in page.text and "Alex Morgan" in page.text
     assert "<li>audiobook</li>" in page.text and "31 January 2099" in page.text
-    assert body["code"] in page.text  # the code words, as the speaker reads them
+    # The code words as the speaker reads them, in the statement and the hint alike.
+    assert body["code"] == " ".join(code) and "xray" not in page.text
+    assert page.text.count("alpha x-ray golf x-ray tango") == 2
     a1, n1, a2, n2 = body["phrase"].split()  # the phrase, in the statement and the hint
     assert page.text.count(f"{a1} {n1} and {a2} {n2}") == 2
     # The secret part is checked, not only the challenge id.
