@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     corpus = bench.ROOT / "benchmarks" / "out" / "synthetic-corpus"
     items = bench.human_items(args.human) + bench.synthetic_items(corpus, args.n, args.seed)
-    saved = np.load(corpus / f"features-{args.seed}-{len(items)}.npz")
+    saved = np.load(corpus / f"features-v3-{args.seed}-{len(items)}.npz")
     clean = saved["channels"] == "clean"
     which, x = saved["which"][clean], saved["x"][clean]
     pitch_file = corpus / f"pitch-{args.seed}-{len(items)}.npy"

@@ -121,7 +121,7 @@ def inspect_inputs(g: Guardian, items: list[CheckedInput], secret: ChallengeSecr
         found.add(
             None, found.speaker.reason or "the recordings are not of one speaker", kind="speaker"
         )
-    found.synthetic = check_synthetic(consent.audio, embedding_of(consent))
+    found.synthetic = check_synthetic(consent.audio)
     if found.synthetic.synthetic:
         if g.settings.allow_synthetic_consent:
             found.synthetic_allowed = True

@@ -4,10 +4,12 @@ A consent recording must be a person reading their statement. Festival, espeak-n
 Piper and Guardian's own cloning engine can all read any statement with any code, so
 the check looks at who, or what, is speaking:
 
-- the speaker embedding (the 256 numbers the same-speaker check computes anyway):
-  a synthesiser's voices sit in their own corners of the speaker space;
+- the speaker embedding, of the recording brought to one level (the encoder's output
+  moves with loudness): a synthesiser's voices sit in their own corners of the
+  speaker space;
 - 80 statistics of linear-frequency cepstra (LFCC) over the loudest 70 % of frames:
-  their mean and spread, and how fast they move. Vocoders and concatenated diphones
+  their mean and spread, and how fast they move. The level is left out (the mean of
+  c0 is zero): a gain shifts c0 alone. Vocoders and concatenated diphones
   move differently from a vocal tract, and the linear bands keep the high frequencies
   where their artefacts are.
 
@@ -20,7 +22,8 @@ scores, so about 1 % of genuine readings are flagged by design.
 It knows the synthesisers it was trained on. A synthesiser it has never heard can pass
 (the benchmark measures this by leaving each one out); ``docs/consent.md`` says so.
 
-Everything happens in memory: the features are personal data and are never stored.
+The features are personal data and stay in memory; only the score and the threshold go
+into the signed consent record.
 """
 
 from __future__ import annotations
@@ -34,12 +37,11 @@ from typing import Any
 import numpy as np
 
 from guardian.audio import Audio, resample
-from guardian.consent._errors import NoSpeechError
-from guardian.consent._speaker import read_pinned
-from guardian.errors import ConfigError
+from guardian.consent._errors import NoSpeechError, SyntheticModelError
+from guardian.consent._speaker import EMBEDDING_DIM, embed, read_pinned
 
 MODEL_PATH = Path(__file__).with_name("assets") / "synthetic_speech.json"
-MODEL_SHA256 = "892059df2e5a07cb0de1e69f45a33ba54c10b47426e28e21f0d4e44a129c1db1"
+MODEL_SHA256 = "aae9d754695b36b29986b406c030a4243d6eb47c359c543d9777eaefe81a2c94"
 """SHA-256 of the shipped model file; the file is refused when it differs."""
 
 RATE = 16_000
@@ -48,12 +50,10 @@ _BANDS, _CEPSTRA = 40, 20
 _QUIET_SHARE = 0.30
 """The quietest 30 % of frames (pauses, breath) are left out of the statistics."""
 
-EMBEDDING_DIM = 256
+REFERENCE_DBFS = -30.0
+"""The level the speaker encoder normalises to (Resemblyzer's ``preprocess_wav``)."""
+
 FEATURE_DIM = EMBEDDING_DIM + 4 * _CEPSTRA
-
-
-class SyntheticModelError(ConfigError):
-    """The synthetic-speech model file is missing, altered or malformed."""
 
 
 # --- features ------------------------------------------------------------------------
@@ -101,15 +101,30 @@ def cepstral_statistics(audio: Audio) -> np.ndarray:
     logs = logs[energy >= np.quantile(energy, _QUIET_SHARE)]
     ceps = logs @ _dct().T
     delta = np.diff(ceps, axis=0)
-    return np.concatenate([ceps.mean(0), ceps.std(0), delta.std(0), np.abs(delta).mean(0)])
+    mean = ceps.mean(0)
+    mean[0] = 0.0  # the recording's level: a gain adds a constant to c0 alone
+    return np.concatenate([mean, ceps.std(0), delta.std(0), np.abs(delta).mean(0)])
 
 
-def features(audio: Audio, embedding: np.ndarray) -> np.ndarray:
-    """The model's input: the speaker embedding, then the cepstral statistics."""
-    emb = np.asarray(embedding, dtype=np.float64).reshape(-1)
-    if emb.shape != (EMBEDDING_DIM,):
-        raise ValueError(f"expected a {EMBEDDING_DIM}-d speaker embedding, got {emb.shape}")
-    return np.concatenate([emb, cepstral_statistics(audio)])
+def at_reference_level(audio: Audio) -> Audio:
+    """``audio`` scaled to an RMS of ``REFERENCE_DBFS`` over the whole recording.
+
+    The speaker encoder raises quiet recordings to that level but leaves loud ones as
+    they are, and its embedding moves with the level; at this level every recording
+    reaches it the same, however loud it was made.
+    """
+    rms = float(np.sqrt(np.mean(np.square(audio.samples, dtype=np.float64))))
+    if rms == 0.0:
+        raise NoSpeechError("the recording is silent")
+    gain = 10 ** (REFERENCE_DBFS / 20) / rms
+    return Audio((audio.samples * gain).astype(np.float32), audio.sample_rate)
+
+
+def features(audio: Audio) -> np.ndarray:
+    """The model's input, both parts from the recording at the reference level: the
+    speaker embedding, then the cepstral statistics (336 numbers)."""
+    levelled = at_reference_level(audio)
+    return np.concatenate([embed(levelled), cepstral_statistics(levelled)])
 
 
 # --- the model -----------------------------------------------------------------------
@@ -233,7 +248,7 @@ class SyntheticCheck:
         )
 
 
-def check_synthetic(audio: Audio, embedding: np.ndarray) -> SyntheticCheck:
-    """Score ``audio`` (with its speaker embedding from :func:`embed`)."""
+def check_synthetic(audio: Audio) -> SyntheticCheck:
+    """Score ``audio``."""
     model = synthetic_model()
-    return SyntheticCheck(model.score(features(audio, embedding)), model.threshold, model.model_id)
+    return SyntheticCheck(model.score(features(audio)), model.threshold, model.model_id)

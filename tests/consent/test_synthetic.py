@@ -20,13 +20,13 @@ import soundfile as sf
 from guardian.app._consent_voice import spoken_consent
 from guardian.audio import Audio, decode_bytes, encode_bytes, read_audio
 from guardian.consent import _synthetic, check_synthetic, embed, new_phrase, render_statement
-from guardian.consent._errors import NoSpeechError
+from guardian.consent._errors import NoSpeechError, SyntheticModelError
 from guardian.consent._synthetic import (
     FEATURE_DIM,
     MODEL_PATH,
     MODEL_SHA256,
-    SyntheticModelError,
     cepstral_statistics,
+    features,
     fit,
     parse_model,
     synthetic_model,
@@ -38,16 +38,22 @@ CODE = ("hotel", "kilo", "alpha", "tango", "xray")
 
 
 def _score(audio: Audio) -> tuple[bool, float]:
-    check = check_synthetic(audio, embed(audio))
+    check = check_synthetic(audio)
     return check.synthetic, check.score
+
+
+def _at_peak(audio: Audio, dbfs: float) -> Audio:
+    samples = audio.samples / np.abs(audio.samples).max() * 10 ** (dbfs / 20)
+    return Audio(samples.astype(np.float32), audio.sample_rate)
 
 
 @pytest.mark.parametrize("path", HUMAN, ids=[p.stem for p in HUMAN])
 def test_people_reading_aloud_are_not_flagged(path: Path) -> None:
-    """Three LibriSpeech speakers the model never trained on, as recorded and after MP3
-    at 64 kbps (what a browser or phone upload might do to them)."""
+    """Three LibriSpeech speakers the model never trained on: recorded quietly or near
+    full scale, and after MP3 at 64 kbps (what a browser or phone upload might do)."""
     audio = read_audio(path)
-    assert not _score(audio)[0], _score(audio)
+    for heard in (_at_peak(audio, -30.0), _at_peak(audio, -0.5)):
+        assert not _score(heard)[0], _score(heard)
     mp3 = decode_bytes(encode_bytes(audio, "mp3", bitrate_kbps=64), name="mp3")
     assert not _score(mp3)[0], _score(mp3)
 
@@ -55,8 +61,8 @@ def test_people_reading_aloud_are_not_flagged(path: Path) -> None:
 @pytest.mark.parametrize("voice", [SLT, KAL], ids=["slt", "kal"])
 def test_the_shipped_synthetic_voices_readings_are_flagged(voice: Path) -> None:
     rng = random.Random(1)
-    for _ in range(3):
-        reading = spoken_consent(voice, new_phrase(rng.choice), CODE)
+    for level in (-30.0, -12.0, -0.5):
+        reading = _at_peak(spoken_consent(voice, new_phrase(rng.choice), CODE), level)
         assert _score(reading)[0], _score(reading)
 
 
@@ -143,3 +149,15 @@ def test_the_fit_separates_what_it_can_and_round_trips() -> None:
     assert right > 0.95
     again = parse_model(model.to_json())
     assert again.score(x[0]) == pytest.approx(model.score(x[0]))
+
+
+def test_the_features_do_not_see_the_level() -> None:
+    """A loud reader and a quiet one give the same numbers: both parts are computed at
+    one reference level (the speaker encoder raises quiet recordings but leaves loud ones,
+    and its embedding moved with the level), and c0's mean is left out."""
+    reading = spoken_consent(SLT, ("quiet", "lantern", "golden", "river"), CODE)
+    quiet, loud = _at_peak(reading, -30.0), _at_peak(reading, -0.5)
+    np.testing.assert_allclose(features(quiet), features(loud), rtol=1e-4, atol=1e-4)
+    assert not np.allclose(embed(quiet), embed(loud), rtol=1e-4, atol=1e-4)
+    gain = cepstral_statistics(_at_peak(reading, -6.0)) - cepstral_statistics(reading)
+    assert np.max(np.abs(gain)) < 1e-3
