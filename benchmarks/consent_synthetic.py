@@ -119,10 +119,9 @@ def human_items(root: Path) -> list[Item]:
 def _text(rng: random.Random) -> str:
     if rng.random() < 0.5:
         code = tuple(rng.choice(CODE_WORDS) for _ in range(CODE_LENGTH))
-        statement = render_statement(
+        return render_statement(
             name=rng.choice(NAMES), org=rng.choice(ORGS), code=code, phrase=new_phrase(rng.choice)
         )
-        return statement.replace("xray", "x-ray")
     return sentence(rng, rng.randint(2, 4))
 
 
