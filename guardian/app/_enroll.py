@@ -107,12 +107,15 @@ class EnrollResult:
     speaker: SpeakerCheck
     statement_score: float
     synthetic: SyntheticCheck
-    synthetic_allowed: bool
-    """The reading sounded synthetic and ``allow_synthetic_consent`` let it through."""
     speech_s: float
     subject_signed: bool
     withdraw_token: str = field(repr=False)
     """The subject's self-service withdrawal token; shown once, never stored."""
+
+    @property
+    def synthetic_allowed(self) -> bool:
+        """The reading sounded synthetic: only ``allow_synthetic_consent`` let it through."""
+        return self.synthetic.synthetic
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,7 +132,7 @@ class EnrollResult:
                 "sample_scores": [round(x, 4) for x in self.speaker.sample_scores],
             },
             "statement_score": round(self.statement_score, 4),
-            "synthetic_speech": _synthetic_evidence(self.synthetic, self.synthetic_allowed),
+            "synthetic_speech": _synthetic_evidence(self.synthetic),
             "speech_s": round(self.speech_s, 1),
             "subject_signed": self.subject_signed,
             "withdraw_token": self.withdraw_token,
@@ -331,7 +334,7 @@ def _record_body(
                 "recogniser": "pocketsphinx-en-us",
                 "statement_score": speech.statement_score,
             },
-            "synthetic_speech": _synthetic_evidence(synthetic, found.synthetic_allowed),
+            "synthetic_speech": _synthetic_evidence(synthetic),
             "quality": [
                 {"snr_db": round(i.quality.snr_db, 1), "speech_s": round(i.quality.speech_s, 2)}
                 for i in items
@@ -444,19 +447,20 @@ def _accept(
         speaker=speaker,
         statement_score=speech.statement_score,
         synthetic=synthetic,
-        synthetic_allowed=found.synthetic_allowed,
         speech_s=speech_s,
         subject_signed=record.signature("subject") is not None,
         withdraw_token=token,
     )
 
 
-def _synthetic_evidence(check: SyntheticCheck, allowed: bool) -> dict[str, Any]:
+def _synthetic_evidence(check: SyntheticCheck) -> dict[str, Any]:
+    """The check's outcome for an accepted enrollment: a reading that sounded synthetic
+    was accepted only because ``allow_synthetic_consent`` let it through."""
     return {
         "model": check.model_id,
         "score": round(check.score, 4),
         "threshold": round(check.threshold, 4),
-        "allowed_by_setting": allowed,
+        "allowed_by_setting": check.synthetic,
     }
 
 

@@ -51,8 +51,6 @@ class Findings:
     speech: SpeechCheck | None = None
     speaker: SpeakerCheck | None = None
     synthetic: SyntheticCheck | None = None
-    synthetic_allowed: bool = False
-    """The reading sounded synthetic and the deployment's setting let it through."""
 
     def passed(self) -> tuple[SpeakerCheck, SpeechCheck, SyntheticCheck]:
         """The three scored checks, once every check has run and passed."""
@@ -122,11 +120,8 @@ def inspect_inputs(g: Guardian, items: list[CheckedInput], secret: ChallengeSecr
             None, found.speaker.reason or "the recordings are not of one speaker", kind="speaker"
         )
     found.synthetic = check_synthetic(consent.audio)
-    if found.synthetic.synthetic:
-        if g.settings.allow_synthetic_consent:
-            found.synthetic_allowed = True
-        else:
-            found.add(consent, found.synthetic.reason, kind="synthetic-speech")
+    if found.synthetic.synthetic and not g.settings.allow_synthetic_consent:
+        found.add(consent, found.synthetic.reason, kind="synthetic-speech")
     return found
 
 
